@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Benchmark waitress configurations for a Flask + SQLite app under many clients.
+
+Self-contained: creates a throw-away SQLite database (WAL mode, ~2000 rows of
+text) in a temporary directory, starts one waitress server per configuration
+in a subprocess bound to 127.0.0.1 on an OS-chosen port, drives it with
+``wrk`` (Debian package ``wrk``) at several concurrency levels, and prints one
+side-by-side table.  All traffic goes to 127.0.0.1 only; every wait and every
+load run is bounded in time.
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/server.py                  # full run, ~4-5 minutes
+    .venv/bin/python bench/server.py --duration 3 --configs A,C --clients 1,50
+    .venv/bin/python bench/server.py --list           # show the configurations
+
+Columns:
+  req/s     completed requests per second as reported by wrk
+  p50, p99  wrk latency percentiles (ms); requests slower than --timeout are
+            not in wrk's histogram, they are counted under ``timeouts``
+  errors    wrk socket errors (connect/read/write) + non-2xx/3xx responses
+  timeouts  wrk's timeout counter: every 2 s it counts each connection whose
+            request has been outstanding longer than --timeout, so a
+            connection that is never served adds several
+  srvCPU    CPU used by the server process during the run (100% = one core)
+  loops/req waitress main-loop (select) iterations per completed request;
+            large values mean the main loop spins instead of sleeping
+
+The server subprocess is this same file run with ``--serve``.
+"""
+
+import argparse
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.1"  # never change: load must stay on this machine
+
+# name -> (description, waitress.serve kwargs, sys.setswitchinterval value or None)
+CONFIGS = {
+    "A": ("waitress defaults (threads=4, connection_limit=100)", {}, None),
+    "B": ("threads=8, connection_limit=1000", {"threads": 8, "connection_limit": 1000}, None),
+    "C": ("B + switchinterval 5e-5", {"threads": 8, "connection_limit": 1000}, 5e-5),
+    "D1": ("B + switchinterval 1e-4", {"threads": 8, "connection_limit": 1000}, 1e-4),
+    "D2": ("threads=4, connection_limit=1000", {"threads": 4, "connection_limit": 1000}, None),
+    "D3": ("threads=4, connection_limit=1000, switchinterval 5e-5",
+           {"threads": 4, "connection_limit": 1000}, 5e-5),
+    "D4": ("threads=16, connection_limit=1000, switchinterval 5e-5",
+           {"threads": 16, "connection_limit": 1000}, 5e-5),
+    "D5": ("threads=2, connection_limit=1000, switchinterval 5e-5",
+           {"threads": 2, "connection_limit": 1000}, 5e-5),
+}
+DEFAULT_CONFIGS = "A,B,C,D1,D2,D3,D4,D5"
+
+N_ROWS = 2000
+ROWS_PER_PAGE = 50
+
+# ---------------------------------------------------------------------------
+# database + app (used by the server subprocess)
+# ---------------------------------------------------------------------------
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo "
+         "lima mike november oscar papa quebec romeo sierra tango uniform "
+         "victor whiskey xray yankee zulu").split()
+
+
+def create_db(path, n_rows=N_ROWS):
+    rnd = random.Random(1234)
+    con = sqlite3.connect(path)
+    mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    assert mode.lower() == "wal", mode
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL,"
+                " body TEXT NOT NULL)")
+    con.executemany(
+        "INSERT INTO items (id, title, body) VALUES (?, ?, ?)",
+        ((i, " ".join(rnd.choices(WORDS, k=3)).title(),
+          " ".join(rnd.choices(WORDS, k=rnd.randint(12, 30))))
+         for i in range(1, n_rows + 1)))
+    con.commit()
+    con.close()
+
+
+PAGE = """<!doctype html>
+<html><head><title>Items {{ first }}-{{ last }}</title></head>
+<body><h1>Items {{ first }} to {{ last }}</h1>
+<table>
+{% for row in rows %}<tr><td>{{ row[0] }}</td><td>{{ row[1] }}</td><td>{{ row[2] | truncate(60) }}</td></tr>
+{% endfor %}</table></body></html>
+"""
+
+
+def make_app(db_path):
+    import itertools
+
+    from flask import Flask, jsonify
+
+    app = Flask(__name__)
+    # Compile once, like render_template() does with its template cache
+    # (render_template_string would recompile the template on every request).
+    page = app.jinja_env.from_string(PAGE)
+    local = threading.local()
+    served = itertools.count()
+
+    def db():
+        con = getattr(local, "con", None)
+        if con is None:
+            con = local.con = sqlite3.connect(db_path)
+        return con
+
+    @app.route("/")
+    def index():
+        next(served)
+        start = random.randint(1, N_ROWS - ROWS_PER_PAGE + 1)
+        # fetchall() steps the statement once per row; the sqlite3 module
+        # releases the GIL around every step.
+        rows = db().execute(
+            "SELECT id, title, body FROM items WHERE id >= ? ORDER BY id LIMIT ?",
+            (start, ROWS_PER_PAGE)).fetchall()
+        return page.render(rows=rows, first=rows[0][0], last=rows[-1][0])
+
+    @app.route("/_stats")
+    def stats():
+        # itertools.count has no read method; copy it via repr
+        n = int(repr(served)[6:-1])
+        return jsonify(loops=LOOP_COUNT[0], served=n)
+
+    return app
+
+
+LOOP_COUNT = [0]
+
+
+def count_main_loop_iterations():
+    """Wrap waitress' select/poll step so /_stats can report loop iterations."""
+    from waitress import wasyncore
+
+    for name in ("poll", "poll2"):
+        orig = getattr(wasyncore, name)
+
+        def wrapped(*a, _orig=orig, **kw):
+            LOOP_COUNT[0] += 1
+            return _orig(*a, **kw)
+
+        setattr(wasyncore, name, wrapped)
+
+
+def serve_main(spec):
+    """Subprocess entry: spec = JSON {db, kwargs, switchinterval}."""
+    spec = json.loads(spec)
+    if spec["switchinterval"] is not None:
+        sys.setswitchinterval(spec["switchinterval"])
+    import logging
+
+    import waitress
+
+    logging.basicConfig(level=logging.WARNING)
+    count_main_loop_iterations()
+    app = make_app(spec["db"])
+    # create_server + run is exactly what waitress.serve() does, but lets us
+    # report the OS-chosen port.
+    server = waitress.create_server(app, host=HOST, port=0, **spec["kwargs"])
+    print("PORT %d" % int(server.effective_port), flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+    server.run()
+
+
+# ---------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------
+
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %.0f, "duration_us": %.0f, "p50_us": %.0f, "p90_us": %.0f, ' ..
+    '"p99_us": %.0f, "max_us": %.0f, "connect": %.0f, "read": %.0f, "write": %.0f, ' ..
+    '"status": %.0f, "timeout": %.0f}\n',
+    summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def http_get(port, path, timeout=2.0):
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                   % (path, HOST)).encode())
+        chunks, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(db, kwargs, switchinterval, logf, startup_timeout=20.0):
+    spec = json.dumps({"db": db, "kwargs": kwargs, "switchinterval": switchinterval})
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", spec],
+                            stdout=subprocess.PIPE, stderr=logf, text=True)
+    deadline = time.monotonic() + startup_timeout
+    port = None
+    while port is None and time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if r:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("PORT "):
+                port = int(line.split()[1])
+        if proc.poll() is not None:
+            break
+    if port is None:
+        stop_server(proc)
+        raise RuntimeError("server did not report its port (see log)")
+    while time.monotonic() < deadline:
+        try:
+            status, body = http_get(port, "/")
+            if status == 200 and b"<table>" in body:
+                return proc, port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    stop_server(proc)
+    raise RuntimeError("server on port %d did not answer in time" % port)
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def run_wrk(wrk, lua, port, clients, duration, timeout_s):
+    threads = min(2, clients)  # wrk needs connections >= threads
+    cmd = [wrk, "-t%d" % threads, "-c%d" % clients, "-d%ds" % duration,
+           "--timeout", "%ds" % timeout_s, "--latency", "-s", lua,
+           "http://%s:%d/" % (HOST, port)]
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         timeout=duration + timeout_s + 30).stdout
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[8:])
+    raise RuntimeError("could not parse wrk output:\n" + out)
+
+
+def server_stats(port):
+    try:
+        status, body = http_get(port, "/_stats", timeout=5.0)
+        return json.loads(body) if status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def fmt_ms(us):
+    return "%.1f" % (us / 1000.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS,
+                    help="comma list of config names (default %(default)s)")
+    ap.add_argument("--clients", default="1,50,200", help="comma list of connection counts")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per config")
+    ap.add_argument("--timeout", type=int, default=5, help="wrk per-request timeout (s)")
+    ap.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    ap.add_argument("--json", help="also write raw results to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
+    ap.add_argument("--list", action="store_true", help="list configurations and exit")
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.serve:
+        serve_main(args.serve)
+        return
+    if args.list:
+        for name, (desc, kw, si) in CONFIGS.items():
+            print("%-3s %-55s serve(**%r) switchinterval=%s" % (name, desc, kw, si))
+        return
+
+    wrk = shutil.which("wrk")
+    if not wrk:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    for n in names:
+        if n not in CONFIGS:
+            sys.exit("unknown config %r (have %s)" % (n, ", ".join(CONFIGS)))
+    levels = [int(c) for c in args.clients.split(",")]
+
+    import waitress  # noqa: F401  (fail early if the venv is wrong)
+    from importlib.metadata import version
+
+    tmp = tempfile.mkdtemp(prefix="waitress-bench-")
+    db = os.path.join(tmp, "bench.sqlite3")
+    create_db(db)
+    print("python %s, waitress %s, sqlite %s, nproc %d, db %s"
+          % (sys.version.split()[0], version("waitress"), sqlite3.sqlite_version,
+             os.cpu_count(), db), flush=True)
+    lua = os.path.join(tmp, "report.lua")
+    with open(lua, "w") as f:
+        f.write(WRK_LUA)
+
+    results = []
+    t_start = time.monotonic()
+    try:
+        for name in names:
+            desc, kwargs, si = CONFIGS[name]
+            logpath = os.path.join(tmp, "server-%s.log" % name)
+            with open(logpath, "w") as logf:
+                proc, port = start_server(db, kwargs, si, logf)
+                try:
+                    if args.warmup > 0:
+                        run_wrk(wrk, lua, port, 8, args.warmup, args.timeout)
+                    for clients in levels:
+                        time.sleep(args.pause)
+                        s0, c0 = server_stats(port), cpu_seconds(proc.pid)
+                        t0 = time.monotonic()
+                        r = run_wrk(wrk, lua, port, clients, args.duration, args.timeout)
+                        wall = time.monotonic() - t0
+                        c1, s1 = cpu_seconds(proc.pid), server_stats(port)
+                        r.update(config=name, desc=desc, kwargs=kwargs, switchinterval=si,
+                                 clients=clients, cpu_pct=100.0 * (c1 - c0) / wall)
+                        if s0 and s1 and s1["served"] > s0["served"]:
+                            r["loops_per_req"] = ((s1["loops"] - s0["loops"])
+                                                  / (s1["served"] - s0["served"]))
+                        results.append(r)
+                        print("  %-3s c=%-4d %8.1f req/s  p50 %s ms  p99 %s ms  "
+                              "err %d  timeouts %d  cpu %.0f%%  loops/req %s"
+                              % (name, clients, r["requests"] / (r["duration_us"] / 1e6),
+                                 fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
+                                 r["connect"] + r["read"] + r["write"] + r["status"],
+                                 r["timeout"], r["cpu_pct"],
+                                 "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"),
+                              flush=True)
+                finally:
+                    stop_server(proc)
+    finally:
+        if args.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print("config  threads conn_limit switchint clients    req/s   p50 ms   p99 ms"
+          "  errors timeouts srvCPU loops/req")
+    for r in results:
+        kw = r["kwargs"]
+        print("%-7s %7d %10d %9s %7d %8.1f %8s %8s %7d %8d %5.0f%% %9s" % (
+            r["config"], kw.get("threads", 4), kw.get("connection_limit", 100),
+            "%g" % r["switchinterval"] if r["switchinterval"] else "5e-3(def)",
+            r["clients"], r["requests"] / (r["duration_us"] / 1e6),
+            fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
+            r["connect"] + r["read"] + r["write"] + r["status"], r["timeout"],
+            r["cpu_pct"], "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"))
+    print("\ntotal %.0f s; wrk -t2 (-t1 at 1 client) --timeout %ds -d%ds, loopback only"
+          % (time.monotonic() - t_start, args.timeout, args.duration))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m piu_app` starts PIU like the `piu` command."""
+
+from piu_app.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Every setting of PIU, declared once with its default and help text.
+
+Settings are read in this order, the later winning: the defaults below, `config.toml` in the
+data directory, `PIU_<NAME>` environment variables, then the mapping given to `create_app`
+(tests). `docs/settings.md` is checked against this list by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", None,
+            "SQLAlchemy URL of the database. Empty: a SQLite file `piu.sqlite3` in the data directory. "
+            "A network hub can use `postgresql+psycopg://user:pass@host/db`."),
+    Setting("MAX_UPLOAD_MB", 20, "Largest attachment accepted, in megabytes."),
+    Setting("PAGE_SIZE", 25, "Rows per page on list pages."),
+    Setting("DEFAULT_LOCALE", "fr", "Language of the interface when the user has not chosen one (fr or en)."),
+    Setting("LOGIN_MAX_FAILURES", 5,
+            "Failed logins allowed for one account before each new try must wait."),
+    Setting("LOGIN_LOCK_SECONDS", 30,
+            "Wait imposed after too many failed logins; doubles at each further failure (capped at 1 hour)."),
+    Setting("HOST", "127.0.0.1", "Address the officer's interface listens on. Keep 127.0.0.1: it is not meant for the LAN."),
+    Setting("PORT", 5080, "Port of the officer's interface (0 picks a free port)."),
+    Setting("SERVER_THREADS", 8, "Worker threads of the waitress server (see bench/RESULTS.md)."),
+    Setting("SERVER_CONNECTION_LIMIT", 1000,
+            "Concurrent connections waitress accepts; keep above the number of phones in a workshop."),
+    Setting("SERVER_SWITCH_INTERVAL", 5e-5,
+            "Python thread switch interval set before serving, in seconds; a short interval keeps waitress "
+            "workers fed under many clients (see bench/RESULTS.md). 0 leaves Python's default."),
+    Setting("BACKUP_KEEP", 10, "Automatic backups kept in the data directory before the oldest are removed."),
+    Setting("SECRET_KEY", None,
+            "Signs sessions and CSRF tokens. Leave empty: a random key is generated once per install "
+            "into `secret_key` in the data directory."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, raw: str) -> Any:
+    """Turn an environment string into the type of the setting's default."""
+    if isinstance(setting.default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on", "oui"}
+    if isinstance(setting.default, int):
+        return int(raw)
+    if isinstance(setting.default, float):
+        return float(raw)
+    return raw or None
+
+
+def load_settings(data_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the effective settings: defaults, then config.toml, environment, overrides."""
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    config_file = data_dir / "config.toml"
+    if config_file.is_file():
+        with config_file.open("rb") as fh:
+            for key, value in tomllib.load(fh).items():
+                if key.upper() in _BY_NAME:
+                    values[key.upper()] = value
+    for setting in SETTINGS:
+        raw = os.environ.get(f"PIU_{setting.name}")
+        if raw is not None:
+            values[setting.name] = _coerce(setting, raw)
+    for key, value in (overrides or {}).items():
+        values[key] = value
+    return values

@@ -1,0 +1,224 @@
+"""The one module that knows which database engine runs underneath.
+
+SQLite (the laptop) and PostgreSQL (a network hub) differ in three places, all kept here:
+
+* connection set-up: on SQLite WAL, `synchronous=NORMAL`, foreign keys, a busy timeout, and write
+  transactions opened with `BEGIN IMMEDIATE` so that concurrent writers queue on the busy
+  timeout instead of failing with "database is locked" when a read transaction tries to upgrade;
+* full-text search: an FTS5 table on SQLite, a `tsvector` GIN index on PostgreSQL;
+* backups: SQLite's online backup API (PostgreSQL hubs use their own `pg_dump` routine).
+
+Everything above this module speaks SQLAlchemy and calls the functions below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import Connection
+
+BUSY_TIMEOUT_MS = 15_000
+SEARCH_TABLE = "search_index"
+
+# Set for the duration of a request or command that writes: the next transaction then begins
+# with BEGIN IMMEDIATE (takes the write lock up front) instead of a deferred BEGIN.
+_write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("piu_write_intent", default=False)
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+def engine_options(url: str) -> dict:
+    """Return create_engine options for the URL's dialect."""
+    if url.startswith("sqlite"):
+        # isolation_level=None hands transaction control to the events below (pysqlite otherwise
+        # emits its own deferred BEGIN, which we cannot turn into BEGIN IMMEDIATE).
+        return {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False,
+                                 "isolation_level": None}}
+    return {"pool_pre_ping": True}
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the SQLite pragmas and transaction events on an engine (no-op elsewhere)."""
+    if not is_sqlite(engine):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Mark the transactions opened inside this block as writers (BEGIN IMMEDIATE on SQLite)."""
+    token = _write_intent.set(True)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
+def set_write_intent(value: bool) -> contextvars.Token:
+    return _write_intent.set(value)
+
+
+def reset_write_intent(token: contextvars.Token) -> None:
+    _write_intent.reset(token)
+
+
+# --------------------------------------------------------------------------- full-text search
+
+def fold(value: str) -> str:
+    """Lower-case and strip accents, the way both search back-ends compare words."""
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def search_terms(query: str) -> list[str]:
+    """Split a user's query into folded words (punctuation and operators are dropped)."""
+    return _WORD.findall(fold(query))[:12]
+
+
+def create_search_index(conn: Connection) -> None:
+    """Create the full-text index table for this dialect (called by the migrations)."""
+    if is_sqlite(conn):
+        conn.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5("
+            "record_type UNINDEXED, uid UNINDEXED, visibility UNINDEXED, title, body, "
+            "tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')")
+    else:
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {SEARCH_TABLE} (uid VARCHAR(36) PRIMARY KEY, "
+            "record_type VARCHAR(40) NOT NULL, visibility VARCHAR(16) NOT NULL, "
+            "title TEXT NOT NULL, body TEXT NOT NULL, "
+            "document tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', title), 'A') || "
+            "setweight(to_tsvector('simple', body), 'B')) STORED)")
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_{SEARCH_TABLE}_document ON {SEARCH_TABLE} USING gin (document)")
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_{SEARCH_TABLE}_type ON {SEARCH_TABLE} (record_type)")
+
+
+def include_in_autogenerate(name: str | None, type_: str, _parents: dict) -> bool:
+    """Keep the search index (and FTS5's shadow tables) out of Alembic's model comparison."""
+    return not (type_ == "table" and name is not None and name.startswith(SEARCH_TABLE))
+
+
+def drop_search_index(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_TABLE}")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    record_type: str
+    uid: str
+    visibility: str
+    title: str
+    body: str
+
+
+def index_records(conn: Connection, entries: Sequence[IndexEntry]) -> None:
+    """Insert or replace the index entries of some records."""
+    if not entries:
+        return
+    remove_from_index(conn, [e.uid for e in entries])
+    rows = [{"record_type": e.record_type, "uid": e.uid, "visibility": e.visibility,
+             # PostgreSQL has no accent folding without the unaccent extension: fold in Python.
+             "title": e.title if is_sqlite(conn) else fold(e.title),
+             "body": e.body if is_sqlite(conn) else fold(e.body)} for e in entries]
+    conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body) "
+                      "VALUES (:record_type, :uid, :visibility, :title, :body)"), rows)
+
+
+def remove_from_index(conn: Connection, uids: Sequence[str]) -> None:
+    for start in range(0, len(uids), 500):
+        chunk = list(uids[start:start + 500])
+        params = {f"u{i}": uid for i, uid in enumerate(chunk)}
+        placeholders = ", ".join(f":u{i}" for i in range(len(chunk)))
+        conn.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE uid IN ({placeholders})"), params)
+
+
+def clear_search_index(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DELETE FROM {SEARCH_TABLE}")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    record_type: str
+    uid: str
+    rank: float
+    snippet: str
+
+
+def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = (),
+                 visibilities: Sequence[str] = (), limit: int = 20, offset: int = 0) -> tuple[list[SearchHit], int]:
+    """Return ranked hits for the words of `query` (all words must match, the last as a prefix)
+    and the total number of hits."""
+    terms = search_terms(query)
+    if not terms:
+        return [], 0
+    params: dict[str, object] = {"limit": limit, "offset": offset}
+    filters = []
+    if record_types:
+        filters.append("record_type IN (" + ", ".join(f":t{i}" for i in range(len(record_types))) + ")")
+        params.update({f"t{i}": t for i, t in enumerate(record_types)})
+    if visibilities:
+        filters.append("visibility IN (" + ", ".join(f":v{i}" for i in range(len(visibilities))) + ")")
+        params.update({f"v{i}": v for i, v in enumerate(visibilities)})
+    extra = "".join(f" AND {f}" for f in filters)
+    if is_sqlite(conn):
+        # Each word quoted (so user input is never FTS syntax); the last one also as a prefix.
+        params["q"] = " ".join(f'"{t}"' for t in terms[:-1]) + f' ("{terms[-1]}" OR "{terms[-1]}"*)'
+        where = f"{SEARCH_TABLE} MATCH :q{extra}"
+        total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
+        rows = conn.execute(text(
+            f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
+            f"snippet({SEARCH_TABLE}, 4, '[', ']', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
+            "ORDER BY rank LIMIT :limit OFFSET :offset"), params).all()
+        return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
+    params["q"] = " & ".join(f"{t}" for t in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"{terms[-1]}:*"
+    where = f"document @@ to_tsquery('simple', :q){extra}"
+    total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
+    rows = conn.execute(text(
+        f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
+        f"left(body, 160) FROM {SEARCH_TABLE} WHERE {where} ORDER BY rank DESC LIMIT :limit OFFSET :offset"),
+        params).all()
+    return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
+
+
+# --------------------------------------------------------------------------- backups
+
+def backup_sqlite(engine: Engine, target: Path) -> Path:
+    """Copy a live SQLite database to `target` with the online backup API (consistent under writes)."""
+    if not is_sqlite(engine):
+        raise NotImplementedError("PostgreSQL hubs are backed up with pg_dump, outside the app.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = engine.raw_connection()
+    try:
+        source: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        with contextlib.closing(sqlite3.connect(str(target))) as dest:
+            source.backup(dest)
+    finally:
+        raw.close()
+    return target

@@ -1,0 +1,36 @@
+"""Form fields that read numbers the way French users type them ("12 500 000", "3,5")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from wtforms import FloatField, IntegerField
+
+
+def _normalise(raw: str) -> str:
+    return raw.replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".").strip()
+
+
+class LocaleFloatField(FloatField):
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and valuelist[0] not in (None, ""):
+            try:
+                self.data = float(_normalise(str(valuelist[0])))
+            except ValueError as exc:
+                self.data = None
+                raise ValueError(_l("Nombre attendu, par exemple 12 500 ou 3,5.")) from exc
+        else:
+            self.data = None
+
+
+class LocaleIntegerField(IntegerField):
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and valuelist[0] not in (None, ""):
+            try:
+                self.data = int(_normalise(str(valuelist[0])))
+            except ValueError as exc:
+                self.data = None
+                raise ValueError(_l("Nombre entier attendu.")) from exc
+        else:
+            self.data = None

@@ -1,0 +1,126 @@
+"""The form of any record type, built from its description in the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import Email, Length, Optional, URL
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..registry import RECORD_TYPES, Field, RecordType
+from ..services import records as record_service
+from ..services import vocabularies
+from .fields import LocaleFloatField, LocaleIntegerField
+
+VISIBILITY_CHOICES = [("private", _l("Privé (local)")), ("network", _l("Réseau")), ("public", _l("Public"))]
+SCORE_CHOICES = [("", _l("non évalué")), ("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5")]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class RecordFormBase(FlaskForm):
+    visibility = SelectField(_l("Niveau de partage"), choices=VISIBILITY_CHOICES)
+    draft = BooleanField(_l("Brouillon (à compléter)"))
+    version = HiddenField()
+
+    record_type: RecordType
+
+    def scores_field_names(self) -> list[tuple[str, Any]]:
+        return getattr(self, "_score_fields", [])
+
+
+def _wtf_field(f: Field, lang: str) -> Any:
+    validators: list[Any] = [Optional()]
+    kw: dict[str, Any] = {"description": f.help or ""}
+    label = f.label
+    if f.kind in ("text", "url", "email"):
+        if f.max_length:
+            validators.append(Length(max=f.max_length))
+        if f.kind == "url":
+            validators.append(URL(require_tld=False, message=_l("Adresse web attendue (https://…).")))
+        if f.kind == "email":
+            validators.append(Email(message=_l("Adresse de courriel invalide."), check_deliverability=False))
+        return StringField(label, validators=validators, **kw)
+    if f.kind == "textarea":
+        if f.max_length:
+            validators.append(Length(max=f.max_length))
+        return TextAreaField(label, validators=validators, **kw)
+    if f.kind == "int":
+        return LocaleIntegerField(label, validators=validators, **kw)
+    if f.kind == "float":
+        return LocaleFloatField(label, validators=validators, **kw)
+    if f.kind == "date":
+        return DateField(label, validators=validators, **kw)
+    if f.kind == "bool":
+        return BooleanField(label, **kw)
+    if f.kind == "vocab":
+        terms = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
+        return SelectField(label, choices=[("", "—")] + terms, validators=validators, **kw)
+    if f.kind == "vocab_list":
+        terms = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
+        return MultiCheckboxField(label, choices=terms, validators=validators, **kw)
+    if f.kind == "themes":
+        return MultiCheckboxField(label, choices=[(t.code, t.label(lang)) for t in vocabularies.themes()],
+                                  validators=validators, **kw)
+    if f.kind == "ref":
+        return SelectField(label, choices=[("", "—")] + record_service.choices(RECORD_TYPES[f.ref]),
+                           validators=validators, **kw)
+    raise ValueError(f"no form field for kind {f.kind}")
+
+
+def build_form_class(rt: RecordType, lang: str) -> type[RecordFormBase]:
+    """Return a form class with one field per field of `rt` (choices read now from the database)."""
+    attrs: dict[str, Any] = {"record_type": rt}
+    score_fields: list[tuple[str, Any]] = []
+    for f in rt.fields:
+        if f.kind == "scores":
+            for term in vocabularies.terms(f.vocab):
+                name = f"score__{term.code}"
+                attrs[name] = SelectField(term.label(lang), choices=SCORE_CHOICES, validators=[Optional()])
+                score_fields.append((name, term))
+        else:
+            attrs[f.name] = _wtf_field(f, lang)
+    attrs["_score_fields"] = score_fields
+    return type(f"{rt.model.__name__}Form", (RecordFormBase,), attrs)
+
+
+def form_values(form: RecordFormBase) -> dict[str, Any]:
+    """Return what the form holds, in the shape the records service takes."""
+    rt = form.record_type
+    values: dict[str, Any] = {}
+    for f in rt.fields:
+        if f.kind == "scores":
+            values[f.name] = {term.code: getattr(form, name).data for name, term in form.scores_field_names()}
+        else:
+            values[f.name] = getattr(form, f.name).data
+    values["visibility"] = form.visibility.data
+    values["draft"] = form.draft.data
+    return values
+
+
+def fill_from_record(form: RecordFormBase, record: Any) -> None:
+    """Put a record's current values in the form (for the edit page)."""
+    rt = form.record_type
+    for f in rt.fields:
+        if f.kind == "scores":
+            current = {s.criterion: str(s.score) for s in record.scores}
+            for name, term in form.scores_field_names():
+                getattr(form, name).data = current.get(term.code, "")
+        elif f.kind == "ref":
+            target = getattr(record, f.name)
+            getattr(form, f.name).data = target.uid if target is not None else ""
+        elif f.kind == "themes":
+            getattr(form, f.name).data = [t.code for t in getattr(record, f.name)]
+        elif f.kind == "vocab_list":
+            getattr(form, f.name).data = [c for c in (getattr(record, f.column) or "").split(";") if c]
+        else:
+            getattr(form, f.name).data = getattr(record, f.column)
+    form.visibility.data = record.visibility
+    form.draft.data = record.draft
+    form.version.data = str(record.version)

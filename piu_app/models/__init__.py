@@ -1,0 +1,21 @@
+"""SQLAlchemy models, one module per concept; importing this package registers them all."""
+
+from .actors import Organisation, Person, Place, Territory
+from .base import VISIBILITIES, SharedRecord, db, new_uid, utcnow
+from .documents import Document
+from .experiments import Experiment, ExperimentFunding, FundingAid, Lesson, LessonPerson, Procurement
+from .history import ChangeLog
+from .innovations import Innovation, InnovationOrganisation, Need, NeedInnovation, Theme
+from .instance import InstanceSettings
+from .programmes import SupportProgramme
+from .reviews import Review, ReviewScore
+from .users import ROLES, User
+from .vocabularies import VocabularyTerm
+
+__all__ = [
+    "db", "SharedRecord", "VISIBILITIES", "new_uid", "utcnow",
+    "Territory", "Organisation", "Person", "Place", "Theme", "Innovation", "InnovationOrganisation",
+    "Need", "NeedInnovation", "Experiment", "Lesson", "LessonPerson", "Procurement", "FundingAid",
+    "ExperimentFunding", "Review", "ReviewScore", "SupportProgramme", "Document", "ChangeLog",
+    "InstanceSettings", "User", "ROLES", "VocabularyTerm",
+]

@@ -1,0 +1,444 @@
+"""The life of every record of the register: list, read, create, update, tombstone, restore, link.
+
+Rules that hold for every record type live here once: required fields, vocabulary codes, links
+that must point to a live record, the version that every change bumps, the change history, the
+full-text index, and the rule that a record belongs to the instance that made it (records that
+came from another city are read-only here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import Select, exists, func
+
+from ..models import VISIBILITIES, ChangeLog, Experiment, Lesson, Review, ReviewScore, Theme, db, utcnow
+from ..registry import RECORD_TYPES, BackRef, Field, Link, RecordType, backrefs_to, reverse_links_to
+from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from . import instance as instance_service
+from . import search as search_service
+from . import vocabularies
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+# --------------------------------------------------------------------------- reading
+
+def get(rt: RecordType, uid: str, *, include_deleted: bool = True) -> Any:
+    """Return the record of type `rt` with this uid, or raise NotFoundError."""
+    record = db.session.scalars(db.select(rt.model).filter_by(uid=uid)).first()
+    if record is None or (record.deleted and not include_deleted):
+        raise NotFoundError(_("Cette fiche n'existe pas ou a été supprimée."))
+    return record
+
+
+def _filtered(rt: RecordType, filters: Mapping[str, str], *, deleted: bool, drafts_only: bool) -> Select:
+    model = rt.model
+    query = db.select(model).where(model.deleted.is_(deleted))
+    if drafts_only:
+        query = query.where(model.draft.is_(True))
+    visibility = filters.get("visibility")
+    if visibility in VISIBILITIES:
+        query = query.where(model.visibility == visibility)
+    for f in rt.filter_fields:
+        value = filters.get(f.name)
+        if not value:
+            continue
+        if f.kind == "themes":
+            link = model.themes.property.secondary
+            owner_col = next(c for c in link.c if c.name != "theme_id")
+            query = query.where(exists().where(owner_col == model.id, link.c.theme_id == Theme.id, Theme.code == value))
+        elif f.kind == "ref":
+            target = _live_by_uid(RECORD_TYPES[f.ref], value)
+            query = query.where(getattr(model, f.column) == (target.id if target else -1))
+        elif f.kind == "bool":
+            query = query.where(getattr(model, f.column).is_(value == "1"))
+        else:
+            query = query.where(getattr(model, f.column) == value)
+    if "territory" in rt.extra_filters and filters.get("territory"):
+        # An innovation is "in" a territory when it was experimented there.
+        territory = _live_by_uid(RECORD_TYPES["territories"], filters["territory"])
+        query = query.where(exists().where(Experiment.innovation_id == model.id, Experiment.deleted.is_(False),
+                                           Experiment.territory_id == (territory.id if territory else -1)))
+    return query
+
+
+def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, page: int = 1, page_size: int = 25,
+                 deleted: bool = False, drafts_only: bool = False, sort: str = "name") -> Page:
+    """Return one page of records matching the filters, by title or by last change."""
+    query = _filtered(rt, filters or {}, deleted=deleted, drafts_only=drafts_only)
+    total = db.session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0
+    model = rt.model
+    order = [model.updated_at.desc()] if sort == "updated" else [getattr(model, c) for c in rt.order_by]
+    page = max(1, page)
+    items = list(db.session.scalars(query.order_by(*order, model.id).limit(page_size).offset((page - 1) * page_size)))
+    return Page(items, total, page, page_size)
+
+
+def choices(rt: RecordType, *, limit: int = 2000) -> list[tuple[str, str]]:
+    """Return (uid, title) of live records, for a select box."""
+    model = rt.model
+    order = [getattr(model, c) for c in rt.order_by]
+    rows = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(*order).limit(limit))
+    return [(r.uid, rt.title_of(r)) for r in rows]
+
+
+def _live_by_uid(rt: RecordType, uid: str) -> Any:
+    return db.session.scalars(db.select(rt.model).filter_by(uid=uid, deleted=False)).first()
+
+
+def backrefs(rt: RecordType, record: Any, *, limit: int = 50) -> list[tuple[BackRef, list[Any]]]:
+    """Return, per type that points to `record`, the live records that do (non-empty groups only)."""
+    groups = []
+    for backref in backrefs_to(rt):
+        model = backref.source.model
+        rows = list(db.session.scalars(
+            db.select(model).where(getattr(model, backref.field.column) == record.id, model.deleted.is_(False))
+            .order_by(*[getattr(model, c) for c in backref.source.order_by]).limit(limit)))
+        groups.append((backref, rows))
+    return groups
+
+
+def reverse_links(rt: RecordType, record: Any) -> list[tuple[RecordType, Link, list[tuple[Any, str]]]]:
+    """Return, per link that can point to `record`, the (owner, role) pairs that do."""
+    found = []
+    for rev in reverse_links_to(rt):
+        link_model = rev.link.model
+        owner_rel = getattr(link_model, _owner_relationship(rev.link))
+        rows = db.session.execute(
+            db.select(link_model).where(getattr(link_model, rev.link.target_fk) == record.id)).scalars()
+        pairs = [(getattr(row, owner_rel.key), row.role) for row in rows]
+        pairs = [(owner, role) for owner, role in pairs if not owner.deleted]
+        found.append((rev.owner, rev.link, pairs))
+    return found
+
+
+def _owner_relationship(link: Link) -> str:
+    return link.owner_fk.removesuffix("_id")
+
+
+def history(record: Any) -> list[ChangeLog]:
+    return list(db.session.scalars(db.select(ChangeLog).filter_by(record_uid=record.uid).order_by(ChangeLog.id.desc())))
+
+
+def recent_changes(limit: int = 15) -> list[ChangeLog]:
+    return list(db.session.scalars(db.select(ChangeLog).order_by(ChangeLog.id.desc()).limit(limit)))
+
+
+def counts() -> dict[str, int]:
+    return {key: db.session.scalar(db.select(func.count()).select_from(rt.model).where(rt.model.deleted.is_(False))) or 0
+            for key, rt in RECORD_TYPES.items()}
+
+
+def drafts(limit: int = 20) -> list[tuple[RecordType, Any]]:
+    found = []
+    for rt in RECORD_TYPES.values():
+        for record in db.session.scalars(db.select(rt.model).where(rt.model.draft.is_(True), rt.model.deleted.is_(False))
+                                         .order_by(rt.model.updated_at.desc()).limit(limit)):
+            found.append((rt, record))
+    return sorted(found, key=lambda pair: pair[1].updated_at, reverse=True)[:limit]
+
+
+def experiments_without_lessons(limit: int = 20) -> list[Experiment]:
+    """Live experiments that no live lesson learned points to, finished ones first."""
+    has_lesson = exists().where(Lesson.experiment_id == Experiment.id, Lesson.deleted.is_(False))
+    finished_first = (Experiment.status.in_(("completed", "abandoned"))).desc()
+    return list(db.session.scalars(db.select(Experiment).where(Experiment.deleted.is_(False), ~has_lesson)
+                                   .order_by(finished_first, Experiment.updated_at.desc()).limit(limit)))
+
+
+# --------------------------------------------------------------------------- display values
+
+def display_value(rt: RecordType, f: Field, record: Any, labels: Mapping[tuple[str, str], str]) -> str:
+    """Return a field's value as the user reads it (labels for codes, titles for links)."""
+    if f.kind == "ref":
+        target = getattr(record, f.name)
+        return RECORD_TYPES[f.ref].title_of(target) if target is not None else ""
+    if f.kind == "themes":
+        return ", ".join(labels.get(("theme", t.code), t.label_fr) for t in getattr(record, f.name))
+    if f.kind == "scores":
+        return ", ".join(f"{labels.get((f.vocab, s.criterion), s.criterion)} {s.score}/5" for s in record.scores)
+    value = getattr(record, f.column)
+    if value is None or value == "":
+        return ""
+    if f.kind == "vocab":
+        return labels.get((f.vocab, value), value)
+    if f.kind == "vocab_list":
+        return ", ".join(labels.get((f.vocab, v), v) for v in value.split(";") if v)
+    if f.kind == "bool":
+        return _("oui") if value else _("non")
+    if f.kind == "float":
+        return f"{value:,.2f}".replace(",", "\u202f").replace(".", ",").removesuffix(",00")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _snapshot(rt: RecordType, record: Any) -> dict[str, str]:
+    """Return every field (and the sharing columns) as raw display strings, to diff changes."""
+    values: dict[str, str] = {}
+    for f in rt.fields:
+        if f.kind == "ref":
+            target = getattr(record, f.name)
+            values[f.name] = RECORD_TYPES[f.ref].title_of(target) if target is not None else ""
+        elif f.kind == "themes":
+            values[f.name] = ";".join(t.code for t in getattr(record, f.name))
+        elif f.kind == "scores":
+            values[f.name] = ";".join(f"{s.criterion}={s.score}" for s in record.scores)
+        else:
+            value = getattr(record, f.column)
+            values[f.name] = "" if value is None else (value.isoformat() if isinstance(value, dt.date) else str(value))
+    values["visibility"] = record.visibility
+    values["draft"] = str(record.draft)
+    return values
+
+
+def _log(rt: RecordType, record: Any, action: str, username: str, changes: dict[str, list[str]] | None = None) -> None:
+    db.session.add(ChangeLog(record_type=rt.key, record_uid=record.uid, record_title=rt.title_of(record)[:300],
+                             action=action, username=username, changes=changes or {}))
+
+
+# --------------------------------------------------------------------------- writing
+
+def _check_owned(record: Any) -> None:
+    own = instance_service.instance_code()
+    if record.origin_instance and own and record.origin_instance != own:
+        raise PermissionDeniedError(_("Cette fiche vient de « %(origin)s » : elle ne peut être modifiée que là-bas. "
+                                      "Vous pouvez y ajouter vos propres avis, expérimentations ou retours.",
+                                      origin=record.origin_instance))
+
+
+def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
+    """Check `values` against the record type's rules and copy them onto the record."""
+    errors: dict[str, str] = {}
+    for f in rt.fields:
+        if f.name not in values:
+            continue
+        value = values[f.name]
+        if isinstance(value, str):
+            value = value.strip()
+        empty = value is None or value == "" or value == [] or value == {}
+        if empty and f.required:
+            errors[f.name] = _("Ce champ est obligatoire.")
+            continue
+        if f.kind in ("text", "textarea", "url", "email"):
+            value = value or ""
+            if f.max_length and len(value) > f.max_length:
+                errors[f.name] = _("%(n)d caractères au plus.", n=f.max_length)
+                continue
+        elif f.kind in ("int", "float"):
+            if not empty:
+                number = float(value)
+                if (f.min_value is not None and number < f.min_value) or (f.max_value is not None and number > f.max_value):
+                    errors[f.name] = _("Valeur attendue entre %(a)s et %(b)s.",
+                                       a=_fmt(f.min_value), b=_fmt(f.max_value))
+                    continue
+                value = int(value) if f.kind == "int" else float(value)
+            else:
+                value = None
+        elif f.kind == "bool":
+            value = bool(value)
+        elif f.kind == "date":
+            value = value or None
+        elif f.kind == "vocab":
+            value = value or ""
+            if value and not vocabularies.is_valid(f.vocab, value):
+                errors[f.name] = _("Valeur inconnue dans la liste « %(v)s ».", v=f.vocab)
+                continue
+        elif f.kind == "vocab_list":
+            codes = [c for c in (value or []) if c]
+            bad = [c for c in codes if not vocabularies.is_valid(f.vocab, c)]
+            if bad:
+                errors[f.name] = _("Valeur inconnue : %(v)s.", v=", ".join(bad))
+                continue
+            value = ";".join(codes)
+        elif f.kind == "ref":
+            if empty:
+                setattr(record, f.name, None)
+                continue
+            target = _live_by_uid(RECORD_TYPES[f.ref], value)
+            if target is None:
+                errors[f.name] = _("La fiche liée n'existe pas ou a été supprimée.")
+                continue
+            setattr(record, f.name, target)
+            continue
+        elif f.kind == "themes":
+            codes = [c for c in (value or []) if c]
+            themes = list(db.session.scalars(db.select(Theme).where(Theme.code.in_(codes)))) if codes else []
+            if len(themes) != len(set(codes)):
+                errors[f.name] = _("Thématique inconnue.")
+                continue
+            setattr(record, f.name, themes)
+            continue
+        elif f.kind == "scores":
+            _assign_scores(record, value or {}, f, errors)
+            continue
+        setattr(record, f.column, value)
+    if "visibility" in values:
+        if values["visibility"] not in VISIBILITIES:
+            errors["visibility"] = _("Niveau de partage inconnu.")
+        else:
+            record.visibility = values["visibility"]
+    if "draft" in values:
+        record.draft = bool(values["draft"])
+    if errors:
+        raise InvalidInputError(_("Le formulaire contient des erreurs."), field_errors=errors)
+
+
+def _fmt(number: float | None) -> str:
+    return "…" if number is None else f"{number:g}"
+
+
+def _assign_scores(record: Any, scores: Mapping[str, Any], f: Field, errors: dict[str, str]) -> None:
+    wanted: dict[str, int] = {}
+    for criterion, score in scores.items():
+        if score in (None, ""):
+            continue
+        if not vocabularies.is_valid(f.vocab, criterion) or not 1 <= int(score) <= 5:
+            errors[f.name] = _("Chaque critère se note de 1 à 5.")
+            return
+        wanted[criterion] = int(score)
+    current = {s.criterion: s for s in record.scores}
+    for criterion, row in current.items():
+        if criterion not in wanted:
+            record.scores.remove(row)
+    for criterion, score in wanted.items():
+        if criterion in current:
+            current[criterion].score = score
+        else:
+            record.scores.append(ReviewScore(criterion=criterion, score=score))
+
+
+def _before_save(rt: RecordType, record: Any) -> None:
+    """Derived values that no form sets."""
+    if isinstance(record, Review):
+        # A review is "verified" when its organisation took part in the experiment it cites.
+        exp = record.experiment
+        record.verified = bool(exp and record.reviewer_org and record.innovation
+                               and exp.innovation_id == record.innovation.id
+                               and (exp.buyer_id == record.reviewer_org.id
+                                    or any(link.organisation_id == record.reviewer_org.id
+                                           for link in record.innovation.carrier_links)))
+
+
+def create(rt: RecordType, values: Mapping[str, Any], *, username: str, origin: str | None = None,
+           uid: str | None = None) -> Any:
+    """Create a record of type `rt` owned by this instance (or by `origin`)."""
+    record = rt.model(uid=uid) if uid else rt.model()
+    record.visibility = rt.default_visibility
+    record.origin_instance = origin if origin is not None else instance_service.instance_code()
+    db.session.add(record)
+    missing = {f.name: None for f in rt.fields if f.required and f.name not in values}
+    _assign(rt, record, {**missing, **values})
+    _before_save(rt, record)
+    db.session.flush()
+    _log(rt, record, "create", username, {k: ["", v] for k, v in _snapshot(rt, record).items() if v not in ("", "False")})
+    search_service.index(rt, record)
+    return record
+
+
+def update(rt: RecordType, record: Any, values: Mapping[str, Any], *, username: str,
+           expected_version: int | None = None) -> Any:
+    """Change a record; refused if someone else changed it since `expected_version` was read."""
+    _check_owned(record)
+    if record.deleted:
+        raise ConflictError(_("Cette fiche est supprimée : restaurez-la avant de la modifier."))
+    if expected_version is not None and record.version != expected_version:
+        raise ConflictError(_("Quelqu'un a modifié cette fiche pendant que vous la lisiez. "
+                              "Rechargez la page pour voir sa version actuelle."))
+    before = _snapshot(rt, record)
+    _assign(rt, record, values)
+    _before_save(rt, record)
+    after = _snapshot(rt, record)
+    changes = {k: [before.get(k, ""), v] for k, v in after.items() if before.get(k, "") != v}
+    if changes:
+        record.version += 1
+        record.updated_at = utcnow()
+        db.session.flush()
+        _log(rt, record, "update", username, changes)
+        search_service.index(rt, record)
+    return record
+
+
+def delete(rt: RecordType, record: Any, *, username: str) -> Any:
+    """Tombstone a record (kept so that the deletion can be undone and can travel to peers)."""
+    _check_owned(record)
+    if not record.deleted:
+        record.deleted = True
+        record.version += 1
+        record.updated_at = utcnow()
+        _log(rt, record, "delete", username)
+        search_service.remove(record)
+    return record
+
+
+def restore(rt: RecordType, record: Any, *, username: str) -> Any:
+    """Undo a deletion."""
+    _check_owned(record)
+    if record.deleted:
+        record.deleted = False
+        record.version += 1
+        record.updated_at = utcnow()
+        _log(rt, record, "restore", username)
+        search_service.index(rt, record)
+    return record
+
+
+def add_link(rt: RecordType, record: Any, link_name: str, *, target_uid: str, role: str, username: str) -> Any:
+    """Link a record to another (e.g. an organisation that carries an innovation) with a role."""
+    _check_owned(record)
+    link = _link(rt, link_name)
+    target = _live_by_uid(RECORD_TYPES[link.target], target_uid)
+    if target is None:
+        raise InvalidInputError(_("La fiche liée n'existe pas ou a été supprimée."))
+    if not vocabularies.is_valid(link.role_vocab, role):
+        raise InvalidInputError(_("Rôle inconnu."))
+    rows = getattr(record, link.owner_attr)
+    if any(getattr(row, link.target_fk) == target.id and row.role == role for row in rows):
+        return record  # already linked with this role: nothing to do
+    rows.append(link.model(**{link.target_attr: target, "role": role}))
+    _touch(rt, record, username, {str(link.label): ["", f"{RECORD_TYPES[link.target].title_of(target)} ({role})"]})
+    return record
+
+
+def remove_link(rt: RecordType, record: Any, link_name: str, link_id: int, *, username: str) -> Any:
+    _check_owned(record)
+    link = _link(rt, link_name)
+    rows = getattr(record, link.owner_attr)
+    row = next((r for r in rows if r.id == link_id), None)
+    if row is None:
+        raise NotFoundError(_("Ce lien n'existe plus."))
+    title = RECORD_TYPES[link.target].title_of(getattr(row, link.target_attr))
+    rows.remove(row)
+    _touch(rt, record, username, {str(link.label): [f"{title} ({row.role})", ""]})
+    return record
+
+
+def _link(rt: RecordType, link_name: str) -> Link:
+    for link in rt.links:
+        if link.name == link_name:
+            return link
+    raise NotFoundError(_("Lien inconnu."))
+
+
+def _touch(rt: RecordType, record: Any, username: str, changes: dict[str, list[str]]) -> None:
+    record.version += 1
+    record.updated_at = utcnow()
+    db.session.flush()
+    _log(rt, record, "update", username, changes)
+    search_service.index(rt, record)

@@ -1,0 +1,96 @@
+"""Full-text search over the whole register (accent- and case-insensitive, ranked).
+
+The index itself is engine-specific and lives in `database.py`; this module decides what text
+each record contributes and turns hits back into records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..database import IndexEntry, SearchHit, clear_search_index, index_records, remove_from_index, search_index
+from ..models import db
+from ..registry import RECORD_TYPES, RecordType
+
+
+def _entry(rt: RecordType, record: Any) -> IndexEntry:
+    parts = [str(getattr(record, f.column) or "") for f in rt.fields if f.indexed and f.name != rt.title_attr]
+    if rt.has_themes:
+        parts += [f"{t.label_fr} {t.label_en}" for t in record.themes]
+    for link in rt.links:
+        parts += [RECORD_TYPES[link.target].title_of(getattr(row, link.target_attr))
+                  for row in getattr(record, link.owner_attr)]
+    return IndexEntry(rt.key, record.uid, record.visibility, rt.title_of(record), "\n".join(p for p in parts if p))
+
+
+def index(rt: RecordType, record: Any) -> None:
+    """Put a record's current text in the index (or take it out if it is a tombstone)."""
+    conn = db.session.connection()
+    if record.deleted:
+        remove_from_index(conn, [record.uid])
+    else:
+        index_records(conn, [_entry(rt, record)])
+
+
+def remove(record: Any) -> None:
+    remove_from_index(db.session.connection(), [record.uid])
+
+
+def rebuild(batch: int = 2000) -> int:
+    """Rebuild the whole index from the tables; return the number of records indexed."""
+    conn = db.session.connection()
+    clear_search_index(conn)
+    total = 0
+    for rt in RECORD_TYPES.values():
+        last_id = 0
+        while True:
+            rows = list(db.session.scalars(db.select(rt.model).where(rt.model.deleted.is_(False), rt.model.id > last_id)
+                                           .order_by(rt.model.id).limit(batch)))
+            if not rows:
+                break
+            index_records(conn, [_entry(rt, r) for r in rows])
+            total += len(rows)
+            last_id = rows[-1].id
+            db.session.expunge_all()
+    return total
+
+
+@dataclass
+class Result:
+    record_type: RecordType
+    record: Any
+    snippet: str
+
+
+def search(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
+           page: int = 1, page_size: int = 20) -> tuple[list[Result], int]:
+    """Return one page of ranked results for `query` and the total number of hits."""
+    types = [t for t in record_types if t in RECORD_TYPES]
+    if theme:
+        types = [t for t in (types or RECORD_TYPES) if RECORD_TYPES[t].has_themes]
+    hits, total = search_index(db.session.connection(), query, record_types=types,
+                               visibilities=[visibility] if visibility else [],
+                               limit=page_size if not theme else 2000,
+                               offset=(page - 1) * page_size if not theme else 0)
+    results = _load(hits)
+    if theme:
+        results = [r for r in results if any(t.code == theme for t in r.record.themes)]
+        total = len(results)
+        results = results[(page - 1) * page_size: page * page_size]
+    return results, total
+
+
+def _load(hits: Iterable[SearchHit]) -> list[Result]:
+    hits = list(hits)
+    by_type: dict[str, list[str]] = {}
+    for hit in hits:
+        by_type.setdefault(hit.record_type, []).append(hit.uid)
+    records: dict[str, Any] = {}
+    for key, uids in by_type.items():
+        model = RECORD_TYPES[key].model
+        for record in db.session.scalars(db.select(model).where(model.uid.in_(uids), model.deleted.is_(False))):
+            records[record.uid] = record
+    return [Result(RECORD_TYPES[h.record_type], records[h.uid], h.snippet) for h in hits if h.uid in records]
+

@@ -1,0 +1,121 @@
+"""Blueprints (thin: form → service → flash → redirect), access rules and error pages."""
+
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from .. import __version__
+from ..database import reset_write_intent, set_write_intent
+from ..extensions import db, login_manager
+from ..i18n import current_lang
+from ..registry import RECORD_TYPES
+from ..services import ConflictError, DomainError, InvalidInputError, NotFoundError, PermissionDeniedError
+from ..services import instance as instance_service
+from ..services import records as record_service
+from ..services import users as user_service
+from ..services import vocabularies
+
+# Endpoints reachable without an account (everything else needs a login).
+PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "auth.set_language", "main.healthz", "static"}
+
+
+def register(app: Flask) -> None:
+    from . import admin, auth, documents, innovations, main, records
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(documents.bp)
+    innovations.add_routes(records.BLUEPRINTS["innovations"])
+    for bp in records.BLUEPRINTS.values():
+        app.register_blueprint(bp)
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Connectez-vous pour accéder au registre.")
+    login_manager.user_loader(lambda user_id: user_service.get(int(user_id)))
+
+    @app.before_request
+    def _gatekeeper():
+        # Writes start with BEGIN IMMEDIATE so that concurrent writers queue instead of failing.
+        g._write_token = set_write_intent(request.method not in ("GET", "HEAD", "OPTIONS"))
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        if instance_service.current() is None or user_service.count() == 0:
+            return redirect(url_for("auth.setup"))
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.teardown_request
+    def _reset_write_intent(_exc):
+        token = g.pop("_write_token", None)
+        if token is not None:
+            reset_write_intent(token)
+
+    @app.context_processor
+    def _globals():
+        lang = current_lang()
+        return {
+            "lang": lang,
+            "record_types": RECORD_TYPES,
+            "instance": instance_service.current() if request.endpoint != "static" else None,
+            "version": __version__,
+            "labels": _LabelCache(lang),
+            "record_display": record_service.display_value,
+            "can_edit": current_user.is_authenticated and current_user.has_role("editor"),
+            "is_admin": current_user.is_authenticated and current_user.has_role("admin"),
+        }
+
+    def _page(status: int, message: str):
+        db.session.rollback()
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify({"error": message}), status
+        return render_template("errors.html", status=status, message=message), status
+
+    app.register_error_handler(NotFoundError, lambda e: _page(404, e.message))
+    app.register_error_handler(PermissionDeniedError, lambda e: _page(403, e.message))
+    app.register_error_handler(ConflictError, lambda e: _page(409, e.message))
+    app.register_error_handler(InvalidInputError, lambda e: _page(400, e.message))
+    app.register_error_handler(DomainError, lambda e: _page(400, e.message))
+    app.register_error_handler(CSRFError, lambda e: _page(400, _(
+        "Le formulaire a expiré ou ne vient pas de cette application. Rechargez la page et recommencez.")))
+    app.register_error_handler(404, lambda e: _page(404, _("Cette page n'existe pas.")))
+    app.register_error_handler(403, lambda e: _page(403, _("Votre rôle ne permet pas cette action.")))
+    app.register_error_handler(405, lambda e: _page(405, _("Cette action n'est pas permise ici.")))
+    app.register_error_handler(413, lambda e: _page(413, _(
+        "Fichier trop volumineux : %(mb)d Mo au plus.", mb=app.config["MAX_UPLOAD_MB"])))
+    app.register_error_handler(500, lambda e: _page(500, _(
+        "Une erreur inattendue s'est produite ; rien n'a été enregistré. Le détail est dans le journal.")))
+
+
+class _LabelCache(dict):
+    """Vocabulary labels in the page's language, read from the database once per page."""
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+        self._loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self.update(vocabularies.label_map(self.lang))
+            for theme in vocabularies.themes():
+                self[("theme", theme.code)] = theme.label(self.lang)
+            self._loaded = True
+
+    def get(self, key, default=None):  # type: ignore[override]
+        self._load()
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self._load()
+        return super().__getitem__(key)
+
+    def __call__(self, vocabulary: str, code: str | None) -> str:
+        if not code:
+            return ""
+        return self.get((vocabulary, code), code)

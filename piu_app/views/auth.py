@@ -1,0 +1,93 @@
+"""Log in, log out, choose the language, and the first set-up of the city."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_user, logout_user
+
+from ..extensions import db
+from ..forms.auth import LoginForm, SetupForm
+from ..i18n import LOCALES
+from ..services import InvalidInputError, PermissionDeniedError
+from ..services import instance as instance_service
+from ..services import users as user_service
+from ..services import vocabularies
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a `next` that stays inside the app."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("main.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if instance_service.current() is None or user_service.count() == 0:
+        return redirect(url_for(".setup"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = user_service.authenticate(form.username.data, form.password.data,
+                                             max_failures=current_app.config["LOGIN_MAX_FAILURES"],
+                                             lock_seconds=current_app.config["LOGIN_LOCK_SECONDS"])
+        except PermissionDeniedError as exc:
+            db.session.commit()  # keep the failure count: it is what slows down guessing
+            flash(exc.message, "error")
+            return render_template("auth/login.html", form=form), 401
+        db.session.commit()
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash(_("Vous êtes déconnecté."), "info")
+    return redirect(url_for(".login"))
+
+
+@bp.post("/lang/<code>")
+def set_language(code: str):
+    if code in LOCALES:
+        session["lang"] = code
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """Name the city and create the first administrator (only while there is no account)."""
+    if user_service.count() > 0:
+        return redirect(url_for(".login"))
+    settings = instance_service.current()
+    form = SetupForm()
+    if settings is not None and request.method == "GET":
+        form.city_name.data, form.country_code.data = settings.city_name, settings.country_code
+        form.instance_code.data = settings.instance_code
+    if form.validate_on_submit():
+        try:
+            configured = instance_service.configure(city_name=form.city_name.data, country_code=form.country_code.data,
+                                                    instance_code=form.instance_code.data)
+            db.session.flush()
+            vocabularies.seed(configured.instance_code)
+            user = user_service.create(username=form.admin_username.data, password=form.admin_password.data,
+                                       role="admin")
+        except InvalidInputError as exc:
+            db.session.rollback()
+            for name, message in exc.field_errors.items():
+                target = getattr(form, name if hasattr(form, name) else f"admin_{name}", None)
+                if target is not None:
+                    target.errors = [*target.errors, message]
+            flash(exc.message, "error")
+            return render_template("auth/setup.html", form=form, settings=settings), 400
+        db.session.commit()
+        login_user(user)
+        flash(_("Bienvenue ! Le registre de %(city)s est prêt.", city=configured.city_name), "success")
+        return redirect(url_for("main.dashboard"))
+    return render_template("auth/setup.html", form=form, settings=settings)

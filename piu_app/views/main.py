@@ -1,0 +1,45 @@
+"""The dashboard, the search page and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from sqlalchemy import text
+
+from .. import __version__
+from ..extensions import db
+from ..registry import RECORD_TYPES
+from ..services import records as record_service
+from ..services import search as search_service
+from ..services import vocabularies
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def dashboard():
+    return render_template("main/dashboard.html", counts=record_service.counts(),
+                           recent=record_service.recent_changes(15), drafts=record_service.drafts(15),
+                           without_lessons=record_service.experiments_without_lessons(15))
+
+
+@bp.get("/search")
+def search():
+    query = request.args.get("q", "").strip()
+    record_type = request.args.get("type", "")
+    visibility = request.args.get("visibility", "")
+    theme = request.args.get("theme", "")
+    page = request.args.get("page", 1, type=int)
+    page_size = current_app.config["PAGE_SIZE"]
+    results, total = ([], 0)
+    if query:
+        results, total = search_service.search(query, record_types=[record_type] if record_type else [],
+                                               visibility=visibility, theme=theme, page=page, page_size=page_size)
+    return render_template("main/search.html", query=query, results=results, total=total, page=page,
+                           pages=max(1, -(-total // page_size)), record_type=record_type, visibility=visibility,
+                           theme=theme, themes=vocabularies.themes())
+
+
+@bp.get("/healthz")
+def healthz():
+    db.session.execute(text("SELECT 1"))
+    return jsonify({"status": "ok", "version": __version__, "record_types": len(RECORD_TYPES)})

@@ -1,0 +1,189 @@
+"""One blueprint per record type, all made by `make_blueprint` from the registry's descriptions.
+
+`/innovations`, `/experiments`, `/lessons`… share these routes: list with filters, detail with
+links, create, edit, delete (tombstone) with undo, history, links and attachments.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from ..extensions import db
+from ..forms.documents import LinkForm, UploadForm
+from ..forms.records import VISIBILITY_CHOICES, build_form_class, fill_from_record, form_values
+from ..i18n import current_lang
+from ..registry import RECORD_TYPES, RecordType
+from ..services import InvalidInputError
+from ..services import documents as document_service
+from ..services import records as record_service
+from ..services import vocabularies
+from .access import require_role, username
+
+
+def make_blueprint(rt: RecordType) -> Blueprint:
+    bp = Blueprint(rt.key, __name__, url_prefix=f"/{rt.key.replace('_', '-')}")
+
+    @bp.get("/")
+    def index():
+        filters = {k: v for k, v in request.args.items() if v}
+        page = record_service.list_records(
+            rt, filters, page=request.args.get("page", 1, type=int), page_size=current_app.config["PAGE_SIZE"],
+            deleted=request.args.get("trash") == "1", drafts_only=request.args.get("drafts") == "1",
+            sort=request.args.get("sort", "name"))
+        return render_template("records/list.html", rt=rt, page=page, filters=filters,
+                               filter_options=_filter_options(rt), visibility_choices=VISIBILITY_CHOICES)
+
+    @bp.route("/new", methods=["GET", "POST"])
+    @require_role("editor")
+    def new():
+        form = build_form_class(rt, current_lang())()
+        if request.method == "GET":
+            form.visibility.data = rt.default_visibility
+            for f in rt.fields:  # /experiments/new?innovation=<uid> starts from the innovation's page
+                if f.kind == "ref" and request.args.get(f.name):
+                    getattr(form, f.name).data = request.args[f.name]
+        if form.validate_on_submit():
+            try:
+                record = record_service.create(rt, form_values(form), username=username())
+            except InvalidInputError as exc:
+                return _form_error(rt, form, exc, None)
+            db.session.commit()
+            flash(_("Fiche « %(title)s » créée.", title=rt.title_of(record)), "success")
+            return redirect(url_for(".detail", uid=record.uid))
+        return render_template("records/form.html", rt=rt, form=form, record=None), 400 if form.errors else 200
+
+    @bp.get("/<uid>")
+    def detail(uid: str):
+        record = record_service.get(rt, uid)
+        link_forms = {}
+        for link in rt.links:
+            link_form = LinkForm(prefix=link.name)
+            link_form.target.choices = record_service.choices(RECORD_TYPES[link.target])
+            link_form.role.choices = [(t.code, t.label(current_lang())) for t in vocabularies.terms(link.role_vocab)]
+            link_forms[link.name] = link_form
+        upload_form = UploadForm()
+        upload_form.doc_type.choices = [(t.code, t.label(current_lang())) for t in vocabularies.terms("doc_type")]
+        return render_template("records/detail.html",
+                               rt=rt, record=record, backrefs=record_service.backrefs(rt, record),
+                               reverse_links=record_service.reverse_links(rt, record), link_forms=link_forms,
+                               documents=document_service.for_record(record), upload_form=upload_form)
+
+    @bp.route("/<uid>/edit", methods=["GET", "POST"])
+    @require_role("editor")
+    def edit(uid: str):
+        record = record_service.get(rt, uid, include_deleted=False)
+        form = build_form_class(rt, current_lang())()
+        if request.method == "GET":
+            fill_from_record(form, record)
+        if form.validate_on_submit():
+            expected = int(form.version.data) if (form.version.data or "").isdigit() else None
+            try:
+                record_service.update(rt, record, form_values(form), username=username(), expected_version=expected)
+            except InvalidInputError as exc:
+                return _form_error(rt, form, exc, record)
+            db.session.commit()
+            flash(_("Modifications enregistrées."), "success")
+            return redirect(url_for(".detail", uid=uid))
+        return render_template("records/form.html", rt=rt, form=form, record=record), 400 if form.errors else 200
+
+    @bp.post("/<uid>/delete")
+    @require_role("editor")
+    def delete(uid: str):
+        record = record_service.get(rt, uid)
+        record_service.delete(rt, record, username=username())
+        db.session.commit()
+        session["undo"] = {"type": rt.key, "uid": uid, "title": rt.title_of(record)}
+        flash(_("Fiche « %(title)s » supprimée.", title=rt.title_of(record)), "info")
+        return redirect(url_for(".index"))
+
+    @bp.post("/<uid>/restore")
+    @require_role("editor")
+    def restore(uid: str):
+        record = record_service.get(rt, uid)
+        record_service.restore(rt, record, username=username())
+        db.session.commit()
+        session.pop("undo", None)
+        flash(_("Fiche « %(title)s » restaurée.", title=rt.title_of(record)), "success")
+        return redirect(url_for(".detail", uid=uid))
+
+    @bp.get("/<uid>/history")
+    def history(uid: str):
+        record = record_service.get(rt, uid)
+        return render_template("records/history.html", rt=rt, record=record, entries=record_service.history(record))
+
+    @bp.post("/<uid>/links/<link_name>")
+    @require_role("editor")
+    def add_link(uid: str, link_name: str):
+        record = record_service.get(rt, uid, include_deleted=False)
+        record_service.add_link(rt, record, link_name, target_uid=request.form.get(f"{link_name}-target", ""),
+                                role=request.form.get(f"{link_name}-role", ""), username=username())
+        db.session.commit()
+        flash(_("Lien ajouté."), "success")
+        return redirect(url_for(".detail", uid=uid))
+
+    @bp.post("/<uid>/links/<link_name>/<int:link_id>/remove")
+    @require_role("editor")
+    def remove_link(uid: str, link_name: str, link_id: int):
+        record = record_service.get(rt, uid, include_deleted=False)
+        record_service.remove_link(rt, record, link_name, link_id, username=username())
+        db.session.commit()
+        flash(_("Lien retiré."), "info")
+        return redirect(url_for(".detail", uid=uid))
+
+    @bp.post("/<uid>/documents")
+    @require_role("editor")
+    def upload(uid: str):
+        record = record_service.get(rt, uid, include_deleted=False)
+        upload_form = UploadForm()
+        upload_form.doc_type.choices = [(t.code, t.code) for t in vocabularies.terms("doc_type")]
+        if not upload_form.validate_on_submit():
+            flash(_("Choisissez un fichier à joindre."), "error")
+            return redirect(url_for(".detail", uid=uid))
+        file = upload_form.file.data
+        document_service.attach(rt, record, stream=file.stream, filename=file.filename or "",
+                                title=upload_form.title.data or "", doc_type=upload_form.doc_type.data,
+                                uploads=current_app.config["PIU_UPLOADS_DIR"],
+                                max_bytes=current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024, username=username())
+        db.session.commit()
+        flash(_("Document joint."), "success")
+        return redirect(url_for(".detail", uid=uid))
+
+    return bp
+
+
+def _form_error(rt: RecordType, form, exc: InvalidInputError, record):
+    db.session.rollback()
+    for name, message in exc.field_errors.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, message]
+    flash(exc.message, "error")
+    return render_template("records/form.html", rt=rt, form=form, record=record), 400
+
+
+def _filter_options(rt: RecordType) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Return (name, label, choices) of each filter offered on a list page."""
+    lang = current_lang()
+    options = []
+    for f in rt.filter_fields:
+        if f.kind in ("vocab",):
+            choices = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
+        elif f.kind == "themes":
+            choices = [(t.code, t.label(lang)) for t in vocabularies.themes()]
+        elif f.kind == "ref":
+            choices = record_service.choices(RECORD_TYPES[f.ref], limit=500)
+        elif f.kind == "bool":
+            choices = [("1", _("oui")), ("0", _("non"))]
+        else:
+            continue
+        options.append((f.name, str(f.label), choices))
+    if "territory" in rt.extra_filters:
+        options.append(("territory", _("Expérimentée sur le territoire"),
+                        record_service.choices(RECORD_TYPES["territories"], limit=500)))
+    return options
+
+
+
+
+BLUEPRINTS: dict[str, Blueprint] = {key: make_blueprint(rt) for key, rt in RECORD_TYPES.items()}
