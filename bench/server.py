@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import select
 import shutil
 import signal
@@ -288,6 +289,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per config")
     ap.add_argument("--timeout", type=int, default=5, help="wrk per-request timeout (s)")
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every config this many times, interleaved, and also print"
+                         " medians (use on a busy/shared machine)")
     ap.add_argument("--json", help="also write raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     ap.add_argument("--list", action="store_true", help="list configurations and exit")
@@ -327,37 +331,11 @@ def main():
     results = []
     t_start = time.monotonic()
     try:
-        for name in names:
-            desc, kwargs, si = CONFIGS[name]
-            logpath = os.path.join(tmp, "server-%s.log" % name)
-            with open(logpath, "w") as logf:
-                proc, port = start_server(db, kwargs, si, logf)
-                try:
-                    if args.warmup > 0:
-                        run_wrk(wrk, lua, port, 8, args.warmup, args.timeout)
-                    for clients in levels:
-                        time.sleep(args.pause)
-                        s0, c0 = server_stats(port), cpu_seconds(proc.pid)
-                        t0 = time.monotonic()
-                        r = run_wrk(wrk, lua, port, clients, args.duration, args.timeout)
-                        wall = time.monotonic() - t0
-                        c1, s1 = cpu_seconds(proc.pid), server_stats(port)
-                        r.update(config=name, desc=desc, kwargs=kwargs, switchinterval=si,
-                                 clients=clients, cpu_pct=100.0 * (c1 - c0) / wall)
-                        if s0 and s1 and s1["served"] > s0["served"]:
-                            r["loops_per_req"] = ((s1["loops"] - s0["loops"])
-                                                  / (s1["served"] - s0["served"]))
-                        results.append(r)
-                        print("  %-3s c=%-4d %8.1f req/s  p50 %s ms  p99 %s ms  "
-                              "err %d  timeouts %d  cpu %.0f%%  loops/req %s"
-                              % (name, clients, r["requests"] / (r["duration_us"] / 1e6),
-                                 fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
-                                 r["connect"] + r["read"] + r["write"] + r["status"],
-                                 r["timeout"], r["cpu_pct"],
-                                 "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"),
-                              flush=True)
-                finally:
-                    stop_server(proc)
+        for rnd in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print("round %d/%d" % (rnd, args.rounds), flush=True)
+            for name in names:
+                results.extend(bench_config(name, args, wrk, lua, db, tmp, levels, rnd))
     finally:
         if args.keep:
             print("kept", tmp)
@@ -365,23 +343,106 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print("config  threads conn_limit switchint clients    req/s   p50 ms   p99 ms"
-          "  errors timeouts srvCPU loops/req")
-    for r in results:
-        kw = r["kwargs"]
-        print("%-7s %7d %10d %9s %7d %8.1f %8s %8s %7d %8d %5.0f%% %9s" % (
-            r["config"], kw.get("threads", 4), kw.get("connection_limit", 100),
-            "%g" % r["switchinterval"] if r["switchinterval"] else "5e-3(def)",
-            r["clients"], r["requests"] / (r["duration_us"] / 1e6),
-            fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
-            r["connect"] + r["read"] + r["write"] + r["status"], r["timeout"],
-            r["cpu_pct"], "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"))
+    print_table(results)
+    if args.rounds > 1:
+        print("\nmedian over %d rounds (each value its own median)" % args.rounds)
+        print_table(medians(results, names, levels))
+    busy = [r for r in results if r["other_cpu_pct"] > 20]
     print("\ntotal %.0f s; wrk -t2 (-t1 at 1 client) --timeout %ds -d%ds, loopback only"
           % (time.monotonic() - t_start, args.timeout, args.duration))
+    print("srvCPU/wrkCPU/otherCPU: %% of one core used by the server, by wrk and by every"
+          " other process during the run (machine total %d%%)" % (100 * (os.cpu_count() or 1)))
+    if busy:
+        print("WARNING: other processes used >20%% of a core in %d of %d runs: numbers are"
+              " disturbed; use --rounds N and read the medians" % (len(busy), len(results)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
 
+
+def machine_busy_seconds():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def bench_config(name, args, wrk, lua, db, tmp, levels, rnd):
+    desc, kwargs, si = CONFIGS[name]
+    out = []
+    with open(os.path.join(tmp, "server-%s-%d.log" % (name, rnd)), "w") as logf:
+        proc, port = start_server(db, kwargs, si, logf)
+        try:
+            if args.warmup > 0:
+                run_wrk(wrk, lua, port, 8, args.warmup, args.timeout)
+            for clients in levels:
+                time.sleep(args.pause)
+                s0 = server_stats(port)
+                c0, w0, m0 = cpu_seconds(proc.pid), children_cpu_seconds(), machine_busy_seconds()
+                t0 = time.monotonic()
+                r = run_wrk(wrk, lua, port, clients, args.duration, args.timeout)
+                wall = time.monotonic() - t0
+                c1, w1, m1 = cpu_seconds(proc.pid), children_cpu_seconds(), machine_busy_seconds()
+                s1 = server_stats(port)
+                r.update(config=name, desc=desc, kwargs=kwargs, switchinterval=si,
+                         clients=clients, round=rnd,
+                         rps=r["requests"] / (r["duration_us"] / 1e6),
+                         errors=r["connect"] + r["read"] + r["write"] + r["status"],
+                         cpu_pct=100.0 * (c1 - c0) / wall,
+                         wrk_cpu_pct=100.0 * (w1 - w0) / wall,
+                         other_cpu_pct=max(0.0, 100.0 * ((m1 - m0) - (c1 - c0) - (w1 - w0))
+                                           / wall))
+                if s0 and s1 and s1["served"] > s0["served"]:
+                    r["loops_per_req"] = ((s1["loops"] - s0["loops"])
+                                          / (s1["served"] - s0["served"]))
+                out.append(r)
+                print("  %-3s c=%-4d %8.1f req/s  p50 %s ms  p99 %s ms  err %d  timeouts %d"
+                      "  srv %.0f%%  wrk %.0f%%  other %.0f%%  loops/req %s"
+                      % (name, clients, r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
+                         r["errors"], r["timeout"], r["cpu_pct"], r["wrk_cpu_pct"],
+                         r["other_cpu_pct"],
+                         "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"),
+                      flush=True)
+        finally:
+            stop_server(proc)
+    return out
+
+
+def medians(results, names, levels):
+    import statistics
+
+    out = []
+    for name in names:
+        for clients in levels:
+            rs = [r for r in results if r["config"] == name and r["clients"] == clients]
+            if not rs:
+                continue
+            m = dict(rs[0])
+            for k in ("rps", "p50_us", "p99_us", "errors", "timeout", "cpu_pct",
+                      "wrk_cpu_pct", "other_cpu_pct", "loops_per_req"):
+                vals = [r[k] for r in rs if k in r]
+                if vals:
+                    m[k] = statistics.median(vals)
+            out.append(m)
+    return out
+
+
+def print_table(results):
+    print("config  threads conn_limit switchint clients    req/s   p50 ms   p99 ms"
+          "  errors timeouts srvCPU wrkCPU otherCPU loops/req")
+    for r in results:
+        kw = r["kwargs"]
+        print("%-7s %7d %10d %9s %7d %8.1f %8s %8s %7d %8d %5.0f%% %5.0f%% %7.0f%% %9s" % (
+            r["config"], kw.get("threads", 4), kw.get("connection_limit", 100),
+            "%g" % r["switchinterval"] if r["switchinterval"] else "5e-3(def)",
+            r["clients"], r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
+            r["errors"], r["timeout"], r["cpu_pct"], r["wrk_cpu_pct"], r["other_cpu_pct"],
+            "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"))
 
 if __name__ == "__main__":
     main()

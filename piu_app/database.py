@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection
 
 BUSY_TIMEOUT_MS = 15_000
 SEARCH_TABLE = "search_index"
+# Control characters that cannot come from a form, marking matched words in search snippets.
+MARK_START, MARK_END = "\x02", "\x03"
 
 # Set for the duration of a request or command that writes: the next transaction then begins
 # with BEGIN IMMEDIATE (takes the write lock up front) instead of a deferred BEGIN.
@@ -88,7 +90,8 @@ def reset_write_intent(token: contextvars.Token) -> None:
 
 def fold(value: str) -> str:
     """Lower-case and strip accents, the way both search back-ends compare words."""
-    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    # Decompose before and after case folding: compatibility forms (ᴬ, ﬁ) fold only once decomposed.
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", value).casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -188,13 +191,13 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
         params.update({f"v{i}": v for i, v in enumerate(visibilities)})
     extra = "".join(f" AND {f}" for f in filters)
     if is_sqlite(conn):
-        # Each word quoted (so user input is never FTS syntax); the last one also as a prefix.
-        params["q"] = " ".join(f'"{t}"' for t in terms[:-1]) + f' ("{terms[-1]}" OR "{terms[-1]}"*)'
+        # Each word quoted (so user input is never FTS syntax); the last one matches as a prefix too.
+        params["q"] = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
         where = f"{SEARCH_TABLE} MATCH :q{extra}"
         total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
         rows = conn.execute(text(
             f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
-            f"snippet({SEARCH_TABLE}, 4, '[', ']', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
+            f"snippet({SEARCH_TABLE}, -1, '{MARK_START}', '{MARK_END}', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
             "ORDER BY rank LIMIT :limit OFFSET :offset"), params).all()
         return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
     params["q"] = " & ".join(f"{t}" for t in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"{terms[-1]}:*"

@@ -101,6 +101,11 @@ def _daily_backup(app: Flask) -> None:
     from .extensions import db
     from .services import backups
 
+    with app.app_context():
+        from .services import instance as instance_service
+
+        if instance_service.current() is None:
+            return  # nothing to protect yet
     today = date.today().strftime("%Y%m%d")
     if not any(p.name.startswith(f"piu-daily-{today}") for p in app.config["PIU_BACKUPS_DIR"].glob("piu-daily-*")):
         with app.app_context():

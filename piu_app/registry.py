@@ -70,7 +70,7 @@ class RecordType:
     label_plural: Any
     fields: tuple[Field, ...]
     title_attr: str = "name"
-    order_by: tuple[str, ...] = ("name",)
+    order_by: tuple[str, ...] = ("name",)  # attributes folded into `sort_key`, the list order
     links: tuple[Link, ...] = ()
     default_visibility: str = "network"
     extra_filters: tuple[str, ...] = ()   # named filters implemented in services.records

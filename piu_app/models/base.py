@@ -59,6 +59,8 @@ class SharedRecord:
     licence: Mapped[str] = mapped_column(String(32), default="")
     source: Mapped[str] = mapped_column(Text, default="")
     draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The title folded (lower case, no accents), so that « Éclairage » sorts with the E on every engine.
+    sort_key: Mapped[str] = mapped_column(String(200), default="", index=True)
 
 
 __all__ = ["Base", "db", "SharedRecord", "utcnow", "new_uid", "VISIBILITIES", "date", "datetime"]

@@ -17,6 +17,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import Select, exists, func
 
+from ..database import fold
 from ..models import VISIBILITIES, ChangeLog, Experiment, Lesson, Review, ReviewScore, Theme, db, utcnow
 from ..registry import RECORD_TYPES, BackRef, Field, Link, RecordType, backrefs_to, reverse_links_to
 from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
@@ -84,7 +85,7 @@ def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, pa
     query = _filtered(rt, filters or {}, deleted=deleted, drafts_only=drafts_only)
     total = db.session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0
     model = rt.model
-    order = [model.updated_at.desc()] if sort == "updated" else [getattr(model, c) for c in rt.order_by]
+    order = [model.updated_at.desc()] if sort == "updated" else [model.sort_key]
     page = max(1, page)
     items = list(db.session.scalars(query.order_by(*order, model.id).limit(page_size).offset((page - 1) * page_size)))
     return Page(items, total, page, page_size)
@@ -93,8 +94,7 @@ def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, pa
 def choices(rt: RecordType, *, limit: int = 2000) -> list[tuple[str, str]]:
     """Return (uid, title) of live records, for a select box."""
     model = rt.model
-    order = [getattr(model, c) for c in rt.order_by]
-    rows = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(*order).limit(limit))
+    rows = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key).limit(limit))
     return [(r.uid, rt.title_of(r)) for r in rows]
 
 
@@ -109,7 +109,7 @@ def backrefs(rt: RecordType, record: Any, *, limit: int = 50) -> list[tuple[Back
         model = backref.source.model
         rows = list(db.session.scalars(
             db.select(model).where(getattr(model, backref.field.column) == record.id, model.deleted.is_(False))
-            .order_by(*[getattr(model, c) for c in backref.source.order_by]).limit(limit)))
+            .order_by(model.sort_key).limit(limit)))
         groups.append((backref, rows))
     return groups
 
@@ -326,6 +326,7 @@ def _assign_scores(record: Any, scores: Mapping[str, Any], f: Field, errors: dic
 
 def _before_save(rt: RecordType, record: Any) -> None:
     """Derived values that no form sets."""
+    record.sort_key = fold(" ".join(str(getattr(record, attr) or "") for attr in rt.order_by))[:200]
     if isinstance(record, Review):
         # A review is "verified" when its organisation took part in the experiment it cites.
         exp = record.experiment
@@ -342,10 +343,11 @@ def create(rt: RecordType, values: Mapping[str, Any], *, username: str, origin: 
     record = rt.model(uid=uid) if uid else rt.model()
     record.visibility = rt.default_visibility
     record.origin_instance = origin if origin is not None else instance_service.instance_code()
-    db.session.add(record)
     missing = {f.name: None for f in rt.fields if f.required and f.name not in values}
-    _assign(rt, record, {**missing, **values})
+    with db.session.no_autoflush:  # the checks query the database; the record is not whole yet
+        _assign(rt, record, {**missing, **values})
     _before_save(rt, record)
+    db.session.add(record)
     db.session.flush()
     _log(rt, record, "create", username, {k: ["", v] for k, v in _snapshot(rt, record).items() if v not in ("", "False")})
     search_service.index(rt, record)
@@ -362,7 +364,8 @@ def update(rt: RecordType, record: Any, values: Mapping[str, Any], *, username: 
         raise ConflictError(_("Quelqu'un a modifié cette fiche pendant que vous la lisiez. "
                               "Rechargez la page pour voir sa version actuelle."))
     before = _snapshot(rt, record)
-    _assign(rt, record, values)
+    with db.session.no_autoflush:
+        _assign(rt, record, values)
     _before_save(rt, record)
     after = _snapshot(rt, record)
     changes = {k: [before.get(k, ""), v] for k, v in after.items() if before.get(k, "") != v}

@@ -7,9 +7,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup, escape
 
 from .. import __version__
-from ..database import reset_write_intent, set_write_intent
+from ..database import MARK_END, MARK_START, reset_write_intent, set_write_intent
 from ..extensions import db, login_manager
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES
@@ -30,8 +31,11 @@ def register(app: Flask) -> None:
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(documents.bp)
-    innovations.add_routes(records.BLUEPRINTS["innovations"])
-    for bp in records.BLUEPRINTS.values():
+    # Record blueprints are made per app: a blueprint cannot gain routes once registered.
+    for key, rt in RECORD_TYPES.items():
+        bp = records.make_blueprint(rt)
+        if key == "innovations":
+            innovations.add_routes(bp)
         app.register_blueprint(bp)
 
     login_manager.login_view = "auth.login"
@@ -55,6 +59,11 @@ def register(app: Flask) -> None:
         token = g.pop("_write_token", None)
         if token is not None:
             reset_write_intent(token)
+
+    @app.template_filter("highlight")
+    def _highlight(snippet: str) -> Markup:
+        """Escape a search snippet, then turn the index's match markers into <mark>."""
+        return Markup(str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>"))
 
     @app.context_processor
     def _globals():

@@ -185,5 +185,3 @@ def _filter_options(rt: RecordType) -> list[tuple[str, str, list[tuple[str, str]
 
 
 
-
-BLUEPRINTS: dict[str, Blueprint] = {key: make_blueprint(rt) for key, rt in RECORD_TYPES.items()}

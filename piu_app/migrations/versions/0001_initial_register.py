@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 22:58:38.942881
+Create Date: 2026-11-21 23:01:09.128917
 
 """
 from alembic import op
@@ -56,6 +56,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_documents')),
     sa.UniqueConstraint('uid', name=op.f('uq_documents_uid'))
     )
@@ -64,6 +65,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_documents_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_documents_linked_type'), ['linked_type'], unique=False)
         batch_op.create_index(batch_op.f('ix_documents_linked_uid'), ['linked_uid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_documents_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_documents_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_documents_visibility'), ['visibility'], unique=False)
 
@@ -92,6 +94,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_innovations')),
     sa.UniqueConstraint('uid', name=op.f('uq_innovations_uid'))
     )
@@ -101,6 +104,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_innovations_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_innovations_innovation_kind'), ['innovation_kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_innovations_name'), ['name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_innovations_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_innovations_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_innovations_visibility'), ['visibility'], unique=False)
 
@@ -139,6 +143,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['territories.id'], name=op.f('fk_territories_parent_id_territories')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_territories')),
     sa.UniqueConstraint('uid', name=op.f('uq_territories_uid'))
@@ -148,6 +153,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_territories_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_territories_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_territories_parent_id'), ['parent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_territories_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_territories_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_territories_visibility'), ['visibility'], unique=False)
 
@@ -169,6 +175,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_themes')),
     sa.UniqueConstraint('code', name=op.f('uq_themes_code')),
     sa.UniqueConstraint('uid', name=op.f('uq_themes_uid'))
@@ -176,6 +183,7 @@ def upgrade():
     with op.batch_alter_table('themes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_themes_deleted'), ['deleted'], unique=False)
         batch_op.create_index(batch_op.f('ix_themes_draft'), ['draft'], unique=False)
+        batch_op.create_index(batch_op.f('ix_themes_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_themes_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_themes_visibility'), ['visibility'], unique=False)
 
@@ -244,6 +252,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['territory_id'], ['territories.id'], name=op.f('fk_organisations_territory_id_territories')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
     sa.UniqueConstraint('uid', name=op.f('uq_organisations_uid'))
@@ -255,6 +264,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_organisations_is_startup'), ['is_startup'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_org_type'), ['org_type'], unique=False)
+        batch_op.create_index(batch_op.f('ix_organisations_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_territory_id'), ['territory_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_visibility'), ['visibility'], unique=False)
@@ -288,6 +298,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['financer_id'], ['organisations.id'], name=op.f('fk_funding_aids_financer_id_organisations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_funding_aids')),
     sa.UniqueConstraint('uid', name=op.f('uq_funding_aids_uid'))
@@ -298,6 +309,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_funding_aids_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_aids_financer_id'), ['financer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_aids_name'), ['name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_funding_aids_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_aids_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_funding_aids_visibility'), ['visibility'], unique=False)
 
@@ -336,6 +348,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['buyer_id'], ['organisations.id'], name=op.f('fk_needs_buyer_id_organisations')),
     sa.ForeignKeyConstraint(['territory_id'], ['territories.id'], name=op.f('fk_needs_territory_id_territories')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_needs')),
@@ -345,6 +358,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_needs_buyer_id'), ['buyer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_deleted'), ['deleted'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_draft'), ['draft'], unique=False)
+        batch_op.create_index(batch_op.f('ix_needs_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_territory_id'), ['territory_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_title'), ['title'], unique=False)
@@ -375,6 +389,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_persons_organisation_id_organisations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_persons')),
     sa.UniqueConstraint('uid', name=op.f('uq_persons_uid'))
@@ -384,6 +399,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_persons_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_persons_family_name'), ['family_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_persons_organisation_id'), ['organisation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_persons_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_persons_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_persons_visibility'), ['visibility'], unique=False)
 
@@ -412,6 +428,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['operator_id'], ['organisations.id'], name=op.f('fk_places_operator_id_organisations')),
     sa.ForeignKeyConstraint(['territory_id'], ['territories.id'], name=op.f('fk_places_territory_id_territories')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_places')),
@@ -423,6 +440,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_places_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_places_operator_id'), ['operator_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_places_place_type'), ['place_type'], unique=False)
+        batch_op.create_index(batch_op.f('ix_places_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_places_territory_id'), ['territory_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_places_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_places_visibility'), ['visibility'], unique=False)
@@ -459,6 +477,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['buyer_id'], ['organisations.id'], name=op.f('fk_experiments_buyer_id_organisations')),
     sa.ForeignKeyConstraint(['innovation_id'], ['innovations.id'], name=op.f('fk_experiments_innovation_id_innovations')),
     sa.ForeignKeyConstraint(['need_id'], ['needs.id'], name=op.f('fk_experiments_need_id_needs')),
@@ -474,6 +493,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_experiments_innovation_id'), ['innovation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiments_need_id'), ['need_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiments_place_id'), ['place_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_experiments_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiments_stage'), ['stage'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiments_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiments_territory_id'), ['territory_id'], unique=False)
@@ -539,6 +559,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['contact_person_id'], ['persons.id'], name=op.f('fk_support_programmes_contact_person_id_persons')),
     sa.ForeignKeyConstraint(['operator_id'], ['organisations.id'], name=op.f('fk_support_programmes_operator_id_organisations')),
     sa.ForeignKeyConstraint(['place_id'], ['places.id'], name=op.f('fk_support_programmes_place_id_places')),
@@ -554,6 +575,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_support_programmes_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_programmes_operator_id'), ['operator_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_programmes_place_id'), ['place_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_support_programmes_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_programmes_territory_id'), ['territory_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_programmes_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_programmes_visibility'), ['visibility'], unique=False)
@@ -578,6 +600,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'], name=op.f('fk_experiment_fundings_experiment_id_experiments')),
     sa.ForeignKeyConstraint(['funding_aid_id'], ['funding_aids.id'], name=op.f('fk_experiment_fundings_funding_aid_id_funding_aids')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_experiment_fundings')),
@@ -588,6 +611,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_experiment_fundings_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_fundings_experiment_id'), ['experiment_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_fundings_funding_aid_id'), ['funding_aid_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_experiment_fundings_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_fundings_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_fundings_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_experiment_fundings_visibility'), ['visibility'], unique=False)
@@ -616,6 +640,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['persons.id'], name=op.f('fk_lessons_author_id_persons')),
     sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'], name=op.f('fk_lessons_experiment_id_experiments')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lessons')),
@@ -626,6 +651,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_lessons_deleted'), ['deleted'], unique=False)
         batch_op.create_index(batch_op.f('ix_lessons_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_lessons_experiment_id'), ['experiment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_lessons_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_lessons_title'), ['title'], unique=False)
         batch_op.create_index(batch_op.f('ix_lessons_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_lessons_visibility'), ['visibility'], unique=False)
@@ -666,6 +692,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['buyer_id'], ['organisations.id'], name=op.f('fk_procurements_buyer_id_organisations')),
     sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'], name=op.f('fk_procurements_experiment_id_experiments')),
     sa.ForeignKeyConstraint(['supplier_id'], ['organisations.id'], name=op.f('fk_procurements_supplier_id_organisations')),
@@ -678,6 +705,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_procurements_draft'), ['draft'], unique=False)
         batch_op.create_index(batch_op.f('ix_procurements_experiment_id'), ['experiment_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_procurements_route'), ['route'], unique=False)
+        batch_op.create_index(batch_op.f('ix_procurements_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_procurements_supplier_id'), ['supplier_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_procurements_title'), ['title'], unique=False)
         batch_op.create_index(batch_op.f('ix_procurements_updated_at'), ['updated_at'], unique=False)
@@ -705,6 +733,7 @@ def upgrade():
     sa.Column('licence', sa.String(length=32), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('draft', sa.Boolean(), nullable=False),
+    sa.Column('sort_key', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'], name=op.f('fk_reviews_experiment_id_experiments')),
     sa.ForeignKeyConstraint(['innovation_id'], ['innovations.id'], name=op.f('fk_reviews_innovation_id_innovations')),
     sa.ForeignKeyConstraint(['reviewer_org_id'], ['organisations.id'], name=op.f('fk_reviews_reviewer_org_id_organisations')),
@@ -719,6 +748,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_reviews_innovation_id'), ['innovation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reviews_reviewer_org_id'), ['reviewer_org_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reviews_reviewer_person_id'), ['reviewer_person_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reviews_sort_key'), ['sort_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_reviews_updated_at'), ['updated_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_reviews_visibility'), ['visibility'], unique=False)
 
@@ -782,6 +812,7 @@ def downgrade():
     with op.batch_alter_table('reviews', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reviews_visibility'))
         batch_op.drop_index(batch_op.f('ix_reviews_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_reviews_sort_key'))
         batch_op.drop_index(batch_op.f('ix_reviews_reviewer_person_id'))
         batch_op.drop_index(batch_op.f('ix_reviews_reviewer_org_id'))
         batch_op.drop_index(batch_op.f('ix_reviews_innovation_id'))
@@ -795,6 +826,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_procurements_updated_at'))
         batch_op.drop_index(batch_op.f('ix_procurements_title'))
         batch_op.drop_index(batch_op.f('ix_procurements_supplier_id'))
+        batch_op.drop_index(batch_op.f('ix_procurements_sort_key'))
         batch_op.drop_index(batch_op.f('ix_procurements_route'))
         batch_op.drop_index(batch_op.f('ix_procurements_experiment_id'))
         batch_op.drop_index(batch_op.f('ix_procurements_draft'))
@@ -806,6 +838,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_lessons_visibility'))
         batch_op.drop_index(batch_op.f('ix_lessons_updated_at'))
         batch_op.drop_index(batch_op.f('ix_lessons_title'))
+        batch_op.drop_index(batch_op.f('ix_lessons_sort_key'))
         batch_op.drop_index(batch_op.f('ix_lessons_experiment_id'))
         batch_op.drop_index(batch_op.f('ix_lessons_draft'))
         batch_op.drop_index(batch_op.f('ix_lessons_deleted'))
@@ -816,6 +849,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_visibility'))
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_updated_at'))
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_status'))
+        batch_op.drop_index(batch_op.f('ix_experiment_fundings_sort_key'))
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_funding_aid_id'))
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_experiment_id'))
         batch_op.drop_index(batch_op.f('ix_experiment_fundings_draft'))
@@ -826,6 +860,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_support_programmes_visibility'))
         batch_op.drop_index(batch_op.f('ix_support_programmes_updated_at'))
         batch_op.drop_index(batch_op.f('ix_support_programmes_territory_id'))
+        batch_op.drop_index(batch_op.f('ix_support_programmes_sort_key'))
         batch_op.drop_index(batch_op.f('ix_support_programmes_place_id'))
         batch_op.drop_index(batch_op.f('ix_support_programmes_operator_id'))
         batch_op.drop_index(batch_op.f('ix_support_programmes_name'))
@@ -855,6 +890,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_experiments_territory_id'))
         batch_op.drop_index(batch_op.f('ix_experiments_status'))
         batch_op.drop_index(batch_op.f('ix_experiments_stage'))
+        batch_op.drop_index(batch_op.f('ix_experiments_sort_key'))
         batch_op.drop_index(batch_op.f('ix_experiments_place_id'))
         batch_op.drop_index(batch_op.f('ix_experiments_need_id'))
         batch_op.drop_index(batch_op.f('ix_experiments_innovation_id'))
@@ -867,6 +903,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_places_visibility'))
         batch_op.drop_index(batch_op.f('ix_places_updated_at'))
         batch_op.drop_index(batch_op.f('ix_places_territory_id'))
+        batch_op.drop_index(batch_op.f('ix_places_sort_key'))
         batch_op.drop_index(batch_op.f('ix_places_place_type'))
         batch_op.drop_index(batch_op.f('ix_places_operator_id'))
         batch_op.drop_index(batch_op.f('ix_places_name'))
@@ -877,6 +914,7 @@ def downgrade():
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_persons_visibility'))
         batch_op.drop_index(batch_op.f('ix_persons_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_persons_sort_key'))
         batch_op.drop_index(batch_op.f('ix_persons_organisation_id'))
         batch_op.drop_index(batch_op.f('ix_persons_family_name'))
         batch_op.drop_index(batch_op.f('ix_persons_draft'))
@@ -889,6 +927,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_needs_title'))
         batch_op.drop_index(batch_op.f('ix_needs_territory_id'))
         batch_op.drop_index(batch_op.f('ix_needs_status'))
+        batch_op.drop_index(batch_op.f('ix_needs_sort_key'))
         batch_op.drop_index(batch_op.f('ix_needs_draft'))
         batch_op.drop_index(batch_op.f('ix_needs_deleted'))
         batch_op.drop_index(batch_op.f('ix_needs_buyer_id'))
@@ -902,6 +941,7 @@ def downgrade():
     with op.batch_alter_table('funding_aids', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_funding_aids_visibility'))
         batch_op.drop_index(batch_op.f('ix_funding_aids_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_funding_aids_sort_key'))
         batch_op.drop_index(batch_op.f('ix_funding_aids_name'))
         batch_op.drop_index(batch_op.f('ix_funding_aids_financer_id'))
         batch_op.drop_index(batch_op.f('ix_funding_aids_draft'))
@@ -913,6 +953,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_organisations_visibility'))
         batch_op.drop_index(batch_op.f('ix_organisations_updated_at'))
         batch_op.drop_index(batch_op.f('ix_organisations_territory_id'))
+        batch_op.drop_index(batch_op.f('ix_organisations_sort_key'))
         batch_op.drop_index(batch_op.f('ix_organisations_org_type'))
         batch_op.drop_index(batch_op.f('ix_organisations_name'))
         batch_op.drop_index(batch_op.f('ix_organisations_is_startup'))
@@ -933,6 +974,7 @@ def downgrade():
     with op.batch_alter_table('themes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_themes_visibility'))
         batch_op.drop_index(batch_op.f('ix_themes_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_themes_sort_key'))
         batch_op.drop_index(batch_op.f('ix_themes_draft'))
         batch_op.drop_index(batch_op.f('ix_themes_deleted'))
 
@@ -940,6 +982,7 @@ def downgrade():
     with op.batch_alter_table('territories', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_territories_visibility'))
         batch_op.drop_index(batch_op.f('ix_territories_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_territories_sort_key'))
         batch_op.drop_index(batch_op.f('ix_territories_parent_id'))
         batch_op.drop_index(batch_op.f('ix_territories_name'))
         batch_op.drop_index(batch_op.f('ix_territories_draft'))
@@ -950,6 +993,7 @@ def downgrade():
     with op.batch_alter_table('innovations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_innovations_visibility'))
         batch_op.drop_index(batch_op.f('ix_innovations_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_innovations_sort_key'))
         batch_op.drop_index(batch_op.f('ix_innovations_name'))
         batch_op.drop_index(batch_op.f('ix_innovations_innovation_kind'))
         batch_op.drop_index(batch_op.f('ix_innovations_draft'))
@@ -960,6 +1004,7 @@ def downgrade():
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_documents_visibility'))
         batch_op.drop_index(batch_op.f('ix_documents_updated_at'))
+        batch_op.drop_index(batch_op.f('ix_documents_sort_key'))
         batch_op.drop_index(batch_op.f('ix_documents_linked_uid'))
         batch_op.drop_index(batch_op.f('ix_documents_linked_type'))
         batch_op.drop_index(batch_op.f('ix_documents_draft'))

@@ -1,0 +1,90 @@
+"""Shared fixtures: an app on a temporary data directory, a client logged in with each role."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from piu_app import create_app, upgrade_database
+from piu_app.database import writing
+from piu_app.extensions import db
+from piu_app.services import instance as instance_service
+from piu_app.services import users as user_service
+
+PASSWORD = "correct-horse-battery"
+
+
+def _database_url(tmp_path: Path) -> str | None:
+    """PIU_TEST_DATABASE_URL runs the suite on PostgreSQL (one fresh schema per test)."""
+    return os.environ.get("PIU_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    config = {"TESTING": True, "SECRET_KEY": "test", "LOGIN_LOCK_SECONDS": 30}
+    if url := _database_url(tmp_path):
+        config["DATABASE_URL"] = url
+    app = create_app(config, instance_path=tmp_path / "data")
+    if config.get("DATABASE_URL"):
+        with app.app_context():
+            db.session.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        instance_service.configure(city_name="Ville de Test", country_code="SN", instance_code="test-city")
+        for role in ("admin", "editor", "reader"):
+            user_service.create(username=role, password=PASSWORD, role=role)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    """An application context with write intent, for service-level tests."""
+    with app.test_request_context(), writing():
+        yield
+        db.session.rollback()
+
+
+def login(client: FlaskClient, username: str) -> FlaskClient:
+    response = client.post("/login", data={"username": username, "password": PASSWORD,
+                                           "csrf_token": csrf_token(client, "/login")})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def editor(app: Flask) -> FlaskClient:
+    return login(app.test_client(), "editor")
+
+
+@pytest.fixture
+def reader(app: Flask) -> FlaskClient:
+    return login(app.test_client(), "reader")
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    return login(app.test_client(), "admin")
