@@ -6,13 +6,23 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from wtforms import FloatField, IntegerField
+from wtforms.widgets import TextInput
 
 
 def _normalise(raw: str) -> str:
     return raw.replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".").strip()
 
 
+class _NumberInput(TextInput):
+    """A text box (not type=number, which refuses "12 500 000"), with the numeric keyboard on phones."""
+
+    def __call__(self, field: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("inputmode", "decimal")
+        return super().__call__(field, **kwargs)
+
+
 class LocaleFloatField(FloatField):
+    widget = _NumberInput()
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and valuelist[0] not in (None, ""):
             try:
@@ -25,6 +35,7 @@ class LocaleFloatField(FloatField):
 
 
 class LocaleIntegerField(IntegerField):
+    widget = _NumberInput()
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and valuelist[0] not in (None, ""):
             try:

@@ -22,7 +22,13 @@ def _entry(rt: RecordType, record: Any) -> IndexEntry:
     for link in rt.links:
         parts += [RECORD_TYPES[link.target].title_of(getattr(row, link.target_attr))
                   for row in getattr(record, link.owner_attr)]
-    return IndexEntry(rt.key, record.uid, record.visibility, rt.title_of(record), "\n".join(p for p in parts if p))
+    title = rt.title_of(record)
+    if isinstance(getattr(rt.model, rt.title_attr, None), property):
+        # A title made from other records (a review is « innovation — reviewer ») is not the record's own
+        # words: index it with the body, so that the innovation itself ranks first.
+        parts.insert(0, title)
+        title = ""
+    return IndexEntry(rt.key, record.uid, record.visibility, title, "\n".join(p for p in parts if p))
 
 
 def index(rt: RecordType, record: Any) -> None:
