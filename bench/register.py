@@ -229,6 +229,8 @@ def fill(app, n: int, rng: random.Random, *, analyze: bool) -> dict:
         theme_rows = db.session.execute(db.select(Theme.id, Theme.code)).all()
         theme_ids = [r.id for r in theme_rows]
         info["theme_codes"] = [r.code for r in theme_rows]
+        # the list page's query parameter for themes is the field's name (`themes` today)
+        info["theme_param"] = next(f.name for f in RECORD_TYPES["innovations"].filter_fields if f.kind == "themes")
         info["stages"] = stages
 
         now = dt.datetime(2026, 11, 21, 12, 0, 0)
@@ -446,7 +448,7 @@ def list_urls(info: dict, rng: random.Random, n_queries: int) -> list[tuple[str,
         kind = kinds[i % len(kinds)]
         page = rng.randint(1, 5)
         if kind == "filtered":
-            url = (f"/innovations/?theme={rng.choice(info['theme_codes'])}"
+            url = (f"/innovations/?{info['theme_param']}={rng.choice(info['theme_codes'])}"
                    f"&deployment_stage={rng.choice(info['stages'])}&page={page}")
         elif kind == "unfiltered":
             url = f"/innovations/?page={page}"
@@ -543,7 +545,8 @@ def explain(app, info: dict) -> None:
                 raw.close()
 
     cases = [
-        ("filtered theme+stage p3", {"theme": info["theme_codes"][1], "deployment_stage": info["stages"][2]}, "name", 3),
+        ("filtered theme+stage p3", {info["theme_param"]: info["theme_codes"][1], "deployment_stage": info["stages"][2]},
+         "name", 3),
         ("unfiltered p5", {}, "name", 5),
         ("visibility=public p2", {"visibility": "public"}, "name", 2),
         ("sort=updated p4", {}, "updated", 4),

@@ -114,9 +114,9 @@ def create_search_index(conn: Connection) -> None:
         conn.exec_driver_sql(
             f"CREATE TABLE IF NOT EXISTS {SEARCH_TABLE} (uid VARCHAR(36) PRIMARY KEY, "
             "record_type VARCHAR(40) NOT NULL, visibility VARCHAR(16) NOT NULL, "
-            "title TEXT NOT NULL, body TEXT NOT NULL, "
-            "document tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', title), 'A') || "
-            "setweight(to_tsvector('simple', body), 'B')) STORED)")
+            "title TEXT NOT NULL, body TEXT NOT NULL, folded_title TEXT NOT NULL, folded_body TEXT NOT NULL, "
+            "document tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', folded_title), 'A') || "
+            "setweight(to_tsvector('simple', folded_body), 'B')) STORED)")
         conn.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS ix_{SEARCH_TABLE}_document ON {SEARCH_TABLE} USING gin (document)")
         conn.exec_driver_sql(
@@ -146,12 +146,16 @@ def index_records(conn: Connection, entries: Sequence[IndexEntry]) -> None:
     if not entries:
         return
     remove_from_index(conn, [e.uid for e in entries])
-    rows = [{"record_type": e.record_type, "uid": e.uid, "visibility": e.visibility,
-             # PostgreSQL has no accent folding without the unaccent extension: fold in Python.
-             "title": e.title if is_sqlite(conn) else fold(e.title),
-             "body": e.body if is_sqlite(conn) else fold(e.body)} for e in entries]
-    conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body) "
-                      "VALUES (:record_type, :uid, :visibility, :title, :body)"), rows)
+    rows = [{"record_type": e.record_type, "uid": e.uid, "visibility": e.visibility, "title": e.title,
+             "body": e.body, "folded_title": fold(e.title), "folded_body": fold(e.body)} for e in entries]
+    if is_sqlite(conn):
+        conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body) "
+                          "VALUES (:record_type, :uid, :visibility, :title, :body)"), rows)
+    else:
+        # PostgreSQL has no accent folding without the unaccent extension: the folded copy is made here.
+        conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body, folded_title, "
+                          "folded_body) VALUES (:record_type, :uid, :visibility, :title, :body, :folded_title, "
+                          ":folded_body)"), rows)
 
 
 def remove_from_index(conn: Connection, uids: Sequence[str]) -> None:
@@ -205,9 +209,18 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
     total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
     rows = conn.execute(text(
         f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
-        f"left(body, 160) FROM {SEARCH_TABLE} WHERE {where} ORDER BY rank DESC LIMIT :limit OFFSET :offset"),
+        f"title || ' ' || body FROM {SEARCH_TABLE} WHERE {where} ORDER BY rank DESC LIMIT :limit OFFSET :offset"),
         params).all()
-    return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
+    return [SearchHit(r[0], r[1], float(r[2]), _snippet(r[3] or "", terms)) for r in rows], int(total)
+
+
+def _snippet(content: str, terms: Sequence[str], width: int = 12) -> str:
+    """Cut about `width` words around the first match and mark the matching words (as FTS5's snippet does)."""
+    words = content.split()
+    hits = [i for i, w in enumerate(words) if any(fold(w).lstrip("«(\"'").startswith(t) for t in terms)]
+    start = max(0, (hits[0] if hits else 0) - width // 3)
+    shown = [f"{MARK_START}{w}{MARK_END}" if i in hits else w for i, w in enumerate(words)][start:start + width]
+    return ("…" if start else "") + " ".join(shown) + ("…" if start + width < len(words) else "")
 
 
 # --------------------------------------------------------------------------- backups

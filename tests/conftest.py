@@ -20,16 +20,16 @@ from piu_app.services import users as user_service
 PASSWORD = "correct-horse-battery"
 
 
-def _database_url(tmp_path: Path) -> str | None:
-    """PIU_TEST_DATABASE_URL runs the suite on PostgreSQL (one fresh schema per test)."""
-    return os.environ.get("PIU_TEST_DATABASE_URL") or None
+# Every test that uses `app` runs on SQLite, and also on PostgreSQL when PIU_TEST_DATABASE_URL names
+# a server (CI starts one): the same code must serve a laptop and a network hub.
+ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("PIU_TEST_DATABASE_URL") else [])
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
+@pytest.fixture(params=ENGINES)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     config = {"TESTING": True, "SECRET_KEY": "test", "LOGIN_LOCK_SECONDS": 30}
-    if url := _database_url(tmp_path):
-        config["DATABASE_URL"] = url
+    if request.param == "postgresql":
+        config["DATABASE_URL"] = os.environ["PIU_TEST_DATABASE_URL"]
     app = create_app(config, instance_path=tmp_path / "data")
     if config.get("DATABASE_URL"):
         with app.app_context():
