@@ -12,6 +12,8 @@ Flask test client (logged in) times:
   search svc    services.search.search()    (same queries, no HTTP/template: separates rendering)
   list page     GET /innovations/?...       (theme + deployment stage filter, unfiltered,
                                             visibility filter, sort=updated; random page 1..5)
+  save          services.records.update()   (one innovation, with history and search index;
+                                            20 saves, informative)
 
 and a correctness spot check: "Éclairage public solaire intelligent" must be found by
 q="eclairage solaire". Everything stays in-process (no server, no network).
@@ -475,6 +477,29 @@ def measure_list_page(client, info: dict, rng: random.Random, n_queries: int) ->
     return summary(all_ms, all_cpu), per
 
 
+def measure_saves(app, n: int, rng: random.Random, count: int = 20) -> dict:
+    """(d) Save one innovation through services.records.update (validation, history, search index)."""
+    from piu_app.database import writing
+    from piu_app.extensions import db
+    from piu_app.models import Innovation
+    from piu_app.registry import INNOVATIONS
+    from piu_app.services import records as record_service
+
+    walls: list[float] = []
+    cpus: list[float] = []
+    for i in range(count):
+        with app.app_context(), writing():
+            uid = db.session.scalars(db.select(Innovation.uid).filter_by(id=rng.randint(1, n))).one()
+            with Timer() as t:
+                record = record_service.get(INNOVATIONS, uid)
+                record_service.update(INNOVATIONS, record, {"tagline": f"Réduire la facture d'énergie ({i})"},
+                                      username=ADMIN_USER)
+                db.session.commit()
+        walls.append(t.wall)
+        cpus.append(t.cpu)
+    return summary(walls, cpus)
+
+
 def spot_check(app, client) -> str:
     """The innovation named SPOT_NAME must be found by SPOT_QUERY (accent-less, words not adjacent)."""
     from urllib.parse import quote
@@ -601,6 +626,8 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
         s = split_summary(values)
         print(f"        {kind:14} p50 {s['p50']:7.1f} p95 {s['p95']:7.1f} max {s['max']:7.1f}   "
               f"cpu p50 {s['cpu_p50']:6.1f} p95 {s['cpu_p95']:6.1f} ms")
+    info["save"] = measure_saves(app, n, rng)
+    print(f"  (d) save 1 record  {fmt_summary(info['save'])}")
     print(f"  load average after: {load_average()}", flush=True)
     if args.explain:
         explain(app, info)
@@ -668,15 +695,16 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
     print("\n| innovations | fill s | index s | db MB | search p50 | search p95 | search p95 cpu "
-          "| search svc p95 | list p50 | list p95 | list p95 cpu |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| search svc p95 | list p50 | list p95 | list p95 cpu | save p50 |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in results.items():
         sp, sv, lp = r["search_page"], r["search_svc"], r["list_page"]
         print(f"| {n} | {r['fill_s']:.1f} | {r['index_s']:.1f} | {r['db_mb']:.1f} | "
               f"{sp['p50']:.1f} | {sp['p95']:.1f} | {sp['cpu_p95']:.1f} | {sv['p95']:.1f} | "
-              f"{lp['p50']:.1f} | {lp['p95']:.1f} | {lp['cpu_p95']:.1f} |")
+              f"{lp['p50']:.1f} | {lp['p95']:.1f} | {lp['cpu_p95']:.1f} | {r['save']['p50']:.1f} |")
     print("(ms; search/list = GET through the Flask test client, logged in, wall clock; cpu = CPU time of "
-          "this process for the same requests; search svc = services.search.search() alone)")
+          "this process for the same requests; search svc = services.search.search() alone; "
+          "save = services.records.update() of one innovation + commit)")
     biggest = max(results) if results else None
     if biggest is not None:
         r = results[biggest]

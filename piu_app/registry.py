@@ -8,8 +8,7 @@ code read these descriptions, and each concept's own modules keep only what trul
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -35,6 +34,7 @@ class Field:
     max_value: float | None = None
     help: Any = None
     searchable: bool | None = None  # default: text kinds are indexed for full-text search
+    personal: bool = False          # contact data: never written in the history, never exported without consent
 
     @property
     def column(self) -> str:
@@ -161,8 +161,8 @@ PERSONS = RecordType(
         _f("job_title", _l("Fonction"), max_length=200, in_list=True),
         _ref("organisation", _l("Organisation"), "organisations", filter=True, in_list=True),
         _vocab("role_kind", _l("Rôle"), "role_kind", filter=True),
-        _f("email", _l("Courriel"), "email", max_length=200, searchable=False),
-        _f("phone", _l("Téléphone"), max_length=40, searchable=False),
+        _f("email", _l("Courriel"), "email", max_length=200, searchable=False, personal=True),
+        _f("phone", _l("Téléphone"), max_length=40, searchable=False, personal=True),
         _f("contact_consent", _l("Consentement au partage des coordonnées"), "bool",
            help=_l("Sans consentement enregistré, courriel et téléphone ne quittent jamais ce poste.")),
         _f("consent_date", _l("Date du consentement"), "date"),
@@ -388,17 +388,6 @@ RECORD_TYPES: dict[str, RecordType] = {rt.key: rt for rt in (
     REVIEWS, NEEDS, PLACES, SUPPORT_PROGRAMMES, PERSONS, TERRITORIES,
 )}
 
-_BY_MODEL = {rt.model: rt for rt in RECORD_TYPES.values()}
-
-
-def record_type(key: str) -> RecordType:
-    return RECORD_TYPES[key]
-
-
-def record_type_of(record: Any) -> RecordType:
-    return _BY_MODEL[type(record)]
-
-
 @dataclass(frozen=True)
 class BackRef:
     """Records of another type that point to a record through one of their ref fields."""
@@ -440,5 +429,3 @@ class _Joined:
     def __str__(self) -> str:
         return f"{self.first} ({self.second})"
 
-
-Hook = Callable[[Any], None]

@@ -6,8 +6,16 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Email, Length, Optional, URL
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import URL, Email, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..registry import RECORD_TYPES, Field, RecordType
@@ -60,11 +68,9 @@ def _wtf_field(f: Field, lang: str) -> Any:
     if f.kind == "bool":
         return BooleanField(label, **kw)
     if f.kind == "vocab":
-        terms = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
-        return SelectField(label, choices=[("", "—")] + terms, validators=validators, **kw)
+        return SelectField(label, choices=[("", "—")] + vocabularies.choices(f.vocab, lang), validators=validators, **kw)
     if f.kind == "vocab_list":
-        terms = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
-        return MultiCheckboxField(label, choices=terms, validators=validators, **kw)
+        return MultiCheckboxField(label, choices=vocabularies.choices(f.vocab, lang), validators=validators, **kw)
     if f.kind == "themes":
         return MultiCheckboxField(label, choices=[(t.code, t.label(lang)) for t in vocabularies.themes()],
                                   validators=validators, **kw)
@@ -88,6 +94,23 @@ def build_form_class(rt: RecordType, lang: str) -> type[RecordFormBase]:
             attrs[f.name] = _wtf_field(f, lang)
     attrs["_score_fields"] = score_fields
     return type(f"{rt.model.__name__}Form", (RecordFormBase,), attrs)
+
+
+def _keep_choice(field: Any, value: str, label: str) -> None:
+    """Offer the record's current value even if it is no longer listed (deleted link, retired term),
+    so that saving the form never silently drops it."""
+    if value and value not in {choice[0] for choice in field.choices}:
+        field.choices = [*field.choices, (value, label)]
+
+
+def keep_current_choices(form: RecordFormBase, record: Any) -> None:
+    """On a posted edit form, accept the values the record already holds (see `_keep_choice`)."""
+    for f in form.record_type.fields:
+        if f.kind == "ref" and getattr(record, f.name) is not None:
+            target = getattr(record, f.name)
+            _keep_choice(getattr(form, f.name), target.uid, RECORD_TYPES[f.ref].title_of(target))
+        elif f.kind == "vocab" and getattr(record, f.column):
+            _keep_choice(getattr(form, f.name), getattr(record, f.column), getattr(record, f.column))
 
 
 def form_values(form: RecordFormBase) -> dict[str, Any]:
@@ -115,12 +138,16 @@ def fill_from_record(form: RecordFormBase, record: Any) -> None:
         elif f.kind == "ref":
             target = getattr(record, f.name)
             getattr(form, f.name).data = target.uid if target is not None else ""
+            _keep_choice(getattr(form, f.name), target.uid if target is not None else "",
+                         RECORD_TYPES[f.ref].title_of(target) if target is not None else "")
         elif f.kind == "themes":
             getattr(form, f.name).data = [t.code for t in getattr(record, f.name)]
         elif f.kind == "vocab_list":
             getattr(form, f.name).data = [c for c in (getattr(record, f.column) or "").split(";") if c]
         else:
             getattr(form, f.name).data = getattr(record, f.column)
+            if f.kind == "vocab":
+                _keep_choice(getattr(form, f.name), getattr(record, f.column), getattr(record, f.column))
     form.visibility.data = record.visibility
     form.draft.data = record.draft
     form.version.data = str(record.version)

@@ -15,6 +15,7 @@ from ..models import ChangeLog, Document, db
 from ..registry import RecordType
 from . import InvalidInputError, NotFoundError
 from . import instance as instance_service
+from .records import check_editable
 
 ALLOWED_EXTENSIONS = {
     ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".odt", ".ods", ".odp", ".doc", ".docx", ".xls", ".xlsx",
@@ -29,6 +30,7 @@ def stored_path(uploads: Path, document: Document) -> Path:
 def attach(rt: RecordType, record: Any, *, stream: IO[bytes], filename: str, title: str, doc_type: str,
            uploads: Path, max_bytes: int, username: str) -> Document:
     """Store an uploaded file (content-addressed, written atomically) and link it to a record."""
+    check_editable(record)
     safe_name = os.path.basename(filename.replace("\\", "/")).strip() or "document"
     ext = os.path.splitext(safe_name)[1].lower()
     if ext not in ALLOWED_EXTENSIONS:
@@ -52,7 +54,8 @@ def attach(rt: RecordType, record: Any, *, stream: IO[bytes], filename: str, tit
     if size == 0:
         os.unlink(tmp.name)
         raise InvalidInputError(_("Le fichier est vide."))
-    document = Document(title=title.strip() or safe_name, doc_type=doc_type or "other", filename=safe_name,
+    document = Document(title=(title.strip() or safe_name)[:200], doc_type=doc_type or "other",
+                        filename=safe_name[-255:],
                         media_type=mimetypes.guess_type(safe_name)[0] or "application/octet-stream",
                         size=size, sha256=digest.hexdigest(), linked_type=rt.key, linked_uid=record.uid,
                         visibility=record.visibility if record.visibility != "public" else "network",
@@ -78,8 +81,10 @@ def get(uid: str) -> Document:
     return document
 
 
-def detach(document: Document, *, username: str, record_title: str) -> None:
+def detach(rt: RecordType, record: Any, document: Document, *, username: str) -> None:
     """Tombstone an attachment (the file stays, so that the removal can be undone from a backup)."""
+    check_editable(record)
+    record_title = rt.title_of(record)
     document.deleted = True
     document.version += 1
     db.session.add(ChangeLog(record_type=document.linked_type, record_uid=document.linked_uid,

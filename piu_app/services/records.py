@@ -9,6 +9,7 @@ came from another city are read-only here).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from sqlalchemy import Select, exists, func
 from ..database import fold
 from ..models import VISIBILITIES, ChangeLog, Experiment, Lesson, Review, ReviewScore, Theme, db, utcnow
 from ..registry import RECORD_TYPES, BackRef, Field, Link, RecordType, backrefs_to, reverse_links_to
-from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError, vocabularies
 from . import instance as instance_service
 from . import search as search_service
-from . import vocabularies
+
+MAX_NUMBER = 2**31 - 1  # fits every engine's INTEGER; larger amounts are typos
+MAX_PAGE = 100_000
 
 
 @dataclass
@@ -86,7 +89,7 @@ def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, pa
     total = db.session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0
     model = rt.model
     order = [model.updated_at.desc()] if sort == "updated" else [model.sort_key]
-    page = max(1, page)
+    page = min(max(1, page), MAX_PAGE)
     items = list(db.session.scalars(query.order_by(*order, model.id).limit(page_size).offset((page - 1) * page_size)))
     return Page(items, total, page, page_size)
 
@@ -203,6 +206,9 @@ def _snapshot(rt: RecordType, record: Any) -> dict[str, str]:
         else:
             value = getattr(record, f.column)
             values[f.name] = "" if value is None else (value.isoformat() if isinstance(value, dt.date) else str(value))
+            if f.personal and values[f.name]:
+                # The history says that a contact detail changed, never what it is (erasure must be possible).
+                values[f.name] = "•" * 6 + hashlib.sha256(values[f.name].encode()).hexdigest()[:4]
     values["visibility"] = record.visibility
     values["draft"] = str(record.draft)
     return values
@@ -214,6 +220,19 @@ def _log(rt: RecordType, record: Any, action: str, username: str, changes: dict[
 
 
 # --------------------------------------------------------------------------- writing
+
+def is_foreign(record: Any) -> bool:
+    """Tell whether the record belongs to another city (read-only here)."""
+    own = instance_service.instance_code()
+    return bool(record.origin_instance and own and record.origin_instance != own)
+
+
+def check_editable(record: Any) -> None:
+    """Refuse changes to a record of another city, or to one in the trash."""
+    _check_owned(record)
+    if record.deleted:
+        raise ConflictError(_("Cette fiche est supprimée : restaurez-la avant de la modifier."))
+
 
 def _check_owned(record: Any) -> None:
     own = instance_service.instance_code()
@@ -248,6 +267,9 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
                     errors[f.name] = _("Valeur attendue entre %(a)s et %(b)s.",
                                        a=_fmt(f.min_value), b=_fmt(f.max_value))
                     continue
+                if abs(number) > MAX_NUMBER:
+                    errors[f.name] = _("Nombre trop grand.")
+                    continue
                 value = int(value) if f.kind == "int" else float(value)
             else:
                 value = None
@@ -257,8 +279,8 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
             value = value or None
         elif f.kind == "vocab":
             value = value or ""
-            if value and not vocabularies.is_valid(f.vocab, value):
-                errors[f.name] = _("Valeur inconnue dans la liste « %(v)s ».", v=f.vocab)
+            if value and value != getattr(record, f.column) and not vocabularies.is_valid(f.vocab, value):
+                errors[f.name] = _("Valeur inconnue dans la liste « %(v)s ».", v=str(f.label))
                 continue
         elif f.kind == "vocab_list":
             codes = [c for c in (value or []) if c]
@@ -271,6 +293,9 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
             if empty:
                 setattr(record, f.name, None)
                 continue
+            current = getattr(record, f.name)
+            if current is not None and current.uid == value:
+                continue  # unchanged, even if the linked record was deleted since
             target = _live_by_uid(RECORD_TYPES[f.ref], value)
             if target is None:
                 errors[f.name] = _("La fiche liée n'existe pas ou a été supprimée.")
@@ -415,7 +440,7 @@ def add_link(rt: RecordType, record: Any, link_name: str, *, target_uid: str, ro
     if any(getattr(row, link.target_fk) == target.id and row.role == role for row in rows):
         return record  # already linked with this role: nothing to do
     rows.append(link.model(**{link.target_attr: target, "role": role}))
-    _touch(rt, record, username, {str(link.label): ["", f"{RECORD_TYPES[link.target].title_of(target)} ({role})"]})
+    _touch(rt, record, username, {link.name: ["", f"{RECORD_TYPES[link.target].title_of(target)} ({role})"]})
     return record
 
 
@@ -428,7 +453,7 @@ def remove_link(rt: RecordType, record: Any, link_name: str, link_id: int, *, us
         raise NotFoundError(_("Ce lien n'existe plus."))
     title = RECORD_TYPES[link.target].title_of(getattr(row, link.target_attr))
     rows.remove(row)
-    _touch(rt, record, username, {str(link.label): [f"{title} ({row.role})", ""]})
+    _touch(rt, record, username, {link.name: [f"{title} ({row.role})", ""]})
     return record
 
 

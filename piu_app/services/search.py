@@ -10,7 +10,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..database import IndexEntry, SearchHit, clear_search_index, index_records, remove_from_index, search_index
+from ..database import (
+    IndexEntry,
+    SearchHit,
+    clear_search_index,
+    index_records,
+    remove_from_index,
+    search_index,
+)
 from ..models import db
 from ..registry import RECORD_TYPES, RecordType
 
@@ -73,6 +80,7 @@ class Result:
 def search(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
            page: int = 1, page_size: int = 20) -> tuple[list[Result], int]:
     """Return one page of ranked results for `query` and the total number of hits."""
+    page = min(max(1, page), 100_000)
     types = [t for t in record_types if t in RECORD_TYPES]
     if theme:
         types = [t for t in (types or RECORD_TYPES) if RECORD_TYPES[t].has_themes]

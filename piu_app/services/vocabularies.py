@@ -36,6 +36,11 @@ def terms(vocabulary: str, *, include_inactive: bool = False) -> list[Vocabulary
     return list(db.session.scalars(query.order_by(VocabularyTerm.position, VocabularyTerm.code)))
 
 
+def choices(vocabulary: str, lang: str) -> list[tuple[str, str]]:
+    """Return (code, label) of the active terms of a vocabulary, for a select box."""
+    return [(t.code, t.label(lang)) for t in terms(vocabulary)]
+
+
 def label_map(lang: str) -> dict[tuple[str, str], str]:
     """Return {(vocabulary, code): label} for the whole vocabulary table (a few hundred rows)."""
     return {(t.vocabulary, t.code): t.label(lang) for t in db.session.scalars(db.select(VocabularyTerm))}

@@ -14,11 +14,17 @@ from ..database import MARK_END, MARK_START, reset_write_intent, set_write_inten
 from ..extensions import db, login_manager
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES
-from ..services import ConflictError, DomainError, InvalidInputError, NotFoundError, PermissionDeniedError
+from ..services import (
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    vocabularies,
+)
 from ..services import instance as instance_service
 from ..services import records as record_service
 from ..services import users as user_service
-from ..services import vocabularies
 
 # Endpoints reachable without an account (everything else needs a login).
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "auth.set_language", "main.healthz", "static"}

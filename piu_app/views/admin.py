@@ -8,10 +8,9 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..forms.admin import NewUserForm, PasswordForm, TermForm, UserRoleForm
-from ..services import DomainError, NotFoundError
+from ..services import DomainError, NotFoundError, vocabularies
 from ..services import instance as instance_service
 from ..services import users as user_service
-from ..services import vocabularies
 from .access import require_role
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -92,7 +91,11 @@ def vocabulary(name: str):
         db.session.commit()
         flash(_("Terme « %(code)s » enregistré.", code=form.code.data), "success")
         return redirect(url_for(".vocabulary", name=name))
-    if request.method == "GET" and request.args.get("code"):
-        form.code.data = request.args["code"]
     terms = vocabularies.themes() if name == "themes" else vocabularies.terms(name, include_inactive=True)
+    if request.method == "GET" and request.args.get("code"):
+        current = next((t for t in terms if t.code == request.args["code"]), None)
+        form.code.data = request.args["code"]
+        if current is not None:
+            form.label_fr.data, form.label_en.data = current.label_fr, current.label_en
+            form.active.data = getattr(current, "active", True)
     return render_template("admin/vocabulary.html", name=name, terms=terms, form=form)

@@ -11,10 +11,9 @@ from flask_login import login_user, logout_user
 from ..extensions import db
 from ..forms.auth import LoginForm, SetupForm
 from ..i18n import LOCALES
-from ..services import InvalidInputError, PermissionDeniedError
+from ..services import InvalidInputError, PermissionDeniedError, vocabularies
 from ..services import instance as instance_service
 from ..services import users as user_service
-from ..services import vocabularies
 
 bp = Blueprint("auth", __name__)
 

@@ -31,7 +31,7 @@ def delete(uid: str):
     document = document_service.get(uid)
     rt = RECORD_TYPES[document.linked_type]
     record = record_service.get(rt, document.linked_uid)
-    document_service.detach(document, username=username(), record_title=rt.title_of(record))
+    document_service.detach(rt, record, document, username=username())
     db.session.commit()
     flash(_("Document retiré."), "info")
     return redirect(url_for(f"{rt.key}.detail", uid=record.uid))

@@ -28,7 +28,7 @@ def search():
     record_type = request.args.get("type", "")
     visibility = request.args.get("visibility", "")
     theme = request.args.get("theme", "")
-    page = request.args.get("page", 1, type=int)
+    page = min(max(1, request.args.get("page", 1, type=int)), 100_000)
     page_size = current_app.config["PAGE_SIZE"]
     results, total = ([], 0)
     if query:

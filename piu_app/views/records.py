@@ -6,18 +6,23 @@ links, create, edit, delete (tombstone) with undo, history, links and attachment
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..extensions import db
 from ..forms.documents import LinkForm, UploadForm
-from ..forms.records import VISIBILITY_CHOICES, build_form_class, fill_from_record, form_values
+from ..forms.records import (
+    VISIBILITY_CHOICES,
+    build_form_class,
+    fill_from_record,
+    form_values,
+    keep_current_choices,
+)
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES, RecordType
-from ..services import InvalidInputError
+from ..services import ConflictError, DomainError, PermissionDeniedError, vocabularies
 from ..services import documents as document_service
 from ..services import records as record_service
-from ..services import vocabularies
 from .access import require_role, username
 
 
@@ -46,7 +51,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         if form.validate_on_submit():
             try:
                 record = record_service.create(rt, form_values(form), username=username())
-            except InvalidInputError as exc:
+            except DomainError as exc:
                 return _form_error(rt, form, exc, None)
             db.session.commit()
             flash(_("Fiche « %(title)s » créée.", title=rt.title_of(record)), "success")
@@ -60,10 +65,10 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         for link in rt.links:
             link_form = LinkForm(prefix=link.name)
             link_form.target.choices = record_service.choices(RECORD_TYPES[link.target])
-            link_form.role.choices = [(t.code, t.label(current_lang())) for t in vocabularies.terms(link.role_vocab)]
+            link_form.role.choices = vocabularies.choices(link.role_vocab, current_lang())
             link_forms[link.name] = link_form
         upload_form = UploadForm()
-        upload_form.doc_type.choices = [(t.code, t.label(current_lang())) for t in vocabularies.terms("doc_type")]
+        upload_form.doc_type.choices = vocabularies.choices("doc_type", current_lang())
         return render_template("records/detail.html",
                                rt=rt, record=record, backrefs=record_service.backrefs(rt, record),
                                reverse_links=record_service.reverse_links(rt, record), link_forms=link_forms,
@@ -76,11 +81,13 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         form = build_form_class(rt, current_lang())()
         if request.method == "GET":
             fill_from_record(form, record)
+        else:
+            keep_current_choices(form, record)
         if form.validate_on_submit():
             expected = int(form.version.data) if (form.version.data or "").isdigit() else None
             try:
                 record_service.update(rt, record, form_values(form), username=username(), expected_version=expected)
-            except InvalidInputError as exc:
+            except DomainError as exc:
                 return _form_error(rt, form, exc, record)
             db.session.commit()
             flash(_("Modifications enregistrées."), "success")
@@ -93,8 +100,8 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         record = record_service.get(rt, uid)
         record_service.delete(rt, record, username=username())
         db.session.commit()
-        session["undo"] = {"type": rt.key, "uid": uid, "title": rt.title_of(record)}
-        flash(_("Fiche « %(title)s » supprimée.", title=rt.title_of(record)), "info")
+        flash({"text": _("Fiche « %(title)s » supprimée.", title=rt.title_of(record)),
+               "restore": url_for(".restore", uid=uid)}, "undo")
         return redirect(url_for(".index"))
 
     @bp.post("/<uid>/restore")
@@ -103,7 +110,6 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         record = record_service.get(rt, uid)
         record_service.restore(rt, record, username=username())
         db.session.commit()
-        session.pop("undo", None)
         flash(_("Fiche « %(title)s » restaurée.", title=rt.title_of(record)), "success")
         return redirect(url_for(".detail", uid=uid))
 
@@ -116,8 +122,13 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("editor")
     def add_link(uid: str, link_name: str):
         record = record_service.get(rt, uid, include_deleted=False)
-        record_service.add_link(rt, record, link_name, target_uid=request.form.get(f"{link_name}-target", ""),
-                                role=request.form.get(f"{link_name}-role", ""), username=username())
+        try:
+            record_service.add_link(rt, record, link_name, target_uid=request.form.get(f"{link_name}-target", ""),
+                                    role=request.form.get(f"{link_name}-role", ""), username=username())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for(".detail", uid=uid))
         db.session.commit()
         flash(_("Lien ajouté."), "success")
         return redirect(url_for(".detail", uid=uid))
@@ -136,7 +147,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     def upload(uid: str):
         record = record_service.get(rt, uid, include_deleted=False)
         upload_form = UploadForm()
-        upload_form.doc_type.choices = [(t.code, t.code) for t in vocabularies.terms("doc_type")]
+        upload_form.doc_type.choices = vocabularies.choices("doc_type", current_lang())
         if not upload_form.validate_on_submit():
             flash(_("Choisissez un fichier à joindre."), "error")
             return redirect(url_for(".detail", uid=uid))
@@ -152,14 +163,16 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     return bp
 
 
-def _form_error(rt: RecordType, form, exc: InvalidInputError, record):
+def _form_error(rt: RecordType, form, exc: DomainError, record):
+    """Show the form again with what the user typed, the message and the fields at fault."""
     db.session.rollback()
     for name, message in exc.field_errors.items():
         field = getattr(form, name, None)
         if field is not None:
             field.errors = [*field.errors, message]
     flash(exc.message, "error")
-    return render_template("records/form.html", rt=rt, form=form, record=record), 400
+    status = 409 if isinstance(exc, ConflictError) else 403 if isinstance(exc, PermissionDeniedError) else 400
+    return render_template("records/form.html", rt=rt, form=form, record=record), status
 
 
 def _filter_options(rt: RecordType) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -167,8 +180,8 @@ def _filter_options(rt: RecordType) -> list[tuple[str, str, list[tuple[str, str]
     lang = current_lang()
     options = []
     for f in rt.filter_fields:
-        if f.kind in ("vocab",):
-            choices = [(t.code, t.label(lang)) for t in vocabularies.terms(f.vocab)]
+        if f.kind == "vocab":
+            choices = vocabularies.choices(f.vocab, lang)
         elif f.kind == "themes":
             choices = [(t.code, t.label(lang)) for t in vocabularies.themes()]
         elif f.kind == "ref":

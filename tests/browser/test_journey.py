@@ -23,17 +23,20 @@ def _fill_form(page, values: dict[str, str], selects: dict[str, str] | None = No
     page.click("form.record-form button[type=submit]")
 
 
+def _set_up(page, *, city: str, country: str, code: str, admin: str) -> None:
+    """Fill the first-start page: the city and its first administrator."""
+    for field, value in (("city_name", city), ("country_code", country), ("instance_code", code),
+                         ("admin_username", admin), ("admin_password", "un-mot-de-passe-solide"),
+                         ("admin_password_confirm", "un-mot-de-passe-solide")):
+        page.fill(f"#{field}", value)
+    page.click("button.primary")
+
+
 def test_officer_journey(page):
     base = page.base
     page.goto(base + "/")
     assert page.url.endswith("/setup")
-    page.fill("#city_name", "Ville de Port-Sable")
-    page.fill("#country_code", "SN")
-    page.fill("#instance_code", "port-sable")
-    page.fill("#admin_username", "fatou")
-    page.fill("#admin_password", "un-mot-de-passe-solide")
-    page.fill("#admin_password_confirm", "un-mot-de-passe-solide")
-    page.click("button.primary")
+    _set_up(page, city="Ville de Port-Sable", country="SN", code="port-sable", admin="fatou")
     assert page.locator("h1").inner_text().startswith("Registre de l'innovation urbaine")
 
     # a start-up
@@ -123,13 +126,7 @@ def test_officer_journey(page):
 def test_english_interface_and_delete_undo(page):
     base = page.base
     page.goto(base + "/setup")
-    page.fill("#city_name", "Ville de Test")
-    page.fill("#country_code", "FR")
-    page.fill("#instance_code", "test-ville")
-    page.fill("#admin_username", "admin")
-    page.fill("#admin_password", "un-mot-de-passe-solide")
-    page.fill("#admin_password_confirm", "un-mot-de-passe-solide")
-    page.click("button.primary")
+    _set_up(page, city="Ville de Test", country="FR", code="test-ville", admin="admin")
     page.click("text=English")
     assert page.locator("h1").inner_text().startswith("Urban innovation register")
     page.goto(base + "/innovations/new")

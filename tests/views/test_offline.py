@@ -10,7 +10,6 @@ from piu_app.extensions import db
 from piu_app.registry import RECORD_TYPES
 from piu_app.services import demo
 
-
 EXTERNAL = re.compile(r"^\s*(https?:)?//|^\s*(ftp|ws|wss):", re.I)
 
 

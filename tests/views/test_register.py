@@ -121,3 +121,40 @@ def test_language_switch_to_english(editor):
     editor.post("/lang/en", data={"csrf_token": token, "next": "/"})
     page = editor.get("/").get_data(as_text=True)
     assert 'lang="en"' in page and "Dashboard" in page and "Tableau de bord" not in page
+
+
+def test_undo_is_offered_once_and_for_the_record_deleted(editor):
+    uid = _uid_from(_post_form(editor, "/innovations/new", {"name": "Abri", "visibility": "network"}))
+    _post_form(editor, f"/innovations/{uid}/delete", {})
+    page = editor.get("/innovations/").get_data(as_text=True)
+    assert f'action="/innovations/{uid}/restore"' in page
+    assert "Annuler la suppression" not in editor.get("/innovations/").get_data(as_text=True)
+
+
+def test_editing_keeps_a_link_to_a_record_deleted_since(editor):
+    inno = _uid_from(_post_form(editor, "/innovations/new", {"name": "Kiosques", "visibility": "network"}))
+    exp = _uid_from(_post_form(editor, "/experiments/new", {"title": "Essai", "innovation": inno,
+                                                            "status": "ongoing", "visibility": "network"}))
+    _post_form(editor, f"/innovations/{inno}/delete", {})
+    form = editor.get(f"/experiments/{exp}/edit").get_data(as_text=True)
+    assert f'value="{inno}"' in form
+    response = _post_form(editor, f"/experiments/{exp}/edit", {"title": "Essai prolongé", "innovation": inno,
+                                                               "status": "ongoing", "visibility": "network"})
+    assert response.status_code == 302
+    assert "Kiosques" in editor.get(f"/experiments/{exp}").get_data(as_text=True)
+
+
+def test_absurd_numbers_and_pages_get_a_message_not_a_crash(editor):
+    assert editor.get("/innovations/?page=99999999999999999999").status_code == 200
+    assert editor.get("/search?q=a&page=0").status_code == 200
+    response = _post_form(editor, "/territories/new", {"name": "T", "level": "commune",
+                                                       "population": "100000000000000000000000", "visibility": "network"})
+    assert response.status_code == 400 and "Nombre trop grand." in response.get_data(as_text=True)
+
+
+def test_history_never_shows_contact_details(editor):
+    uid = _uid_from(_post_form(editor, "/persons/new", {"given_name": "Fatou", "family_name": "Ndiaye",
+                                                        "email": "fatou@port-sable.example", "phone": "+221 77 000 00 00",
+                                                        "visibility": "private"}))
+    history = editor.get(f"/persons/{uid}/history").get_data(as_text=True)
+    assert "Ndiaye" in history and "fatou@port-sable.example" not in history and "+221" not in history

@@ -1,15 +1,14 @@
 """Initial register: every record type with its identity columns, users, history, vocabularies
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 23:01:09.128917
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from piu_app.database import create_search_index, drop_search_index
-
 
 # revision identifiers, used by Alembic.
 revision = '0001'
