@@ -19,10 +19,14 @@ Columns:
   p50, p99  wrk latency percentiles (ms); requests slower than --timeout are
             not in wrk's histogram, they are counted under ``timeouts``
   errors    wrk socket errors (connect/read/write) + non-2xx/3xx responses
-  timeouts  wrk's timeout counter: every 2 s it counts each connection whose
-            request has been outstanding longer than --timeout, so a
-            connection that is never served adds several
+  timeouts  wrk's timeout counter (responses slower than --timeout)
+  unserved  client connections that got no response at all during the run
+            (counted in the app by client port).  wrk does NOT report these:
+            a request that never completes is neither an error nor, in
+            wrk 4.1, a timeout, and it is missing from the percentiles
   srvCPU    CPU used by the server process during the run (100% = one core)
+  wrkCPU    CPU used by wrk; otherCPU: by every other process on the machine
+            (if this is large, the machine is shared and numbers are noisy)
   loops/req waitress main-loop (select) iterations per completed request;
             large values mean the main loop spins instead of sleeping
 
@@ -103,7 +107,7 @@ PAGE = """<!doctype html>
 def make_app(db_path):
     import itertools
 
-    from flask import Flask, jsonify
+    from flask import Flask, jsonify, request
 
     app = Flask(__name__)
     # Compile once, like render_template() does with its template cache
@@ -111,6 +115,7 @@ def make_app(db_path):
     page = app.jinja_env.from_string(PAGE)
     local = threading.local()
     served = itertools.count()
+    first_served = {}
 
     def db():
         con = getattr(local, "con", None)
@@ -121,6 +126,9 @@ def make_app(db_path):
     @app.route("/")
     def index():
         next(served)
+        # remember when each client connection (keyed by its port) got its first
+        # response, to find connections that were never served during a run
+        first_served.setdefault(request.environ.get("REMOTE_PORT"), time.monotonic())
         start = random.randint(1, N_ROWS - ROWS_PER_PAGE + 1)
         # fetchall() steps the statement once per row; the sqlite3 module
         # releases the GIL around every step.
@@ -131,9 +139,14 @@ def make_app(db_path):
 
     @app.route("/_stats")
     def stats():
-        # itertools.count has no read method; copy it via repr
-        n = int(repr(served)[6:-1])
-        return jsonify(loops=LOOP_COUNT[0], served=n)
+        # ?reset=1 forgets the connections seen so far; ?until=T (time.monotonic(),
+        # which is system-wide on Linux) counts connections first served by T
+        if request.args.get("reset"):
+            first_served.clear()
+        until = float(request.args.get("until", "inf"))
+        conns = sum(1 for t in list(first_served.values()) if t <= until)
+        n = int(repr(served)[6:-1])  # itertools.count has no read method
+        return jsonify(loops=LOOP_COUNT[0], served=n, conns_served=conns)
 
     return app
 
@@ -268,9 +281,9 @@ def run_wrk(wrk, lua, port, clients, duration, timeout_s):
     raise RuntimeError("could not parse wrk output:\n" + out)
 
 
-def server_stats(port):
+def server_stats(port, query=""):
     try:
-        status, body = http_get(port, "/_stats", timeout=5.0)
+        status, body = http_get(port, "/_stats" + query, timeout=5.0)
         return json.loads(body) if status == 200 else None
     except (OSError, ValueError):
         return None
@@ -382,13 +395,13 @@ def bench_config(name, args, wrk, lua, db, tmp, levels, rnd):
                 run_wrk(wrk, lua, port, 8, args.warmup, args.timeout)
             for clients in levels:
                 time.sleep(args.pause)
-                s0 = server_stats(port)
+                s0 = server_stats(port, "?reset=1")
                 c0, w0, m0 = cpu_seconds(proc.pid), children_cpu_seconds(), machine_busy_seconds()
                 t0 = time.monotonic()
                 r = run_wrk(wrk, lua, port, clients, args.duration, args.timeout)
                 wall = time.monotonic() - t0
                 c1, w1, m1 = cpu_seconds(proc.pid), children_cpu_seconds(), machine_busy_seconds()
-                s1 = server_stats(port)
+                s1 = server_stats(port, "?until=%f" % (t0 + args.duration))
                 r.update(config=name, desc=desc, kwargs=kwargs, switchinterval=si,
                          clients=clients, round=rnd,
                          rps=r["requests"] / (r["duration_us"] / 1e6),
@@ -400,11 +413,14 @@ def bench_config(name, args, wrk, lua, db, tmp, levels, rnd):
                 if s0 and s1 and s1["served"] > s0["served"]:
                     r["loops_per_req"] = ((s1["loops"] - s0["loops"])
                                           / (s1["served"] - s0["served"]))
+                if s1:
+                    r["unserved"] = max(0, clients - s1["conns_served"])
                 out.append(r)
                 print("  %-3s c=%-4d %8.1f req/s  p50 %s ms  p99 %s ms  err %d  timeouts %d"
-                      "  srv %.0f%%  wrk %.0f%%  other %.0f%%  loops/req %s"
+                      "  unserved %s  srv %.0f%%  wrk %.0f%%  other %.0f%%  loops/req %s"
                       % (name, clients, r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
-                         r["errors"], r["timeout"], r["cpu_pct"], r["wrk_cpu_pct"],
+                         r["errors"], r["timeout"], r.get("unserved", "?"), r["cpu_pct"],
+                         r["wrk_cpu_pct"],
                          r["other_cpu_pct"],
                          "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"),
                       flush=True)
@@ -423,7 +439,7 @@ def medians(results, names, levels):
             if not rs:
                 continue
             m = dict(rs[0])
-            for k in ("rps", "p50_us", "p99_us", "errors", "timeout", "cpu_pct",
+            for k in ("rps", "p50_us", "p99_us", "errors", "timeout", "unserved", "cpu_pct",
                       "wrk_cpu_pct", "other_cpu_pct", "loops_per_req"):
                 vals = [r[k] for r in rs if k in r]
                 if vals:
@@ -434,14 +450,15 @@ def medians(results, names, levels):
 
 def print_table(results):
     print("config  threads conn_limit switchint clients    req/s   p50 ms   p99 ms"
-          "  errors timeouts srvCPU wrkCPU otherCPU loops/req")
+          "  errors timeouts unserved srvCPU wrkCPU otherCPU loops/req")
     for r in results:
         kw = r["kwargs"]
-        print("%-7s %7d %10d %9s %7d %8.1f %8s %8s %7d %8d %5.0f%% %5.0f%% %7.0f%% %9s" % (
+        print("%-7s %7d %10d %9s %7d %8.1f %8s %8s %7d %8d %8s %5.0f%% %5.0f%% %7.0f%% %9s" % (
             r["config"], kw.get("threads", 4), kw.get("connection_limit", 100),
             "%g" % r["switchinterval"] if r["switchinterval"] else "5e-3(def)",
             r["clients"], r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]),
-            r["errors"], r["timeout"], r["cpu_pct"], r["wrk_cpu_pct"], r["other_cpu_pct"],
+            r["errors"], r["timeout"], "%g" % r["unserved"] if "unserved" in r else "?",
+            r["cpu_pct"], r["wrk_cpu_pct"], r["other_cpu_pct"],
             "%.1f" % r["loops_per_req"] if "loops_per_req" in r else "-"))
 
 if __name__ == "__main__":
