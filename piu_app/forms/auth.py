@@ -13,6 +13,14 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Mot de passe"), validators=[DataRequired()])
 
 
+class OwnPasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[DataRequired()])
+    new_password = PasswordField(_l("Nouveau mot de passe (10 caractères au moins)"),
+                                 validators=[DataRequired(), Length(min=10)])
+    new_password_confirm = PasswordField(_l("Confirmez le nouveau mot de passe"),
+                                         validators=[EqualTo("new_password", message=_l("Les mots de passe diffèrent."))])
+
+
 class SetupForm(FlaskForm):
     city_name = StringField(_l("Nom de la ville"), validators=[DataRequired(), Length(max=200)])
     country_code = StringField(_l("Pays (code ISO à deux lettres)"), validators=[DataRequired(), Length(min=2, max=2)])

@@ -64,6 +64,14 @@ def set_password(user: User, password: str) -> None:
     user.failed_logins, user.locked_until = 0, None
 
 
+def change_own_password(user: User, *, current: str, new: str) -> None:
+    """Let a user replace their password, proving they know the current one."""
+    if not check_password_hash(user.password_hash, current):
+        raise PermissionDeniedError(_("Le mot de passe actuel est incorrect."),
+                                    field_errors={"current_password": _("Incorrect.")})
+    set_password(user, new)
+
+
 def authenticate(username: str, password: str, *, max_failures: int, lock_seconds: int) -> User:
     """Return the user if the password is right; after `max_failures` failures each try must wait,
     the wait doubling at each further failure."""

@@ -6,12 +6,12 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db
-from ..forms.auth import LoginForm, SetupForm
+from ..forms.auth import LoginForm, OwnPasswordForm, SetupForm
 from ..i18n import LOCALES
-from ..services import InvalidInputError, PermissionDeniedError, vocabularies
+from ..services import DomainError, InvalidInputError, PermissionDeniedError, vocabularies
 from ..services import instance as instance_service
 from ..services import users as user_service
 
@@ -43,6 +43,24 @@ def login():
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account():
+    """Change one's own password (every role)."""
+    form = OwnPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user_service.change_own_password(current_user, current=form.current_password.data,
+                                             new=form.new_password.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return render_template("auth/account.html", form=form), 400
+        db.session.commit()
+        flash(_("Mot de passe changé."), "success")
+        return redirect(url_for("main.dashboard"))
+    return render_template("auth/account.html", form=form), 400 if form.errors else 200
 
 
 @bp.post("/logout")

@@ -87,3 +87,13 @@ def test_login_does_not_redirect_outside_the_app(client):
     response = client.post("/login?next=//evil.example/x", data={"username": "editor", "password": PASSWORD,
                                                                  "csrf_token": token})
     assert response.headers["Location"] == "/"
+
+
+def test_any_user_can_change_their_own_password(reader):
+    token = csrf_token(reader, "/account")
+    wrong = reader.post("/account", data={"csrf_token": token, "current_password": "nope",
+                                          "new_password": "a-new-password", "new_password_confirm": "a-new-password"})
+    assert wrong.status_code == 400 and "Le mot de passe actuel est incorrect." in wrong.get_data(as_text=True)
+    ok = reader.post("/account", data={"csrf_token": token, "current_password": PASSWORD,
+                                       "new_password": "a-new-password", "new_password_confirm": "a-new-password"})
+    assert ok.status_code == 302
