@@ -206,14 +206,22 @@ def fill(app, n: int, rng: random.Random, *, analyze: bool) -> dict:
 
     from piu_app.database import fold, writing
     from piu_app.extensions import db
-    from piu_app.models import (Experiment, Innovation, InnovationOrganisation, Lesson, Organisation, Review, Theme,
-                                VocabularyTerm, new_uid)
+    from piu_app.models import (
+        Experiment,
+        Innovation,
+        InnovationOrganisation,
+        Lesson,
+        Organisation,
+        Review,
+        Theme,
+        VocabularyTerm,
+        new_uid,
+    )
     from piu_app.models.innovations import innovation_themes
+    from piu_app.registry import RECORD_TYPES
     from piu_app.services import instance as instance_service
     from piu_app.services import search as search_service
     from piu_app.services import users as user_service
-
-    from piu_app.registry import RECORD_TYPES
 
     by_table = {rt.model.__tablename__: rt for rt in RECORD_TYPES.values()}
     info: dict = {}

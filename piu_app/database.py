@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 BUSY_TIMEOUT_MS = 15_000
 SEARCH_TABLE = "search_index"
+SEARCH_KEYS = f"{SEARCH_TABLE}_keys"  # SQLite: uid -> rowid of its FTS5 entry
 # Control characters that cannot come from a form, marking matched words in search snippets.
 MARK_START, MARK_END = "\x02", "\x03"
 
@@ -110,6 +111,8 @@ def create_search_index(conn: Connection) -> None:
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5("
             "record_type UNINDEXED, uid UNINDEXED, visibility UNINDEXED, title, body, "
             "tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')")
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {SEARCH_KEYS} "
+                             "(id INTEGER PRIMARY KEY, uid VARCHAR(36) NOT NULL UNIQUE)")
     else:
         conn.exec_driver_sql(
             f"CREATE TABLE IF NOT EXISTS {SEARCH_TABLE} (uid VARCHAR(36) PRIMARY KEY, "
@@ -130,6 +133,7 @@ def include_in_autogenerate(name: str | None, type_: str, _parents: dict) -> boo
 
 def drop_search_index(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_TABLE}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_KEYS}")
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,12 @@ def index_records(conn: Connection, entries: Sequence[IndexEntry]) -> None:
     rows = [{"record_type": e.record_type, "uid": e.uid, "visibility": e.visibility, "title": e.title,
              "body": e.body, "folded_title": fold(e.title), "folded_body": fold(e.body)} for e in entries]
     if is_sqlite(conn):
-        conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body) "
-                          "VALUES (:record_type, :uid, :visibility, :title, :body)"), rows)
+        conn.execute(text(f"INSERT INTO {SEARCH_KEYS} (uid) VALUES (:uid)"), [{"uid": r["uid"]} for r in rows])
+        rowids = dict(_in_chunks(conn, f"SELECT uid, id FROM {SEARCH_KEYS} WHERE uid IN", [r["uid"] for r in rows]))
+        for r in rows:
+            r["rowid"] = rowids[r["uid"]]
+        conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (rowid, record_type, uid, visibility, title, body) "
+                          "VALUES (:rowid, :record_type, :uid, :visibility, :title, :body)"), rows)
     else:
         # PostgreSQL has no accent folding without the unaccent extension: the folded copy is made here.
         conn.execute(text(f"INSERT INTO {SEARCH_TABLE} (record_type, uid, visibility, title, body, folded_title, "
@@ -158,7 +166,28 @@ def index_records(conn: Connection, entries: Sequence[IndexEntry]) -> None:
                           ":folded_body)"), rows)
 
 
+def _in_chunks(conn: Connection, sql_prefix: str, values: Sequence[str]) -> list:
+    """Run `<sql_prefix> (:u0, :u1, ...)` over chunks of 500 values; return all rows."""
+    found: list = []
+    for start in range(0, len(values), 500):
+        chunk = list(values[start:start + 500])
+        params = {f"u{i}": v for i, v in enumerate(chunk)}
+        result = conn.execute(text(f"{sql_prefix} ({', '.join(f':u{i}' for i in range(len(chunk)))})"), params)
+        if result.returns_rows:
+            found += result.all()
+    return found
+
+
 def remove_from_index(conn: Connection, uids: Sequence[str]) -> None:
+    if is_sqlite(conn):
+        for start in range(0, len(uids), 500):
+            chunk = list(uids[start:start + 500])
+            params = {f"u{i}": uid for i, uid in enumerate(chunk)}
+            placeholders = ", ".join(f":u{i}" for i in range(len(chunk)))
+            conn.execute(text(f"DELETE FROM {SEARCH_TABLE} WHERE rowid IN "
+                              f"(SELECT id FROM {SEARCH_KEYS} WHERE uid IN ({placeholders}))"), params)
+            conn.execute(text(f"DELETE FROM {SEARCH_KEYS} WHERE uid IN ({placeholders})"), params)
+        return
     for start in range(0, len(uids), 500):
         chunk = list(uids[start:start + 500])
         params = {f"u{i}": uid for i, uid in enumerate(chunk)}
@@ -168,6 +197,8 @@ def remove_from_index(conn: Connection, uids: Sequence[str]) -> None:
 
 def clear_search_index(conn: Connection) -> None:
     conn.exec_driver_sql(f"DELETE FROM {SEARCH_TABLE}")
+    if is_sqlite(conn):
+        conn.exec_driver_sql(f"DELETE FROM {SEARCH_KEYS}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +207,17 @@ class SearchHit:
     uid: str
     rank: float
     snippet: str
+
+
+RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, title matches then the most recent RANK_WINDOW others
+RANK_WINDOW = 5000
+
+
+def _ranked(conn: Connection, where: str, params: dict, limit: int, offset: int) -> list:
+    return conn.execute(text(
+        f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
+        f"snippet({SEARCH_TABLE}, -1, '{MARK_START}', '{MARK_END}', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
+        "ORDER BY rank LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset}).all()
 
 
 def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = (),
@@ -199,10 +241,23 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
         params["q"] = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
         where = f"{SEARCH_TABLE} MATCH :q{extra}"
         total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
-        rows = conn.execute(text(
-            f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
-            f"snippet({SEARCH_TABLE}, -1, '{MARK_START}', '{MARK_END}', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
-            "ORDER BY rank LIMIT :limit OFFSET :offset"), params).all()
+        if total <= RANK_ALL_UP_TO:
+            rows = _ranked(conn, where, params, limit, offset)
+        else:
+            # Ranking costs ~1 µs per hit (bm25): above RANK_ALL_UP_TO hits, rank the records whose title
+            # holds every word first, then only the RANK_WINDOW most recently indexed other matches.
+            params["qt"] = "{title} : (" + params["q"] + ")"
+            params["qb"] = "(" + params["q"] + ") NOT {title} : (" + params["q"] + ")"
+            where_t = f"{SEARCH_TABLE} MATCH :qt{extra}"
+            where_b = f"{SEARCH_TABLE} MATCH :qb{extra}"
+            n_title = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where_t}"), params).scalar_one()
+            rows = _ranked(conn, where_t, params, limit, offset) if offset < n_title else []
+            if len(rows) < limit:
+                params["floor"] = conn.execute(text(
+                    f"SELECT rowid FROM {SEARCH_TABLE} WHERE {where_b} ORDER BY rowid DESC LIMIT 1 OFFSET :window"),
+                    {**params, "window": RANK_WINDOW - 1}).scalar() or 0
+                rows += _ranked(conn, where_b + " AND rowid >= :floor", params, limit - len(rows),
+                                max(0, offset - n_title))
         return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
     params["q"] = " & ".join(f"{t}" for t in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"{terms[-1]}:*"
     where = f"document @@ to_tsquery('simple', :q){extra}"

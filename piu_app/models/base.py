@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, DateTime, Integer, MetaData, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Stable constraint names, so that Alembic can alter constraints on SQLite and PostgreSQL alike.
 NAMING = {
@@ -54,13 +54,27 @@ class SharedRecord:
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    visibility: Mapped[str] = mapped_column(String(16), default="network", index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="network")
     lang: Mapped[str] = mapped_column(String(16), default="fr")
     licence: Mapped[str] = mapped_column(String(32), default="")
     source: Mapped[str] = mapped_column(Text, default="")
     draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # The title folded (lower case, no accents), so that « Éclairage » sorts with the E on every engine.
     sort_key: Mapped[str] = mapped_column(String(200), default="", index=True)
+
+    # Columns a list page filters on with `=`: each gets an index (column, deleted, sort_key) that
+    # serves the filter, the live-records test, the count (covering) and the page order at once.
+    __filter_columns__: tuple[str, ...] = ()
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        t = cls.__tablename__
+        return (
+            Index(f"ix_{t}_live_sort_key", "deleted", "sort_key"),
+            Index(f"ix_{t}_live_updated_at", "deleted", "updated_at"),
+            Index(f"ix_{t}_visibility_live", "visibility", "deleted", "sort_key"),
+            *(Index(f"ix_{t}_{c}_live", c, "deleted", "sort_key") for c in cls.__filter_columns__),
+        )
 
 
 __all__ = ["Base", "db", "SharedRecord", "utcnow", "new_uid", "VISIBILITIES", "date", "datetime"]

@@ -55,12 +55,13 @@ need_themes = theme_table("need")
 
 class Innovation(SharedRecord, db.Model):
     __tablename__ = "innovations"
+    __filter_columns__ = ("innovation_kind", "deployment_stage")
     name: Mapped[str] = mapped_column(String(200), index=True)
     tagline: Mapped[str] = mapped_column(String(140), default="")
     description: Mapped[str] = mapped_column(Text, default="")
-    innovation_kind: Mapped[str] = mapped_column(String(40), default="", index=True)
+    innovation_kind: Mapped[str] = mapped_column(String(40), default="")
     trl: Mapped[int | None] = mapped_column(Integer)
-    deployment_stage: Mapped[str] = mapped_column(String(40), default="", index=True)
+    deployment_stage: Mapped[str] = mapped_column(String(40), default="")
     price_model: Mapped[str] = mapped_column(Text, default="")
     price_indication: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3), default="")

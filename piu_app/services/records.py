@@ -66,7 +66,8 @@ def _filtered(rt: RecordType, filters: Mapping[str, str], *, deleted: bool, draf
         if f.kind == "themes":
             link = model.themes.property.secondary
             owner_col = next(c for c in link.c if c.name != "theme_id")
-            query = query.where(exists().where(owner_col == model.id, link.c.theme_id == Theme.id, Theme.code == value))
+            theme_id = db.select(Theme.id).where(Theme.code == value).scalar_subquery()
+            query = query.where(model.id.in_(db.select(owner_col).where(link.c.theme_id == theme_id)))
         elif f.kind == "ref":
             target = _live_by_uid(RECORD_TYPES[f.ref], value)
             query = query.where(getattr(model, f.column) == (target.id if target else -1))

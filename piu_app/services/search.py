@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import selectinload
+
 from ..database import (
     IndexEntry,
     SearchHit,
@@ -51,6 +53,18 @@ def remove(record: Any) -> None:
     remove_from_index(db.session.connection(), [record.uid])
 
 
+def _eager(rt: RecordType) -> list:
+    """Load what `_entry` reads (themes, link targets, related records behind a computed title)
+    in a few batched queries instead of several queries per record."""
+    model = rt.model
+    options = [selectinload(getattr(model, f.name)) for f in rt.fields if f.kind == "themes"]
+    options += [selectinload(getattr(model, link.owner_attr)).selectinload(getattr(link.model, link.target_attr))
+                for link in rt.links]
+    if rt.title_attr not in model.__table__.c:  # e.g. Review.name: built from its innovation and reviewer
+        options += [selectinload(getattr(model, f.name)) for f in rt.fields if f.kind == "ref"]
+    return options
+
+
 def rebuild(batch: int = 2000) -> int:
     """Rebuild the whole index from the tables; return the number of records indexed."""
     conn = db.session.connection()
@@ -60,7 +74,7 @@ def rebuild(batch: int = 2000) -> int:
         last_id = 0
         while True:
             rows = list(db.session.scalars(db.select(rt.model).where(rt.model.deleted.is_(False), rt.model.id > last_id)
-                                           .order_by(rt.model.id).limit(batch)))
+                                           .options(*_eager(rt)).order_by(rt.model.id).limit(batch)))
             if not rows:
                 break
             index_records(conn, [_entry(rt, r) for r in rows])
@@ -104,7 +118,9 @@ def _load(hits: Iterable[SearchHit]) -> list[Result]:
     records: dict[str, Any] = {}
     for key, uids in by_type.items():
         model = RECORD_TYPES[key].model
-        for record in db.session.scalars(db.select(model).where(model.uid.in_(uids), model.deleted.is_(False))):
-            records[record.uid] = record
+        # by uid only: with `deleted` in the WHERE clause SQLite may scan ix_*_deleted instead
+        for record in db.session.scalars(db.select(model).where(model.uid.in_(uids))):
+            if not record.deleted:
+                records[record.uid] = record
     return [Result(RECORD_TYPES[h.record_type], records[h.uid], h.snippet) for h in hits if h.uid in records]
 
