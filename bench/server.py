@@ -10,9 +10,11 @@ load run is bounded in time.
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/server.py                  # full run, ~4-5 minutes
+    .venv/bin/python bench/server.py                  # full run, ~5 minutes
     .venv/bin/python bench/server.py --duration 3 --configs A,C --clients 1,50
     .venv/bin/python bench/server.py --list           # show the configurations
+    # on a machine shared with other work (see the otherCPU column):
+    .venv/bin/python bench/server.py --rounds 3 --wait-idle 60
 
 Columns:
   req/s     completed requests per second as reported by wrk
@@ -64,8 +66,20 @@ CONFIGS = {
            {"threads": 16, "connection_limit": 1000}, 5e-5),
     "D5": ("threads=2, connection_limit=1000, switchinterval 5e-5",
            {"threads": 2, "connection_limit": 1000}, 5e-5),
+    # recommended: D3 + poll() instead of select().  select() cannot handle file
+    # descriptors >= 1024, so with connection_limit near 1000 waitress' main
+    # loop would die with "ValueError: filedescriptor out of range in select()"
+    "R": ("D3 + asyncore_use_poll=True (recommended)",
+          {"threads": 4, "connection_limit": 1000, "asyncore_use_poll": True}, 5e-5),
+    # "_cpus" is not a waitress option: the server process pins itself to these
+    # CPUs (os.sched_setaffinity), so the GIL is never handed between cores
+    "P1": ("R pinned to one CPU", {"threads": 4, "connection_limit": 1000,
+                                   "asyncore_use_poll": True, "_cpus": [0]}, 5e-5),
+    "P2": ("threads=4, connection_limit=1000, poll, pinned to one CPU",
+           {"threads": 4, "connection_limit": 1000, "asyncore_use_poll": True,
+            "_cpus": [0]}, None),
 }
-DEFAULT_CONFIGS = "A,B,C,D1,D2,D3,D4,D5"
+DEFAULT_CONFIGS = "A,B,C,D1,D2,D3,D4,R,P1"  # D5, P2: via --configs
 
 N_ROWS = 2000
 ROWS_PER_PAGE = 50
@@ -178,11 +192,15 @@ def serve_main(spec):
     import waitress
 
     logging.basicConfig(level=logging.WARNING)
+    kwargs = dict(spec["kwargs"])
+    cpus = kwargs.pop("_cpus", None)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     count_main_loop_iterations()
     app = make_app(spec["db"])
     # create_server + run is exactly what waitress.serve() does, but lets us
     # report the OS-chosen port.
-    server = waitress.create_server(app, host=HOST, port=0, **spec["kwargs"])
+    server = waitress.create_server(app, host=HOST, port=0, **kwargs)
     print("PORT %d" % int(server.effective_port), flush=True)
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     server.run()
@@ -305,6 +323,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat every config this many times, interleaved, and also print"
                          " medians (use on a busy/shared machine)")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                    help="before each load run wait up to SECONDS for the rest of the"
+                         " machine to be idle (<25%% of one core); for shared machines")
     ap.add_argument("--json", help="also write raw results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     ap.add_argument("--list", action="store_true", help="list configurations and exit")
@@ -380,6 +401,21 @@ def machine_busy_seconds():
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_idle(limit, threshold=0.25, window=2.0):
+    """Wait (at most `limit` s) until the machine is near idle over `window` s."""
+    deadline = time.monotonic() + limit
+    while True:
+        m0 = machine_busy_seconds()
+        time.sleep(window)
+        busy = (machine_busy_seconds() - m0) / window
+        if busy < threshold:
+            return True
+        if time.monotonic() >= deadline:
+            print("  (machine still busy: %.0f%% of a core; running anyway)" % (100 * busy),
+                  flush=True)
+            return False
+
+
 def children_cpu_seconds():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -395,6 +431,8 @@ def bench_config(name, args, wrk, lua, db, tmp, levels, rnd):
                 run_wrk(wrk, lua, port, 8, args.warmup, args.timeout)
             for clients in levels:
                 time.sleep(args.pause)
+                if args.wait_idle > 0:
+                    wait_idle(args.wait_idle)
                 s0 = server_stats(port, "?reset=1")
                 c0, w0, m0 = cpu_seconds(proc.pid), children_cpu_seconds(), machine_busy_seconds()
                 t0 = time.monotonic()
