@@ -122,7 +122,9 @@ def serve(app: Flask, *, host: str, port: int, open_browser: bool, lock: Instanc
         sys.setswitchinterval(interval)
     server = create_server(app, host=host, port=port, threads=int(app.config["SERVER_THREADS"]),
                            connection_limit=int(app.config["SERVER_CONNECTION_LIMIT"]),
-                           channel_timeout=60, ident="PIU")
+                           channel_timeout=60, ident="PIU",
+                           # poll() instead of select(): select cannot watch more than 1 024 sockets
+                           asyncore_use_poll=True)
     bound_port = server.effective_port  # type: ignore[union-attr]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
     if lock is not None:
