@@ -29,7 +29,7 @@ Columns:
   srvCPU    CPU used by the server process during the run (100% = one core)
   wrkCPU    CPU used by wrk; otherCPU: by every other process on the machine
             (if this is large, the machine is shared and numbers are noisy)
-  loops/req waitress main-loop (select) iterations per completed request;
+  loops/req waitress main-loop (select/poll) iterations per completed request;
             large values mean the main loop spins instead of sleeping
 
 The server subprocess is this same file run with ``--serve``.
@@ -69,11 +69,11 @@ CONFIGS = {
     # recommended: D3 + poll() instead of select().  select() cannot handle file
     # descriptors >= 1024, so with connection_limit near 1000 waitress' main
     # loop would die with "ValueError: filedescriptor out of range in select()"
-    "R": ("D3 + asyncore_use_poll=True (recommended)",
+    "R": ("D3 + asyncore_use_poll=True (recommended, unpinned)",
           {"threads": 4, "connection_limit": 1000, "asyncore_use_poll": True}, 5e-5),
     # "_cpus" is not a waitress option: the server process pins itself to these
     # CPUs (os.sched_setaffinity), so the GIL is never handed between cores
-    "P1": ("R pinned to one CPU", {"threads": 4, "connection_limit": 1000,
+    "P1": ("R pinned to one CPU (best on a dedicated 2-core box)", {"threads": 4, "connection_limit": 1000,
                                    "asyncore_use_poll": True, "_cpus": [0]}, 5e-5),
     "P2": ("threads=4, connection_limit=1000, poll, pinned to one CPU",
            {"threads": 4, "connection_limit": 1000, "asyncore_use_poll": True,
@@ -376,6 +376,10 @@ def main():
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    print()
+    for name in names:
+        desc, kw, si = CONFIGS[name]
+        print("%-3s %s: serve(**%r), switchinterval=%s" % (name, desc, kw, si or "default"))
     print()
     print_table(results)
     if args.rounds > 1:
