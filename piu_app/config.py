@@ -35,7 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Wait imposed after too many failed logins; doubles at each further failure (capped at 1 hour)."),
     Setting("HOST", "127.0.0.1", "Address the officer's interface listens on. Keep 127.0.0.1: it is not meant for the LAN."),
     Setting("PORT", 5080, "Port of the officer's interface (0 picks a free port)."),
-    Setting("SERVER_THREADS", 8, "Worker threads of the waitress server (see bench/RESULTS.md)."),
+    Setting("SERVER_THREADS", 4, "Worker threads of the waitress server; 4 gave the steadiest response times "
+            "at 50 and 200 clients on a 2-core machine (see bench/RESULTS.md)."),
     Setting("SERVER_CONNECTION_LIMIT", 1000,
             "Concurrent connections waitress accepts; keep above the number of phones in a workshop."),
     Setting("SERVER_SWITCH_INTERVAL", 5e-5,
