@@ -40,6 +40,11 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+def ping(conn: Connection) -> None:
+    """Raise if the database does not answer (the health check)."""
+    conn.exec_driver_sql("SELECT 1")
+
+
 def engine_options(url: str) -> dict:
     """Return create_engine options for the URL's dialect."""
     if url.startswith("sqlite"):

@@ -222,9 +222,9 @@ def _log(rt: RecordType, record: Any, action: str, username: str, changes: dict[
 
 # --------------------------------------------------------------------------- writing
 
-def is_foreign(record: Any) -> bool:
-    """Tell whether the record belongs to another city (read-only here)."""
-    own = instance_service.instance_code()
+def is_foreign(record: Any, own_code: str | None = None) -> bool:
+    """Tell whether the record belongs to another city (read-only here); pass `own_code` when known."""
+    own = instance_service.instance_code() if own_code is None else own_code
     return bool(record.origin_instance and own and record.origin_instance != own)
 
 
@@ -236,8 +236,7 @@ def check_editable(record: Any) -> None:
 
 
 def _check_owned(record: Any) -> None:
-    own = instance_service.instance_code()
-    if record.origin_instance and own and record.origin_instance != own:
+    if is_foreign(record):
         raise PermissionDeniedError(_("Cette fiche vient de « %(origin)s » : elle ne peut être modifiée que là-bas. "
                                       "Vous pouvez y ajouter vos propres avis, expérimentations ou retours.",
                                       origin=record.origin_instance))
@@ -383,9 +382,7 @@ def create(rt: RecordType, values: Mapping[str, Any], *, username: str, origin: 
 def update(rt: RecordType, record: Any, values: Mapping[str, Any], *, username: str,
            expected_version: int | None = None) -> Any:
     """Change a record; refused if someone else changed it since `expected_version` was read."""
-    _check_owned(record)
-    if record.deleted:
-        raise ConflictError(_("Cette fiche est supprimée : restaurez-la avant de la modifier."))
+    check_editable(record)
     if expected_version is not None and record.version != expected_version:
         raise ConflictError(_("Quelqu'un a modifié cette fiche pendant que vous la lisiez. "
                               "Rechargez la page pour voir sa version actuelle."))

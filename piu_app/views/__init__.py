@@ -74,13 +74,16 @@ def register(app: Flask) -> None:
     @app.context_processor
     def _globals():
         lang = current_lang()
+        instance = instance_service.current() if request.endpoint != "static" else None
+        own_code = instance.instance_code if instance else ""
         return {
             "lang": lang,
             "record_types": RECORD_TYPES,
-            "instance": instance_service.current() if request.endpoint != "static" else None,
+            "instance": instance,
             "version": __version__,
             "labels": _LabelCache(lang),
             "record_display": record_service.display_value,
+            "is_foreign": lambda record: record_service.is_foreign(record, own_code),
             "can_edit": current_user.is_authenticated and current_user.has_role("editor"),
             "is_admin": current_user.is_authenticated and current_user.has_role("admin"),
         }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from sqlalchemy import text
 
 from .. import __version__
+from ..database import ping
 from ..extensions import db
 from ..registry import RECORD_TYPES
 from ..services import records as record_service
@@ -41,5 +41,5 @@ def search():
 
 @bp.get("/healthz")
 def healthz():
-    db.session.execute(text("SELECT 1"))
+    ping(db.session.connection())
     return jsonify({"status": "ok", "version": __version__, "record_types": len(RECORD_TYPES)})

@@ -78,6 +78,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("editor")
     def edit(uid: str):
         record = record_service.get(rt, uid, include_deleted=False)
+        record_service.check_editable(record)
         form = build_form_class(rt, current_lang())()
         if request.method == "GET":
             fill_from_record(form, record)

@@ -158,3 +158,21 @@ def test_history_never_shows_contact_details(editor):
                                                         "visibility": "private"}))
     history = editor.get(f"/persons/{uid}/history").get_data(as_text=True)
     assert "Ndiaye" in history and "fatou@port-sable.example" not in history and "+221" not in history
+
+
+def test_another_citys_record_shows_its_origin_and_is_read_only(app, editor):
+    from piu_app.database import writing
+    from piu_app.extensions import db
+    from tests.factories import make_innovation
+
+    with app.test_request_context(), writing():
+        foreign = make_innovation(name="Kiosques de Lagune-Bleue")
+        foreign.origin_instance = "lagune-bleue"
+        db.session.commit()
+        uid = foreign.uid
+    page = editor.get(f"/innovations/{uid}").get_data(as_text=True)
+    assert "lagune-bleue" in page and f"/innovations/{uid}/edit" not in page
+    assert "lagune-bleue" in editor.get("/innovations/").get_data(as_text=True)
+    response = editor.get(f"/innovations/{uid}/edit")
+    assert response.status_code == 403 and "ne peut être modifiée que là-bas" in response.get_data(as_text=True)
+    assert "+ Nouvelle expérimentation" in page  # the city may still add its own records on top
