@@ -17,3 +17,5 @@ class InstanceSettings(db.Model):
     country_code: Mapped[str] = mapped_column(String(2))
     instance_code: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The city's own territory: peers' experiments are ranked by how alike their territory is.
+    home_territory_uid: Mapped[str] = mapped_column(String(36), default="", server_default="")
