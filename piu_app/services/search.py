@@ -53,7 +53,18 @@ def remove(record: Any) -> None:
     remove_from_index(db.session.connection(), [record.uid])
 
 
-def _eager(rt: RecordType) -> list:
+def index_many(rt: RecordType, records: Sequence[Any]) -> None:
+    """Index many live records at once (load them with `eager_options(rt)` first)."""
+    if records:
+        index_records(db.session.connection(), [_entry(rt, r) for r in records])
+
+
+def remove_uids(uids: Sequence[str]) -> None:
+    if uids:
+        remove_from_index(db.session.connection(), list(uids))
+
+
+def eager_options(rt: RecordType) -> list:
     """Load what `_entry` reads (themes, link targets, related records behind a computed title)
     in a few batched queries instead of several queries per record."""
     model = rt.model
@@ -74,7 +85,7 @@ def rebuild(batch: int = 2000) -> int:
         last_id = 0
         while True:
             rows = list(db.session.scalars(db.select(rt.model).where(rt.model.deleted.is_(False), rt.model.id > last_id)
-                                           .options(*_eager(rt)).order_by(rt.model.id).limit(batch)))
+                                           .options(*eager_options(rt)).order_by(rt.model.id).limit(batch)))
             if not rows:
                 break
             index_records(conn, [_entry(rt, r) for r in rows])

@@ -1,0 +1,508 @@
+"""Write an exchange bundle: what this city chose to share, as a Frictionless Data Package in a zip.
+
+The sharing level decides what leaves the laptop: `network` carries network and public records,
+`public` carries public records only; private records, drafts and anything that only a private
+record could reveal (a link to it, a person's contact details without consent) never leave.
+Rows are read in batches and written straight into the zip, so memory stays flat however large
+the register is.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask_babel import LazyString
+from sqlalchemy import Connection, select
+
+from .. import __version__
+from ..i18n import load_catalogue
+from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcnow
+from ..models.actors import Place, Territory
+from ..models.experiments import Experiment
+from . import bundle_format as bf
+
+LEVELS = {"network": ("network", "public"), "public": ("public",)}
+DEFAULT_LICENCE = {"public": "etalab-2.0", "network": "network-agreement"}
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+_FLUSH_ROWS = 2000
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    level: str
+    rows: dict[str, int] = field(default_factory=dict)
+    documents_included: int = 0
+    size: int = 0
+
+
+# --------------------------------------------------------------------------- labels in both languages
+
+def both(label: Any) -> tuple[str, str]:
+    """Return (French, English) of a label written in French in the code."""
+    msgid = label._args[0] if isinstance(label, LazyString) else str(label or "")
+    return msgid, load_catalogue("en").gettext(msgid) if msgid else ""
+
+
+_IDENTITY_TITLES = {
+    "uid": (("Identifiant unique (UUID)", "Unique identifier (UUID)"),
+            ("Identifiant stable de la fiche, le même dans toutes les villes.",
+             "Stable identifier of the record, the same in every city.")),
+    "origin_instance": (("Instance d'origine", "Origin instance"),
+                        ("Code de la ville qui possède la fiche : elle seule la modifie.",
+                         "Code of the city that owns the record: only it edits the record.")),
+    "created_at": (("Créée le (UTC)", "Created at (UTC)"), ("", "")),
+    "updated_at": (("Modifiée le (UTC)", "Updated at (UTC)"), ("", "")),
+    "version": (("Version", "Version"), ("Augmente à chaque modification ; la plus haute l'emporte.",
+                                         "Grows with every change; the highest wins.")),
+    "deleted": (("Supprimée", "Deleted"), ("Fiche supprimée (la suppression se propage).",
+                                          "Deleted record (the deletion propagates).")),
+    "visibility": (("Niveau de partage", "Sharing level"), ("network ou public.", "network or public.")),
+    "lang": (("Langue (BCP 47)", "Language (BCP 47)"), ("", "")),
+    "licence": (("Licence", "Licence"), ("", "")),
+    "source": (("Source", "Source"), ("", "")),
+    "verified": (("Avis vérifié", "Verified review"),
+                 ("L'organisation évaluatrice a pris part à l'expérimentation citée.",
+                  "The reviewing organisation took part in the cited experiment.")),
+    "file_included": (("Fichier inclus", "File included"), ("Le fichier est dans documents/.", "The file is in documents/.")),
+}
+
+
+def _field_descriptor(col: bf.Column, table: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if col.label is not None:
+        (title_fr, title_en), (desc_fr, desc_en) = both(col.label), both(col.help)
+    elif col.name in _IDENTITY_TITLES:
+        (title_fr, title_en), (desc_fr, desc_en) = _IDENTITY_TITLES[col.name]
+    else:
+        title_fr = title_en = col.name
+        desc_fr = desc_en = ""
+    if col.kind == "ref":
+        desc_fr = (desc_fr + " " if desc_fr else "") + f"UUID d'une fiche de {col.ref}."
+        desc_en = (desc_en + " " if desc_en else "") + f"UUID of a record of {col.ref}."
+    if col.vocab:
+        desc_fr = (desc_fr + " " if desc_fr else "") + f"Code du vocabulaire {col.vocab}."
+        desc_en = (desc_en + " " if desc_en else "") + f"Code of the vocabulary {col.vocab}."
+    descriptor: dict[str, Any] = {
+        "name": col.name, "type": bf.SCHEMA_TYPES[col.kind], "title": title_fr,
+        "description": " / ".join(d for d in (desc_fr, desc_en) if d) or title_fr,
+        "x-title-en": title_en, "x-description-en": desc_en,
+    }
+    if col.kind == "bool":
+        descriptor["trueValues"], descriptor["falseValues"] = ["true"], ["false"]
+    if col.kind == "datetime":
+        descriptor["format"] = "any"
+    constraints: dict[str, Any] = {}
+    if col.name in bf.IDENTITY[:7]:
+        constraints["required"] = True
+    if col.name == "uid" or col.kind == "ref":
+        constraints["pattern"] = bf.UID_PATTERN
+    if col.name == "uid" and table:
+        constraints["unique"] = True
+    if col.name == "visibility":
+        constraints["enum"] = list(allowed)
+    if col.name == "version":
+        constraints["minimum"] = 1
+    if col.max_length:
+        constraints["maxLength"] = col.max_length
+    if col.kind in ("int", "float"):
+        if col.minimum is not None:
+            constraints["minimum"] = int(col.minimum) if col.kind == "int" else col.minimum
+        if col.maximum is not None:
+            constraints["maximum"] = int(col.maximum) if col.kind == "int" else col.maximum
+    if col.required and col.name not in bf.IDENTITY:
+        # required for a live record only: a tombstone carries its identity alone
+        descriptor["x-required-when-live"] = True
+    if constraints:
+        descriptor["constraints"] = constraints
+    return descriptor
+
+
+def _foreign_keys(columns: Iterable[bf.Column], own: str) -> list[dict[str, Any]]:
+    keys = []
+    for col in columns:
+        if col.kind == "ref":
+            keys.append({"fields": col.name, "reference": {"resource": "" if col.ref == own else col.ref,
+                                                           "fields": "uid"}})
+        elif col.vocab:
+            keys.append({"fields": col.name, "reference": {"resource": f"vocabulary_{col.vocab}", "fields": "code"}})
+    return keys
+
+
+def table_schema(name: str, columns: tuple[bf.Column, ...], primary_key: list[str], level: str,
+                 owner: str = "") -> dict[str, Any]:
+    """Return the Table Schema of one bundle table."""
+    allowed = LEVELS[level]
+    return {
+        "$schema": "https://datapackage.org/profiles/2.0/tableschema.json",
+        "fields": [_field_descriptor(c, name, allowed) for c in columns],
+        "primaryKey": primary_key,
+        "foreignKeys": _foreign_keys(columns, name),
+        "missingValues": [""],
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+class _ZipWriter:
+    """Write members into the zip, remembering each one's SHA-256 and size."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.files: dict[str, tuple[str, int]] = {}
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.zf.writestr(_info(name), data)
+        self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
+
+    def write_csv(self, name: str, header: list[str], rows: Iterable[list[str]]) -> int:
+        digest, size, count = hashlib.sha256(), 0, 0
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(header)
+        with self.zf.open(_info(name), "w") as out:
+            def flush() -> int:
+                data = buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+                digest.update(data)
+                out.write(data)
+                return len(data)
+            for row in rows:
+                writer.writerow(row)
+                count += 1
+                if count % _FLUSH_ROWS == 0:
+                    size += flush()
+            size += flush()
+        self.files[name] = (digest.hexdigest(), size)
+        return count
+
+
+def _info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible archives
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def bundle_filename(instance_code: str, when: dt.date | None = None) -> str:
+    return f"{instance_code}-{(when or dt.date.today()).strftime('%Y%m%d')}.registre.zip"
+
+
+def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include_documents: bool = False,
+                  max_document_bytes: int = MAX_DOCUMENT_BYTES) -> ExportSummary:
+    """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed)."""
+    if level not in LEVELS:
+        raise ValueError(level)
+    conn = db.session.connection()
+    instance = db.session.scalars(select(InstanceSettings)).first()
+    tmp = out.with_name(f".{out.name}.part")
+    summary = ExportSummary(out, level)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            writer = _ZipWriter(zf)
+            _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    summary.size = out.stat().st_size
+    return summary
+
+
+def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
+           instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int) -> None:
+    allowed = LEVELS[level]
+    maps = bf.UidMaps(conn)
+    shared: dict[str, set[int]] = {}
+    for key in bf.TABLE_ORDER:
+        table = bf.TABLES[key].table
+        shared[key] = set(conn.execute(select(table.c.id).where(table.c.visibility.in_(allowed),
+                                                                table.c.draft.is_(False))).scalars())
+    shared_uids = {key: {maps.uid_of(key)[i] for i in ids} for key, ids in shared.items()}
+    resources: list[dict[str, Any]] = []
+    schemas: dict[str, dict[str, Any]] = {}
+
+    for key in bf.TABLE_ORDER:
+        rtable = bf.TABLES[key]
+        child_rows: dict[str, list[list[str]]] = {c.name: [] for c in rtable.children}
+        header = [c.name for c in rtable.columns]
+
+        def rows(rtable: bf.RecordTable = rtable, child_rows: dict[str, list[list[str]]] = child_rows,
+                 header: list[str] = header) -> Iterator[list[str]]:
+            for _id, row, children in bf.local_rows(conn, rtable, maps, ids=shared[rtable.name]):
+                row = redact(rtable, row, shared_uids)
+                yield [row[h] for h in header]
+                if row["deleted"] == "true":
+                    continue  # a tombstone carries no list
+                for child in rtable.children:
+                    for values in children[child.name]:
+                        if all(v in shared_uids[c.ref or ""] for c, v in zip(child.columns[1:], values, strict=True)
+                               if c.kind == "ref"):
+                            child_rows[child.name].append([row["uid"], *values])
+        summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, rows())
+        schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
+        resources.append(_resource(key, rtable.rt.label_plural))
+        for child in rtable.children:
+            summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
+                                                        child_rows[child.name])
+            key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
+            if child.name == "review_scores":
+                key_fields = ["review_uid", "criterion"]
+            schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
+            resources.append(_resource(child.name, (child.title, child.title_en)))
+
+    summary.rows["documents"], summary.documents_included = _write_documents(
+        writer, conn, allowed, shared_uids, uploads, max_document_bytes)
+    schemas["documents"] = table_schema("documents", bf.DOCUMENT_COLUMNS, ["uid"], level)
+    resources.append(_resource("documents", ("Pièces jointes", "Attachments")))
+
+    for name, terms in _vocabularies(conn).items():
+        writer.write_csv(f"vocabularies/{name}.csv", list(bf.VOCABULARY_COLUMNS), terms)
+        resources.append({"name": f"vocabulary_{name}", "type": "table", "path": f"vocabularies/{name}.csv",
+                          "scheme": "file", "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
+                          "title": f"Vocabulaire {name} / Vocabulary {name}",
+                          "schema": f"schemas/vocabulary_{name}.json"})
+        schemas[f"vocabulary_{name}"] = _vocabulary_schema()
+
+    for name, schema in schemas.items():
+        writer.write_bytes(f"schemas/{name}.json", _json(schema))
+    for resource in resources:
+        digest, size = writer.files[resource["path"]]
+        resource["hash"], resource["bytes"] = f"sha256:{digest}", size
+
+    _write_geo(writer, conn, shared)
+    now = utcnow().replace(microsecond=0)
+    licence = DEFAULT_LICENCE[level]
+    city = instance.city_name if instance else ""
+    code = instance.instance_code if instance else ""
+    package = {
+        "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+        "name": f"piu-{code}".lower(),
+        "title": f"Registre de l'innovation urbaine — {city}",
+        "description": f"Paquet d'échange PIU de {city}, niveau de partage « {level} ». "
+                       f"PIU exchange bundle of {city}, sharing level “{level}”.",
+        "version": now.strftime("%Y%m%d%H%M%S"),
+        "created": now.isoformat() + "Z",
+        "licenses": [_licence(licence)],
+        "contributors": [{"title": city, "roles": ["publisher"]}],
+        "keywords": ["innovation urbaine", "urban innovation", "PIU"],
+        "x-piu-format": {"name": bf.FORMAT_NAME, "version": ".".join(map(str, bf.FORMAT_VERSION))},
+        "x-piu-origin": {"instance_code": code, "city_name": city,
+                         "country_code": instance.country_code if instance else ""},
+        "x-piu-level": level,
+        "x-piu-app-version": __version__,
+        "x-vocabulary-versions": {name: "1" for name in _vocabulary_names(conn)},
+        "resources": resources,
+    }
+    writer.write_bytes("datapackage.json", _json(package))
+    writer.write_bytes("dcat.jsonld", _json(_dcat(package, instance, licence, conn)))
+    writer.write_bytes("LISEZMOI.md", _readme(package, summary, city, level, licence).encode("utf-8"))
+    sums = "".join(f"{digest}  {name}\n" for name, (digest, _size) in sorted(writer.files.items()))
+    writer.write_bytes("checksums.sha256", sums.encode("utf-8"))
+
+
+def redact(rtable: bf.RecordTable, row: dict[str, str], shared_uids: Mapping[str, set[str]]) -> dict[str, str]:
+    """Remove what must not travel: links to records that stay here, contact details without consent,
+    and the content of a tombstone (a deletion travels as the record's identity alone)."""
+    out = dict(row)
+    if out["deleted"] == "true":
+        keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
+        return {k: (v if k in keep else "") for k, v in out.items()}
+    for col in rtable.columns:
+        if col.kind == "ref" and out[col.name] and out[col.name] not in shared_uids[col.ref or ""]:
+            out[col.name] = ""
+    if rtable.name == "persons":
+        public = out["visibility"] == "public"
+        if not (public and out["contact_consent"] == "true"):
+            out["email"] = out["phone"] = ""
+        if not public:
+            out["public_bio"] = ""
+    return out
+
+
+def _resource(name: str, label: Any) -> dict[str, Any]:
+    title_fr, title_en = label if isinstance(label, tuple) else both(label)
+    return {"name": name, "type": "table", "path": f"data/{name}.csv", "scheme": "file", "format": "csv",
+            "mediatype": "text/csv", "encoding": "utf-8", "title": title_fr, "x-title-en": title_en,
+            "schema": f"schemas/{name}.json"}
+
+
+def _vocabulary_schema() -> dict[str, Any]:
+    fields = [{"name": c, "type": "string"} for c in bf.VOCABULARY_COLUMNS]
+    fields[0]["constraints"] = {"required": True, "unique": True}
+    return {"fields": fields, "primaryKey": ["code"], "missingValues": [""]}
+
+
+def _vocabulary_names(conn: Connection) -> list[str]:
+    return sorted({*conn.execute(select(VocabularyTerm.vocabulary).distinct()).scalars(), "themes"})
+
+
+def _vocabularies(conn: Connection) -> dict[str, list[list[str]]]:
+    found: dict[str, list[list[str]]] = {}
+    for term in conn.execute(select(VocabularyTerm).order_by(VocabularyTerm.vocabulary, VocabularyTerm.position,
+                                                             VocabularyTerm.code)).mappings():
+        found.setdefault(term["vocabulary"], []).append(
+            [term["code"], bf.write_value("text", term["label_fr"]), bf.write_value("text", term["label_en"]),
+             bf.write_value("text", term["definition_fr"]), "", "piu", "1"])
+    found["themes"] = [[t["code"], bf.write_value("text", t["label_fr"]), bf.write_value("text", t["label_en"]), "",
+                        t["parent_code"], "piu", "1"]
+                       for t in conn.execute(select(Theme).order_by(Theme.position, Theme.code)).mappings()]
+    return found
+
+
+def _write_documents(writer: _ZipWriter, conn: Connection, allowed: tuple[str, ...],
+                     shared_uids: Mapping[str, set[str]], uploads: Path | None,
+                     max_bytes: int) -> tuple[int, int]:
+    header = [c.name for c in bf.DOCUMENT_COLUMNS]
+    rows: list[list[str]] = []
+    included = 0
+    query = select(Document.__table__).where(Document.visibility.in_(allowed), Document.draft.is_(False))
+    for doc in conn.execute(query.order_by(Document.id)).mappings():
+        if doc["linked_uid"] not in shared_uids.get(doc["linked_type"], ()):
+            continue  # attached to a record that stays here
+        path = uploads / doc["sha256"][:2] / doc["sha256"] if uploads else None
+        has_file = bool(path and not doc["deleted"] and path.is_file() and doc["size"] <= max_bytes)
+        if has_file and path is not None:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() == doc["sha256"]:
+                writer.write_bytes(f"documents/{doc['sha256']}", data)
+                included += 1
+            else:
+                has_file = False  # a damaged file is not shared as if it were the original
+        values = {c.name: bf.write_value(c.kind, doc[c.attr]) for c in bf.DOCUMENT_COLUMNS if c.attr}
+        values["file_included"] = "true" if has_file else "false"
+        rows.append([values[h] for h in header])
+    return writer.write_csv("data/documents.csv", header, rows), included
+
+
+def _write_geo(writer: _ZipWriter, conn: Connection, shared: Mapping[str, set[int]]) -> None:
+    """GeoJSON (RFC 7946: WGS84, [longitude, latitude]) of shared places and experiments."""
+    places = []
+    for p in conn.execute(select(Place.id, Place.uid, Place.name, Place.place_type, Place.visibility, Place.lat,
+                                 Place.lon).where(Place.deleted.is_(False))).mappings():
+        if p["id"] in shared["places"] and p["lat"] is not None and p["lon"] is not None:
+            places.append(_feature(p["lon"], p["lat"], p["uid"], p["name"], p["place_type"], p["visibility"]))
+    coords = {r.id: (r.lon, r.lat) for r in conn.execute(select(Place.id, Place.lat, Place.lon)) if r.lat is not None}
+    territory_coords = {r.id: (r.lon, r.lat) for r in conn.execute(select(Territory.id, Territory.lat, Territory.lon))
+                        if r.lat is not None and r.lon is not None}
+    experiments = []
+    for e in conn.execute(select(Experiment.id, Experiment.uid, Experiment.title, Experiment.status,
+                                 Experiment.visibility, Experiment.place_id, Experiment.territory_id)
+                          .where(Experiment.deleted.is_(False))).mappings():
+        if e["id"] not in shared["experiments"]:
+            continue
+        where = None
+        if e["place_id"] in shared["places"]:
+            where = coords.get(e["place_id"])
+        if where is None and e["territory_id"] in shared["territories"]:
+            where = territory_coords.get(e["territory_id"])
+        if where and where[0] is not None:
+            experiments.append(_feature(where[0], where[1], e["uid"], e["title"], e["status"], e["visibility"]))
+    for name, features in (("places", places), ("experiments", experiments)):
+        writer.write_bytes(f"geo/{name}.geojson", _json({"type": "FeatureCollection", "features": features}))
+
+
+def _feature(lon: float, lat: float, uid: str, name: str, kind: str, visibility: str) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"uid": uid, "name": name, "type": kind, "visibility": visibility}}
+
+
+def _licence(code: str) -> dict[str, str]:
+    if code == "etalab-2.0":
+        return {"name": "etalab-2.0", "title": "Licence Ouverte / Open Licence 2.0",
+                "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"}
+    return {"name": "network-agreement", "title": "Accord de partage du réseau (pas une donnée ouverte) / "
+                                                  "Network data-sharing agreement (not open data)"}
+
+
+def _dcat(package: Mapping[str, Any], instance: InstanceSettings | None, licence: str,
+          conn: Connection) -> dict[str, Any]:
+    """The DCAT-AP 3.0 record of the bundle (a Dataset with one Distribution), for catalogues."""
+    city = instance.city_name if instance else ""
+    country = instance.country_code if instance else ""
+    spatial: dict[str, Any] = {"@type": "dct:Location", "skos:prefLabel": city}
+    if instance and instance.home_territory_uid:
+        home = conn.execute(select(Territory.name, Territory.lat, Territory.lon)
+                            .where(Territory.uid == instance.home_territory_uid)).first()
+        if home and home.lat is not None and home.lon is not None:
+            spatial["dcat:centroid"] = {"@type": "gsp:wktLiteral", "@value": f"POINT({home.lon} {home.lat})"}
+    if country:
+        spatial["dct:identifier"] = country
+    licence_uri = ("https://www.etalab.gouv.fr/licence-ouverte-open-licence/" if licence == "etalab-2.0"
+                   else "urn:piu:licence:network-agreement")
+    return {
+        "@context": {"dcat": "http://www.w3.org/ns/dcat#", "dct": "http://purl.org/dc/terms/",
+                     "foaf": "http://xmlns.com/foaf/0.1/", "skos": "http://www.w3.org/2004/02/skos/core#",
+                     "gsp": "http://www.opengis.net/ont/geosparql#", "xsd": "http://www.w3.org/2001/XMLSchema#"},
+        "@id": f"urn:piu:bundle:{package['name']}:{package['version']}",
+        "@type": "dcat:Dataset",
+        "dct:title": [{"@language": "fr", "@value": package["title"]},
+                      {"@language": "en", "@value": f"Urban innovation register — {city}"}],
+        "dct:description": [{"@language": "fr", "@value": package["description"].split(". PIU")[0]},
+                            {"@language": "en", "@value": f"PIU exchange bundle of {city}, level {package['x-piu-level']}."}],
+        "dct:publisher": {"@type": "foaf:Agent", "foaf:name": city},
+        "dct:issued": {"@type": "xsd:dateTime", "@value": package["created"]},
+        "dct:modified": {"@type": "xsd:dateTime", "@value": package["created"]},
+        "dct:spatial": spatial,
+        "dct:license": {"@id": licence_uri},
+        "dcat:keyword": package["keywords"],
+        "dcat:distribution": [{
+            "@type": "dcat:Distribution",
+            "dcat:accessURL": {"@id": "urn:piu:bundle:local-file"},
+            "dct:format": "application/zip",
+            "dcat:mediaType": "application/zip",
+            "dct:license": {"@id": licence_uri},
+            "dct:conformsTo": {"@id": bf.SCHEMA_BASE_URI},
+        }],
+    }
+
+
+def _readme(package: Mapping[str, Any], summary: ExportSummary, city: str, level: str, licence: str) -> str:
+    counts = "\n".join(f"| {name} | {n} |" for name, n in summary.rows.items() if n)
+    level_fr = {"network": "réseau (fiches « Réseau » et « Public »)", "public": "public (fiches « Public » seulement)"}
+    level_en = {"network": "network (network and public records)", "public": "public (public records only)"}
+    return f"""# {package['title']}
+
+**Niveau de partage : {level_fr[level]}.** Licence : {_licence(licence)['title']}.
+Produit par PIU {package['x-piu-app-version']} le {package['created']} (format {bf.FORMAT_NAME}
+{package['x-piu-format']['version']}).
+
+Ce paquet contient les fiches que {city} a choisi de partager. Les fiches privées, les brouillons et
+les coordonnées des personnes sans consentement n'y figurent jamais. Chaque fiche garde son
+identifiant (`uid`) et sa ville d'origine (`origin_instance`) : seule cette ville peut la modifier.
+
+- `datapackage.json` : description Frictionless Data Package (tables, schémas, clés, empreintes SHA-256) ;
+- `data/*.csv` : une table par type de fiche (UTF-8, virgule, dates ISO 8601) ;
+- `vocabularies/*.csv` : les listes de codes et leurs libellés ;
+- `schemas/*.json` : le schéma de chaque table ; `geo/*.geojson` : lieux et expérimentations ;
+- `dcat.jsonld` : la fiche de catalogue (DCAT-AP) ; `checksums.sha256` : l'empreinte de chaque fichier.
+
+Pour l'ouvrir : PIU → Échanges → Importer un paquet, ou `piu import FICHIER.zip`.
+
+| table | lignes / rows |
+| --- | --- |
+{counts}
+
+---
+
+# Urban innovation register — {city}
+
+**Sharing level: {level_en[level]}.** Licence: {_licence(licence)['title']}.
+This bundle holds the records {city} chose to share. Private records, drafts and contact details
+of persons without consent are never in it. Every record keeps its identifier (`uid`) and its
+origin city (`origin_instance`): only that city edits it. Open it in PIU (Exchange → Import a
+bundle, or `piu import FILE.zip`); the tables are plain UTF-8 CSV described by `datapackage.json`.
+"""
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=False).encode("utf-8")

@@ -1,0 +1,359 @@
+"""The exchange bundle ("paquet d'échange"): its tables, their columns, and how a value is written.
+
+The tables are derived from the register's description (`registry.py`): one table per record
+type, plus join tables for what a record holds as a list (themes, territory features, carriers,
+the people behind a lesson, review scores). Export, import, the preview and the undo of an import
+all read and write rows through this one description, so a value is written one way and read
+back one way. A row here is a dict of CSV strings: the bundle's own form, also used to compare a
+local record with an incoming one and to keep what an import replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, select
+
+from ..models import ReviewScore, Theme
+from ..registry import RECORD_TYPES, RecordType
+from .cells import neutralise, restore
+
+FORMAT_NAME = "piu-registre"
+FORMAT_VERSION = (1, 0)  # major, minor: a bundle of a newer format is refused
+SCHEMA_BASE_URI = "https://piu.example.org/schemas/registre/1.0/"  # stable URI named in dct:conformsTo
+
+# Record types in an order where every link points to a table already written (territories
+# point to their parent territory: that one link is set in a second pass).
+TABLE_ORDER = ("territories", "organisations", "persons", "places", "innovations", "needs", "experiments",
+               "lessons", "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes")
+
+IDENTITY = ("uid", "origin_instance", "created_at", "updated_at", "version", "deleted", "visibility", "lang",
+            "licence", "source")
+EXTRA_COLUMNS = {"reviews": ("verified",)}  # derived columns a peer cannot recompute without our data
+
+UID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class CellError(Exception):
+    """A cell that does not hold a value of its column's type (the message names the type)."""
+
+
+# --------------------------------------------------------------------------- cell values
+
+def write_value(kind: str, value: Any) -> str:
+    """Return the CSV text of a stored value (ISO 8601 dates, `true`/`false`, escaped text)."""
+    if value is None:
+        return ""
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "int":
+        return str(int(value))
+    if kind == "float":
+        return repr(float(value))
+    if kind == "date":
+        return value.isoformat()
+    if kind == "datetime":
+        return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
+    return neutralise(str(value))
+
+
+def read_value(kind: str, text: str) -> Any:
+    """Return the stored value of a CSV cell, or raise CellError with the reason."""
+    if text == "":
+        return None if kind in ("int", "float", "date", "datetime") else (False if kind == "bool" else "")
+    try:
+        if kind == "bool":
+            if text not in ("true", "false"):
+                raise ValueError
+            return text == "true"
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+        if kind == "date":
+            return dt.date.fromisoformat(text)
+        if kind == "datetime":
+            if not text.endswith("Z"):
+                raise ValueError
+            return dt.datetime.fromisoformat(text[:-1])
+    except ValueError as exc:
+        raise CellError(kind) from exc
+    return restore(text)
+
+
+FIELD_KINDS = {"text": "text", "textarea": "text", "url": "text", "email": "text", "vocab": "text",
+               "int": "int", "float": "float", "date": "date", "bool": "bool", "ref": "ref"}
+SCHEMA_TYPES = {"text": "string", "int": "integer", "float": "number", "date": "date", "bool": "boolean",
+                "datetime": "datetime", "ref": "string"}
+
+
+# --------------------------------------------------------------------------- columns and tables
+
+@dataclass(frozen=True)
+class Column:
+    name: str                        # bundle column
+    kind: str                        # text, int, float, date, datetime, bool, ref
+    attr: str = ""                   # model column (refs: `<name>_id`)
+    ref: str | None = None           # ref: the record type pointed to
+    vocab: str | None = None         # codes of this vocabulary
+    label: Any = None
+    help: Any = None
+    required: bool = False           # for a live record
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    personal: bool = False
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """A join table: rows that belong to one record of `owner` (its themes, carriers, scores…)."""
+
+    name: str
+    owner: str
+    columns: tuple[Column, ...]      # the first is the owner's uid
+    title: str
+    title_en: str
+
+    @property
+    def owner_column(self) -> str:
+        return self.columns[0].name
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    rt: RecordType
+    columns: tuple[Column, ...]
+    children: tuple[ChildTable, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.rt.key
+
+    @property
+    def table(self) -> Table:
+        return self.rt.model.__table__
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_IDENTITY_COLUMNS = (
+    Column("uid", "text", "uid", required=True),
+    Column("origin_instance", "text", "origin_instance", required=True),
+    Column("created_at", "datetime", "created_at", required=True),
+    Column("updated_at", "datetime", "updated_at", required=True),
+    Column("version", "int", "version", required=True),
+    Column("deleted", "bool", "deleted", required=True),
+    Column("visibility", "text", "visibility", required=True),
+    Column("lang", "text", "lang"),
+    Column("licence", "text", "licence"),
+    Column("source", "text", "source"),
+)
+
+
+def singular(key: str) -> str:
+    """Return the singular of a record type's key, as used in join-table and column names."""
+    return {"territories": "territory"}.get(key, key.removesuffix("s"))
+
+
+def _record_table(rt: RecordType) -> RecordTable:
+    columns = list(_IDENTITY_COLUMNS)
+    for f in rt.fields:
+        if f.kind in FIELD_KINDS:
+            name = f"{f.name}_uid" if f.kind == "ref" else f.name
+            columns.append(Column(name, FIELD_KINDS[f.kind], f.column, ref=f.ref, vocab=f.vocab, label=f.label,
+                                  help=f.help, required=f.required, max_length=f.max_length, personal=f.personal,
+                                  minimum=f.min_value, maximum=f.max_value))
+    for extra in EXTRA_COLUMNS.get(rt.key, ()):
+        columns.append(Column(extra, "bool", extra))
+    one = singular(rt.key)
+    children: list[ChildTable] = []
+    owner = Column(f"{one}_uid", "ref", ref=rt.key, required=True)
+    if rt.has_themes:
+        children.append(ChildTable(f"{one}_themes", rt.key,
+                                   (owner, Column("theme_code", "text", vocab="themes", required=True)),
+                                   "Thématiques", "Themes"))
+    for f in rt.fields:
+        if f.kind == "vocab_list":
+            children.append(ChildTable(f"{one}_{f.name}", rt.key,
+                                       (owner, Column(f.name.removesuffix("s"), "text", vocab=f.vocab, required=True)),
+                                       str(f.label), f.name))
+    for link in rt.links:
+        cols = [owner, Column(f"{singular(link.target)}_uid", "ref", ref=link.target, required=True),
+                Column("role", "text", vocab=link.role_vocab, required=True)]
+        if "match_note" in link.model.__table__.c:
+            cols.append(Column("match_note", "text"))
+        children.append(ChildTable(link.model.__tablename__, rt.key, tuple(cols), str(link.label), link.name))
+    if rt.key == "reviews":
+        children.append(ChildTable("review_scores", rt.key,
+                                   (owner, Column("criterion", "text", vocab="review_criterion", required=True),
+                                    Column("score", "int", required=True), Column("evidence", "text")),
+                                   "Notes par critère", "Scores per criterion"))
+    return RecordTable(rt, tuple(columns), tuple(children))
+
+
+TABLES: dict[str, RecordTable] = {key: _record_table(RECORD_TYPES[key]) for key in TABLE_ORDER}
+assert set(TABLES) == set(RECORD_TYPES), "every record type travels in the bundle"
+
+DOCUMENT_COLUMNS = (*_IDENTITY_COLUMNS,
+                    Column("title", "text", "title", required=True), Column("doc_type", "text", "doc_type"),
+                    Column("filename", "text", "filename", required=True),
+                    Column("media_type", "text", "media_type"), Column("size", "int", "size"),
+                    Column("sha256", "text", "sha256", required=True),
+                    Column("linked_type", "text", "linked_type", required=True),
+                    Column("linked_uid", "text", "linked_uid", required=True),
+                    Column("file_included", "bool"))
+
+VOCABULARY_COLUMNS = ("code", "label_fr", "label_en", "definition_fr", "parent", "source", "version")
+
+
+# --------------------------------------------------------------------------- reading local rows
+
+class UidMaps:
+    """id ↔ uid of every record type, loaded once per table (refs are stored as ids, travel as uids)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._uid: dict[str, dict[int, str]] = {}
+        self._id: dict[str, dict[str, int]] = {}
+        self._themes: dict[int, str] | None = None
+
+    def uid_of(self, key: str) -> dict[int, str]:
+        if key not in self._uid:
+            table = TABLES[key].table
+            self._uid[key] = {r[0]: r[1] for r in self.conn.execute(select(table.c.id, table.c.uid))}
+        return self._uid[key]
+
+    def id_of(self, key: str) -> dict[str, int]:
+        if key not in self._id:
+            self._id[key] = {uid: id_ for id_, uid in self.uid_of(key).items()}
+        return self._id[key]
+
+    def add(self, key: str, pairs: Iterable[tuple[int, str]]) -> None:
+        uids, ids = self.uid_of(key), self.id_of(key)
+        for id_, uid in pairs:
+            uids[id_] = uid
+            ids[uid] = id_
+
+    def forget(self, key: str, ids: Iterable[int]) -> None:
+        uids, by_uid = self.uid_of(key), self.id_of(key)
+        for id_ in ids:
+            by_uid.pop(uids.pop(id_, ""), None)
+
+    def theme_codes(self) -> dict[int, str]:
+        if self._themes is None:
+            self._themes = {r[0]: r[1] for r in self.conn.execute(select(Theme.id, Theme.code))}
+        return self._themes
+
+    def reload_themes(self) -> None:
+        self._themes = None
+
+
+def child_db_table(child: ChildTable) -> tuple[Table, str, dict[str, str]]:
+    """Return the database table of a join table, its owner column and bundle → database columns."""
+    rt = RECORD_TYPES[child.owner]
+    if child.name.endswith("_themes"):
+        table = rt.model.themes.property.secondary
+        owner_col = next(c.name for c in table.c if c.name != "theme_id")
+        return table, owner_col, {"theme_code": "theme_id"}
+    if child.name == "review_scores":
+        return ReviewScore.__table__, "review_id", {"criterion": "criterion", "score": "score", "evidence": "evidence"}
+    link = next(lk for lk in rt.links if lk.model.__tablename__ == child.name)
+    mapping = {child.columns[1].name: link.target_fk, "role": "role"}
+    if "match_note" in link.model.__table__.c:
+        mapping["match_note"] = "match_note"
+    return link.model.__table__, link.owner_fk, mapping
+
+
+def is_column_child(child: ChildTable) -> bool:
+    """Territory features are one `;`-joined column in the database but a join table in the bundle."""
+    return child.name == "territory_features"
+
+
+def local_rows(conn: Connection, rtable: RecordTable, maps: UidMaps, *, ids: Iterable[int] | None = None,
+               where: Any = None, batch: int = 5000) -> Iterator[tuple[int, dict[str, str], dict[str, list[tuple]]]]:
+    """Yield (id, row, children) of local records in the bundle's form, by batches of ids."""
+    table = rtable.table
+    query = select(table).order_by(table.c.id)
+    if where is not None:
+        query = query.where(where)
+    for rows in _chunks(conn, query, table, ids, batch):
+        children = _load_children(conn, rtable, maps, [r["id"] for r in rows], rows)
+        for r in rows:
+            yield r["id"], _row(rtable, r, maps), {c.name: children[c.name].get(r["id"], []) for c in rtable.children}
+
+
+def _chunks(conn: Connection, query: Any, table: Table, ids: Iterable[int] | None, batch: int) -> Iterator[list]:
+    if ids is not None:
+        id_list = sorted(ids)
+        for i in range(0, len(id_list), batch):
+            rows = conn.execute(query.where(table.c.id.in_(id_list[i:i + batch]))).mappings().all()
+            if rows:
+                yield rows
+        return
+    last = 0
+    while True:  # keyset pages: memory stays flat whatever the size of the register
+        rows = conn.execute(query.where(table.c.id > last).limit(batch)).mappings().all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]["id"]
+
+
+def _row(rtable: RecordTable, r: Mapping[str, Any], maps: UidMaps) -> dict[str, str]:
+    row: dict[str, str] = {}
+    for col in rtable.columns:
+        value = r[col.attr]
+        if col.kind == "ref":
+            row[col.name] = maps.uid_of(col.ref or "").get(value, "") if value is not None else ""
+        else:
+            row[col.name] = write_value(col.kind, value)
+    return row
+
+
+def _load_children(conn: Connection, rtable: RecordTable, maps: UidMaps, ids: list[int],
+                   rows: list[Mapping[str, Any]]) -> dict[str, dict[int, list[tuple]]]:
+    found: dict[str, dict[int, list[tuple]]] = {}
+    for child in rtable.children:
+        per_owner: dict[int, list[tuple]] = {}
+        if is_column_child(child):
+            for r in rows:
+                codes = [c for c in (r["features"] or "").split(";") if c]
+                if codes:
+                    per_owner[r["id"]] = [(code,) for code in codes]
+            found[child.name] = per_owner
+            continue
+        table, owner_col, mapping = child_db_table(child)
+        db_cols = [table.c[owner_col], *(table.c[mapping[c.name]] for c in child.columns[1:])]
+        for values in conn.execute(select(*db_cols).where(table.c[owner_col].in_(ids))):
+            owner_id, *rest = values
+            out = []
+            for col, value in zip(child.columns[1:], rest, strict=True):
+                if col.kind == "ref":
+                    out.append(maps.uid_of(col.ref or "").get(value, ""))
+                elif col.name == "theme_code":
+                    out.append(maps.theme_codes().get(value, ""))
+                else:
+                    out.append(write_value(col.kind, value))
+            per_owner.setdefault(owner_id, []).append(tuple(out))
+        for rows_ in per_owner.values():
+            rows_.sort()
+        found[child.name] = per_owner
+    return found
+
+
+def content_key(row: Mapping[str, str], children: Mapping[str, list[tuple]]) -> tuple:
+    """Return what makes two copies of a record the same (every column and join row)."""
+    return tuple(sorted(row.items())), tuple((k, tuple(sorted(v))) for k, v in sorted(children.items()))
+
+
+__all__ = ["TABLES", "TABLE_ORDER", "Column", "ChildTable", "RecordTable", "UidMaps", "local_rows", "read_value",
+           "write_value", "content_key", "CellError"]

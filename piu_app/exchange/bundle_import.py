@@ -1,0 +1,907 @@
+"""Take in a bundle from another city: check everything, show what would change, apply, undo.
+
+The order is strict, so that a bad file changes nothing:
+1. `open_bundle` checks the archive itself (paths, links, sizes, compression ratio, member count),
+   the format version and the SHA-256 of every file, without extracting anything to disk;
+2. `plan_import` reads every table, checks types, required values, sharing levels and links (to a
+   record of the bundle or of this register), and decides per record: new, updated, unchanged,
+   skipped (with the reason) or in conflict: the preview;
+3. `apply_import` writes that plan in the caller's transaction after a backup, and records what it
+   created and what it replaced, so that `undo_import` can put everything back.
+
+Merge rules (DOMAIN.md, "exchange bundle"): a record belongs to its origin city; this city's own
+records are never overwritten by a bundle; a higher version replaces a lower one; an older one is
+skipped; the same version with other content is taken from its owner's own bundle (a share level
+may have hidden a link before) but kept as a conflict when it is relayed by a third city.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import stat
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from flask_babel import gettext as _
+from sqlalchemy import Connection, delete, insert, select, update
+
+from ..database import fold
+from ..models import (
+    ChangeLog,
+    Document,
+    ImportBatch,
+    ImportChange,
+    ImportConflict,
+    Theme,
+    VocabularyTerm,
+    db,
+    utcnow,
+)
+from ..registry import RECORD_TYPES
+from ..services import ConflictError, InvalidInputError, NotFoundError
+from ..services import search as search_service
+from . import bundle_format as bf
+from .cells import restore
+
+MAX_MEMBERS = 20_000
+MAX_TOTAL_BYTES = 2 * 1024**3          # uncompressed, all members together
+MAX_MEMBER_BYTES = 1024**3
+MAX_RATIO = 200                         # a CSV compresses 5 to 20 times; a zip bomb a thousand
+RATIO_FLOOR = 1024 * 1024               # small members may compress well without being bombs
+MAX_ERRORS_SHOWN = 30
+ACTIONS = ("created", "updated", "unchanged", "skipped", "conflict")
+WRITE_CHUNK = 5000
+
+
+class BundleError(InvalidInputError):
+    """A bundle refused as a whole; `problems` lists what is wrong, in the user's language."""
+
+    def __init__(self, message: Any, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+# --------------------------------------------------------------------------- 1. the archive
+
+@dataclass
+class Bundle:
+    zf: zipfile.ZipFile
+    descriptor: dict[str, Any]
+    sha256: str
+    filename: str
+    origin_instance: str
+    origin_name: str
+    format_version: str
+    level: str
+
+    def open_text(self, name: str) -> IO[str]:
+        return io.TextIOWrapper(self.zf.open(name), encoding="utf-8", newline="")
+
+    def has(self, name: str) -> bool:
+        return name in self.zf.NameToInfo
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+def open_bundle(path: Path, *, filename: str = "") -> Bundle:
+    """Open a bundle and check the archive, the format and the checksums; refuse anything doubtful."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(_("Ce fichier n'est pas une archive zip lisible (fichier tronqué ou abîmé ?).")) from exc
+    try:
+        _check_members(zf)
+        descriptor = _descriptor(zf)
+        origin = descriptor.get("x-piu-origin") or {}
+        bundle = Bundle(zf, descriptor, digest.hexdigest(), filename or path.name,
+                        str(origin.get("instance_code") or ""), str(origin.get("city_name") or ""),
+                        str((descriptor.get("x-piu-format") or {}).get("version") or ""),
+                        str(descriptor.get("x-piu-level") or ""))
+        if not bundle.origin_instance:
+            raise BundleError(_("Le paquet ne dit pas de quelle ville il vient (x-piu-origin manquant)."))
+        _check_checksums(bundle)
+        return bundle
+    except BaseException:
+        zf.close()
+        raise
+
+
+def _check_members(zf: zipfile.ZipFile) -> None:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise BundleError(_("L'archive contient trop de fichiers (%(n)d, au plus %(max)d).",
+                            n=len(infos), max=MAX_MEMBERS))
+    total = 0
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        path = PurePosixPath(name)
+        if name.startswith(("/", "\\")) or "\\" in name or (len(name) > 1 and name[1] == ":") or path.is_absolute():
+            raise BundleError(_("L'archive contient un chemin absolu (%(name)s) : refusée.", name=name[:80]))
+        if ".." in path.parts:
+            raise BundleError(_("L'archive contient un chemin qui sort du dossier (%(name)s) : refusée.",
+                                name=name[:80]))
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise BundleError(_("L'archive contient un lien symbolique (%(name)s) : refusée.", name=name[:80]))
+        if name in seen:
+            raise BundleError(_("L'archive contient deux fois le fichier %(name)s : refusée.", name=name[:80]))
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise BundleError(_("L'archive est chiffrée : PIU n'ouvre que des paquets non chiffrés."))
+        if info.file_size > MAX_MEMBER_BYTES or info.file_size > RATIO_FLOOR and (
+                info.compress_size == 0 or info.file_size / info.compress_size > MAX_RATIO):
+            raise BundleError(_("Le fichier %(name)s se décompresse en une taille démesurée (bombe zip ?) : "
+                                "archive refusée.", name=name[:80]))
+        total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise BundleError(_("L'archive se décompresse en plus de %(max)s Go : refusée.",
+                                max=MAX_TOTAL_BYTES // 1024**3))
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int = 64 * 1024 * 1024) -> bytes:
+    """Read a member, never more than `limit` bytes whatever its header claims."""
+    with zf.open(name) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(_("Le fichier %(name)s est trop gros.", name=name))
+    return data
+
+
+def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
+    if "datapackage.json" not in zf.NameToInfo:
+        raise BundleError(_("Ce n'est pas un paquet d'échange PIU : datapackage.json est absent."))
+    try:
+        descriptor = json.loads(_read_member(zf, "datapackage.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as exc:
+        raise BundleError(_("datapackage.json est illisible (JSON invalide).")) from exc
+    if not isinstance(descriptor, dict):
+        raise BundleError(_("datapackage.json est illisible (JSON invalide)."))
+    fmt = descriptor.get("x-piu-format") or {}
+    if not isinstance(fmt, dict) or fmt.get("name") != bf.FORMAT_NAME:
+        raise BundleError(_("Ce n'est pas un paquet d'échange PIU (format inconnu)."))
+    try:
+        version = tuple(int(part) for part in str(fmt.get("version", "")).split("."))
+    except ValueError as exc:
+        raise BundleError(_("La version du format du paquet est illisible.")) from exc
+    if version[:1] > bf.FORMAT_VERSION[:1] or version > bf.FORMAT_VERSION:
+        raise BundleError(_("Ce paquet a été fait par une version plus récente de PIU (format %(theirs)s ; "
+                            "celle-ci lit jusqu'au format %(ours)s). Mettez PIU à jour pour l'importer.",
+                            theirs=fmt.get("version"), ours=".".join(map(str, bf.FORMAT_VERSION))))
+    return descriptor
+
+
+def _check_checksums(bundle: Bundle) -> None:
+    """Every file listed in checksums.sha256 and every resource hash must match the bytes."""
+    zf = bundle.zf
+    if "checksums.sha256" not in zf.NameToInfo:
+        raise BundleError(_("Le paquet n'a pas de fichier d'empreintes (checksums.sha256)."))
+    expected: dict[str, str] = {}
+    for line in _read_member(zf, "checksums.sha256").decode("utf-8", "replace").splitlines():
+        if line.strip():
+            digest, _sep, name = line.partition("  ")
+            expected[name] = digest.strip().lower()
+    for resource in bundle.descriptor.get("resources", []):
+        declared = str(resource.get("hash", "")).removeprefix("sha256:").lower()
+        path = str(resource.get("path", ""))
+        if declared and expected.get(path, declared) != declared:
+            raise BundleError(_("Les empreintes de %(name)s ne concordent pas.", name=path))
+        if path and path not in expected and declared:
+            expected[path] = declared
+    bad: list[str] = []
+    for name, digest in expected.items():
+        if name not in zf.NameToInfo:
+            raise BundleError(_("Le fichier %(name)s annoncé par le paquet est absent.", name=name[:80]))
+        h = hashlib.sha256()
+        try:
+            with zf.open(name) as fh:
+                for block in iter(lambda fh=fh: fh.read(1024 * 1024), b""):
+                    h.update(block)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=name[:80])) from exc
+        if h.hexdigest() != digest:
+            bad.append(name)
+    if bad:
+        raise BundleError(_("Le contenu de %(names)s ne correspond pas à son empreinte SHA-256 : le paquet a été "
+                            "modifié ou abîmé en route. Demandez un nouvel export.", names=", ".join(bad[:5])))
+
+
+# --------------------------------------------------------------------------- 2. the plan
+
+@dataclass
+class Decision:
+    table: str
+    uid: str
+    action: str                      # created, updated, unchanged, skipped, conflict
+    reason: str = ""                 # why skipped / in conflict (a code, see REASONS)
+    title: str = ""
+    version: int = 0
+    local_version: int = 0
+    deleted: bool = False
+    origin: str = ""
+
+
+def reasons() -> dict[str, str]:
+    return {
+        "own_record": _("fiche de votre ville : jamais remplacée par un paquet"),
+        "older_version": _("version plus ancienne que la vôtre"),
+        "origin_mismatch": _("cette fiche existe ici avec une autre ville d'origine"),
+        "same_version_differs": _("même version, contenu différent, relayée par une autre ville"),
+        "no_file": _("fichier joint absent du paquet"),
+        "attached_elsewhere": _("pièce jointe d'une fiche absente"),
+    }
+
+
+@dataclass
+class Plan:
+    bundle: Bundle
+    own_code: str
+    decisions: dict[str, dict[str, Decision]] = field(default_factory=dict)
+    children: dict[str, dict[str, list[tuple]]] = field(default_factory=dict)  # only of owners to write
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    missing_terms: dict[str, list[list[str]]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        found = {}
+        for table, decisions in self.decisions.items():
+            row = dict.fromkeys(ACTIONS, 0)
+            for d in decisions.values():
+                row[d.action] += 1
+            found[table] = row
+        return found
+
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(ACTIONS, 0)
+        for row in self.counts().values():
+            for k, v in row.items():
+                totals[k] += v
+        return totals
+
+    @property
+    def has_changes(self) -> bool:
+        t = self.totals()
+        return bool(t["created"] or t["updated"] or self.documents or self.missing_terms)
+
+    def to_write(self, table: str) -> dict[str, Decision]:
+        return {uid: d for uid, d in self.decisions.get(table, {}).items() if d.action in ("created", "updated")}
+
+
+def plan_import(bundle: Bundle, own_code: str) -> Plan:
+    """Read and check every table of the bundle against this register; write nothing."""
+    plan = Plan(bundle, own_code)
+    resources = {str(r.get("name")): r for r in bundle.descriptor.get("resources", []) if isinstance(r, dict)}
+    conn = db.session.connection()
+    in_bundle: dict[str, set[str]] = {}
+    vocab = _vocabularies(bundle, resources, conn, plan)
+    for key in bf.TABLE_ORDER:
+        rtable = bf.TABLES[key]
+        in_bundle[key] = set()
+        local = {r.uid: (r.id, r.version, r.origin_instance) for r in conn.execute(
+            select(rtable.table.c.id, rtable.table.c.uid, rtable.table.c.version, rtable.table.c.origin_instance))}
+        digests: dict[str, str] = {}
+        incoming: dict[str, Decision] = {}
+        self_refs: list[tuple[int, str]] = []
+        for line, row in _rows(bundle, resources, key, [c.name for c in rtable.columns], plan):
+            values = _check_row(plan, key, line, rtable.columns, row, in_bundle, vocab, conn)
+            if values is None:
+                continue
+            uid = row["uid"]
+            if uid in in_bundle[key]:
+                plan.errors.append(_("%(table)s, ligne %(line)d : l'identifiant %(uid)s apparaît deux fois.",
+                                     table=key, line=line, uid=uid))
+                continue
+            in_bundle[key].add(uid)
+            for col in rtable.columns:
+                if col.kind == "ref" and col.ref == key and row[col.name]:
+                    self_refs.append((line, row[col.name]))
+            incoming[uid] = Decision(key, uid, "", title=str(values.get(rtable.rt.title_attr) or ""),
+                                     version=values["version"], deleted=values["deleted"],
+                                     origin=values["origin_instance"])
+            digests[uid] = _digest(row)
+        for line, target in self_refs:
+            if target not in in_bundle[key] and target not in local:
+                plan.errors.append(_("%(table)s, ligne %(line)d : le lien vers %(uid)s ne mène à aucune fiche.",
+                                     table=key, line=line, uid=target))
+        children: dict[str, dict[str, list[tuple]]] = {}
+        for child in rtable.children:
+            children[child.name] = _child_rows(bundle, resources, child, plan, in_bundle, vocab, conn)
+        _decide(plan, rtable, local, incoming, digests, children, conn)
+        writing = plan.to_write(key)
+        plan.children.update({name: {owner: rows for owner, rows in per_owner.items() if owner in writing}
+                              for name, per_owner in children.items()})
+    _plan_documents(plan, resources, in_bundle)
+    if plan.errors:
+        shown = plan.errors[:MAX_ERRORS_SHOWN]
+        more = len(plan.errors) - len(shown)
+        if more:
+            shown.append(_("… et %(n)d autres erreurs.", n=more))
+        raise BundleError(_("Le paquet contient des erreurs : rien n'a été importé."), shown)
+    return plan
+
+
+def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[str],
+          plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
+    path = f"data/{name}.csv"
+    if name not in resources or not bundle.has(path):
+        if name in bf.TABLES:
+            return  # a table may be absent: nothing of that kind was shared
+        return
+    try:
+        with bundle.open_text(path) as fh:
+            reader = csv.reader(fh, strict=True)
+            got = next(reader, None)
+            if got is None:
+                return
+            if got[:len(header)] != header and set(header) - set(got):
+                raise BundleError(_("La table %(name)s n'a pas les colonnes attendues (manquent : %(cols)s).",
+                                    name=name, cols=", ".join(sorted(set(header) - set(got)))))
+            positions = [got.index(h) for h in header]
+            width = len(got)
+            for line, cells in enumerate(reader, start=2):
+                if len(cells) != width:
+                    plan.errors.append(_("%(table)s, ligne %(line)d : %(n)d cellules au lieu de %(w)d.",
+                                         table=name, line=line, n=len(cells), w=width))
+                    continue
+                yield line, {h: cells[p] for h, p in zip(header, positions, strict=True)}
+    except UnicodeDecodeError as exc:
+        raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=name)) from exc
+    except csv.Error as exc:
+        raise BundleError(_("La table %(name)s n'est pas un CSV valide (%(why)s).", name=name, why=str(exc))) from exc
+
+
+def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...], row: dict[str, str],
+               in_bundle: Mapping[str, set[str]], vocab: Mapping[str, set[str]], conn: Connection) -> dict | None:
+    values: dict[str, Any] = {}
+    problems = []
+    deleted = row.get("deleted") == "true"
+    for col in columns:
+        text = row[col.name]
+        try:
+            values[col.name] = bf.read_value(col.kind if col.kind != "ref" else "text", text)
+        except bf.CellError:
+            problems.append(_("%(col)s : « %(value)s » n'est pas un(e) %(kind)s valide.", col=col.name,
+                              value=text[:40], kind=_kind_label(col.kind)))
+            continue
+        if not text:
+            if col.required and (col.name in bf.IDENTITY or not deleted):
+                problems.append(_("%(col)s : valeur obligatoire manquante.", col=col.name))
+            continue
+        if col.max_length and len(values[col.name]) > col.max_length:
+            problems.append(_("%(col)s : %(n)d caractères au plus.", col=col.name, n=col.max_length))
+        if col.kind in ("int", "float") and (
+                (col.minimum is not None and values[col.name] < col.minimum)
+                or (col.maximum is not None and values[col.name] > col.maximum)):
+            problems.append(_("%(col)s : valeur hors limites (%(value)s).", col=col.name, value=text[:20]))
+        if col.kind == "ref" and col.ref != table and text not in in_bundle.get(col.ref or "", ()) \
+                and not _exists(conn, col.ref or "", text):
+            problems.append(_("%(col)s : le lien vers %(uid)s ne mène à aucune fiche (clé étrangère rompue).",
+                              col=col.name, uid=text[:40]))
+        if col.vocab and text not in vocab.get(col.vocab, ()):
+            problems.append(_("%(col)s : code « %(code)s » absent du vocabulaire %(vocab)s.",
+                              col=col.name, code=text[:40], vocab=col.vocab))
+    if values.get("visibility") not in ("network", "public") and "visibility" in row:
+        problems.append(_("visibility : « %(v)s » ne peut pas voyager dans un paquet.", v=row["visibility"][:20]))
+    if "uid" in row and row["uid"] and not _is_uid(row["uid"]):
+        problems.append(_("uid : « %(v)s » n'est pas un identifiant UUID.", v=row["uid"][:40]))
+    if problems:
+        plan.errors.extend(_("%(table)s, ligne %(line)d : %(problem)s", table=table, line=line, problem=p)
+                           for p in problems)
+        return None
+    return values
+
+
+def _kind_label(kind: str) -> str:
+    return {"int": _("nombre entier"), "float": _("nombre"), "date": _("date (AAAA-MM-JJ)"),
+            "datetime": _("date et heure UTC"), "bool": _("booléen (true/false)")}.get(kind, kind)
+
+
+def _is_uid(text: str) -> bool:
+    return _UID.fullmatch(text) is not None
+
+
+_UID = re.compile(bf.UID_PATTERN)
+
+
+def _exists(conn: Connection, key: str, uid: str) -> bool:
+    table = bf.TABLES[key].table
+    return conn.execute(select(table.c.id).where(table.c.uid == uid)).first() is not None
+
+
+def _digest(row: Mapping[str, str]) -> str:
+    return hashlib.sha1("\x1f".join(f"{k}={row[k]}" for k in sorted(row)).encode()).hexdigest()
+
+
+def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTable, plan: Plan,
+                in_bundle: Mapping[str, set[str]], vocab: Mapping[str, set[str]],
+                conn: Connection) -> dict[str, list[tuple]]:
+    per_owner: dict[str, list[tuple]] = {}
+    owner_col = child.owner_column
+    for line, row in _rows(bundle, resources, child.name, [c.name for c in child.columns], plan):
+        if row[owner_col] not in in_bundle[child.owner]:
+            plan.errors.append(_("%(table)s, ligne %(line)d : la fiche %(uid)s n'est pas dans le paquet.",
+                                 table=child.name, line=line, uid=row[owner_col][:40]))
+            continue
+        values = _check_row(plan, child.name, line, child.columns[1:], row, in_bundle, vocab, conn)
+        if values is None:
+            continue
+        per_owner.setdefault(row[owner_col], []).append(tuple(row[c.name] for c in child.columns[1:]))
+    for rows in per_owner.values():
+        rows.sort()
+    return per_owner
+
+
+def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str]],
+            incoming: dict[str, Decision], digests: Mapping[str, str],
+            children: Mapping[str, Mapping[str, list[tuple]]], conn: Connection) -> None:
+    producer = plan.bundle.origin_instance
+    same_version: dict[int, str] = {}
+    for uid, d in incoming.items():
+        if d.origin == plan.own_code:
+            d.action, d.reason = "skipped", "own_record"
+        elif uid not in local:
+            d.action = "created"
+        else:
+            local_id, local_version, local_origin = local[uid]
+            d.local_version = local_version
+            if local_origin != d.origin:
+                d.action, d.reason = "conflict", "origin_mismatch"
+            elif d.version > local_version:
+                d.action = "updated"
+            elif d.version < local_version:
+                d.action, d.reason = "skipped", "older_version"
+            else:
+                same_version[local_id] = uid
+    if same_version:
+        maps = bf.UidMaps(conn)
+        for local_id, row, kids in bf.local_rows(conn, rtable, maps, ids=list(same_version)):
+            uid = same_version[local_id]
+            d = incoming[uid]
+            theirs = (digests[uid], tuple((name, tuple(children[name].get(uid, []))) for name in sorted(children)))
+            mine = (_digest(row), tuple((name, tuple(sorted(kids[name]))) for name in sorted(kids)))
+            if theirs == mine:
+                d.action = "unchanged"
+            elif d.origin == producer:
+                d.action = "updated"  # the owner's own word; a share level may have hidden a link before
+            else:
+                d.action, d.reason = "conflict", "same_version_differs"
+    plan.decisions[rtable.name] = incoming
+
+
+def _vocabularies(bundle: Bundle, resources: Mapping[str, Any], conn: Connection, plan: Plan) -> dict[str, set[str]]:
+    """Codes known here or brought by the bundle; terms the bundle adds are created on import."""
+    known: dict[str, set[str]] = {}
+    for vocabulary, code in conn.execute(select(VocabularyTerm.vocabulary, VocabularyTerm.code)):
+        known.setdefault(vocabulary, set()).add(code)
+    known["themes"] = set(conn.execute(select(Theme.code)).scalars())
+    for name, resource in resources.items():
+        if not name.startswith("vocabulary_"):
+            continue
+        vocabulary = name.removeprefix("vocabulary_")
+        path = str(resource.get("path", ""))
+        if not path.startswith("vocabularies/") or not bundle.has(path):
+            continue
+        for _line, row in _vocab_rows(bundle, path, plan):
+            code = row["code"]
+            if code and code not in known.setdefault(vocabulary, set()):
+                known[vocabulary].add(code)
+                plan.missing_terms.setdefault(vocabulary, []).append(
+                    [code, restore(row.get("label_fr", "")) or code, restore(row.get("label_en", "")),
+                     row.get("parent", "")])
+    return known
+
+
+def _vocab_rows(bundle: Bundle, path: str, plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        with bundle.open_text(path) as fh:
+            reader = csv.DictReader(fh, strict=True)
+            if "code" not in (reader.fieldnames or []):
+                raise BundleError(_("Le vocabulaire %(name)s n'a pas de colonne code.", name=path))
+            for line, row in enumerate(reader, start=2):
+                yield line, {k: v or "" for k, v in row.items() if k}
+    except UnicodeDecodeError as exc:
+        raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=path)) from exc
+    except csv.Error as exc:
+        raise BundleError(_("La table %(name)s n'est pas un CSV valide (%(why)s).", name=path, why=str(exc))) from exc
+
+
+def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping[str, set[str]]) -> None:
+    conn = db.session.connection()
+    local = {r.uid: (r.version, r.origin_instance) for r in conn.execute(
+        select(Document.uid, Document.version, Document.origin_instance))}
+    decisions: dict[str, Decision] = {}
+    for line, row in _rows(plan.bundle, resources, "documents", [c.name for c in bf.DOCUMENT_COLUMNS], plan):
+        values = _check_row(plan, "documents", line, bf.DOCUMENT_COLUMNS, row, in_bundle, {}, conn)
+        if values is None:
+            continue
+        uid = values["uid"]
+        d = Decision("documents", uid, "created", title=values["title"], version=values["version"])
+        if values["origin_instance"] == plan.own_code:
+            d.action, d.reason = "skipped", "own_record"
+        elif values["linked_type"] not in bf.TABLES or (
+                values["linked_uid"] not in in_bundle.get(values["linked_type"], ())
+                and not _exists(conn, values["linked_type"], values["linked_uid"])):
+            d.action, d.reason = "skipped", "attached_elsewhere"
+        elif not values["file_included"] or not plan.bundle.has(f"documents/{values['sha256']}"):
+            d.action, d.reason = "skipped", "no_file"
+        elif uid in local:
+            d.action = "unchanged" if local[uid][0] >= values["version"] else "updated"
+            if local[uid][1] != values["origin_instance"]:
+                d.action, d.reason = "conflict", "origin_mismatch"
+        if d.action in ("created", "updated"):
+            plan.documents.append(values)
+        decisions[uid] = d
+    plan.decisions["documents"] = decisions
+
+
+# --------------------------------------------------------------------------- 3. apply
+
+def apply_import(plan: Plan, *, username: str, uploads: Path) -> ImportBatch | None:
+    """Write the plan in the current transaction; return the batch (None when nothing changes).
+
+    The caller takes the backup before and commits after: one transaction, all or nothing."""
+    bundle = plan.bundle
+    conflicts = [d for decisions in plan.decisions.values() for d in decisions.values() if d.action == "conflict"]
+    if not plan.has_changes and not _new_conflicts(conflicts):
+        return None
+    conn = db.session.connection()
+    batch = ImportBatch(kind="bundle", filename=bundle.filename[:255], sha256=bundle.sha256,
+                        origin_instance=bundle.origin_instance, origin_name=bundle.origin_name[:200],
+                        format_version=bundle.format_version, username=username)
+    db.session.add(batch)
+    db.session.flush()
+    _add_terms(conn, plan.missing_terms)
+    maps = bf.UidMaps(conn)
+    resources = {str(r.get("name")): r for r in bundle.descriptor.get("resources", []) if isinstance(r, dict)}
+    touched: dict[str, list[int]] = {}
+    for key in bf.TABLE_ORDER:
+        wanted = plan.to_write(key)
+        if not wanted:
+            continue
+        rtable = bf.TABLES[key]
+        header = [c.name for c in rtable.columns]
+        touched[key] = []
+        chunk: dict[str, dict[str, str]] = {}
+        for _line, row in _rows(bundle, resources, key, header, plan):
+            if row["uid"] in wanted:
+                chunk[row["uid"]] = row
+            if len(chunk) >= WRITE_CHUNK:
+                touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
+                                              origin_label=bundle.origin_name, username=username)
+                chunk = {}
+        if chunk:
+            touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
+                                          origin_label=bundle.origin_name, username=username)
+        link_self_refs(conn, rtable, maps, [(row_uid, parent) for row_uid, parent in _self_refs(bundle, resources, key,
+                                                                                                header, plan, wanted)])
+    _write_documents(conn, plan, uploads, batch.id)
+    for d in _new_conflicts(conflicts):
+        db.session.add(ImportConflict(batch_id=batch.id, record_type=d.table, record_uid=d.uid, reason=d.reason,
+                                      origin_instance=bundle.origin_instance, local_version=d.local_version,
+                                      incoming_version=d.version, incoming={"title": d.title}))
+    batch.report = report_of(plan)
+    db.session.flush()
+    reindex(touched)
+    return batch
+
+
+def _new_conflicts(conflicts: list[Decision]) -> list[Decision]:
+    """Conflicts not already on record for the same record and incoming version (re-imports add none)."""
+    if not conflicts:
+        return []
+    known = set(db.session.execute(select(ImportConflict.record_uid, ImportConflict.incoming_version,
+                                          ImportConflict.reason)).tuples())
+    return [d for d in conflicts if (d.uid, d.version, d.reason) not in known]
+
+
+def report_of(plan: Plan) -> dict[str, Any]:
+    skipped = [{"table": d.table, "uid": d.uid, "title": d.title[:120], "reason": d.reason}
+               for decisions in plan.decisions.values() for d in decisions.values()
+               if d.action in ("skipped", "conflict")]
+    return {"counts": plan.counts(), "totals": plan.totals(), "skipped": skipped[:2000],
+            "skipped_total": len(skipped), "terms_added": {k: len(v) for k, v in plan.missing_terms.items()},
+            "level": plan.bundle.level}
+
+
+def _add_terms(conn: Connection, missing: Mapping[str, list[list[str]]]) -> None:
+    for vocabulary, terms in missing.items():
+        if vocabulary == "themes":
+            for code, label_fr, label_en, parent in terms:
+                db.session.add(Theme(code=code, label_fr=label_fr[:200], label_en=label_en[:200],
+                                     parent_code=parent[:60], position=900, origin_instance=""))
+        else:
+            for code, label_fr, label_en, _parent in terms:
+                db.session.add(VocabularyTerm(vocabulary=vocabulary, code=code[:60], label_fr=label_fr[:200],
+                                              label_en=label_en[:200], position=900))
+    db.session.flush()
+
+
+def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, rows: Mapping[str, Mapping[str, str]],
+                  children: Mapping[str, Mapping[str, list[tuple]]], *, batch_id: int | None, origin_label: str,
+                  username: str, action: str = "import") -> list[int]:
+    """Create or replace records (bundle form) with their join rows; keep what was replaced; return the ids."""
+    table = rtable.table
+    existing = maps.id_of(rtable.name)
+    new_rows, changed = [], []
+    for uid, row in rows.items():
+        values = _db_values(rtable, row, maps)
+        if uid in existing:
+            changed.append((existing[uid], values))
+        else:
+            new_rows.append(values)
+    befores = {}
+    if changed and batch_id is not None:
+        befores = {id_: {"row": row, "children": kids} for id_, row, kids in
+                   bf.local_rows(conn, rtable, maps, ids=[id_ for id_, _v in changed])}
+    if new_rows:
+        conn.execute(insert(table), new_rows)
+        maps.add(rtable.name, _ids_of(conn, table, [v["uid"] for v in new_rows]))
+    for id_, values in changed:
+        values.pop("uid", None)
+        conn.execute(update(table).where(table.c.id == id_).values(**values))
+    ids = [existing[uid] for uid in rows]
+    _write_children(conn, rtable, maps, ids, {existing[uid]: uid for uid in rows}, children)
+    now = utcnow()
+    if batch_id is not None:
+        changes = [{"batch_id": batch_id, "record_type": rtable.name, "record_uid": maps.uid_of(rtable.name)[id_],
+                    "action": "updated" if id_ in befores else "created", "before": befores.get(id_)} for id_ in ids]
+        conn.execute(insert(ImportChange.__table__), changes)
+    title_col = rtable.rt.title_attr
+    conn.execute(insert(ChangeLog.__table__), [
+        {"record_type": rtable.name, "record_uid": uid, "record_title": str(row.get(title_col, ""))[:300],
+         "action": action, "username": username, "at": now, "changes": {"origin": ["", origin_label]}}
+        for uid, row in rows.items()])
+    return ids
+
+
+def _ids_of(conn: Connection, table: Any, uids: list[str]) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for i in range(0, len(uids), 5000):
+        found += [(r[0], r[1]) for r in conn.execute(select(table.c.id, table.c.uid)
+                                                      .where(table.c.uid.in_(uids[i:i + 5000])))]
+    return found
+
+
+def _self_refs(bundle: Bundle, resources: Mapping[str, Any], key: str, header: list[str], plan: Plan,
+               wanted: Mapping[str, Decision]) -> Iterator[tuple[str, str]]:
+    columns = [c.name for c in bf.TABLES[key].columns if c.kind == "ref" and c.ref == key]
+    if not columns:
+        return
+    for _line, row in _rows(bundle, resources, key, header, plan):
+        if row["uid"] in wanted:
+            yield row["uid"], row[columns[0]]
+
+
+def link_self_refs(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, pairs: list[tuple[str, str]]) -> None:
+    """Set links between records of one table (a territory's parent) once the whole table is written,
+    since a parent may come after its child in the file."""
+    column = next((c for c in rtable.columns if c.kind == "ref" and c.ref == rtable.name), None)
+    if column is None:
+        return
+    ids = maps.id_of(rtable.name)
+    for uid, parent_uid in pairs:
+        if parent_uid:
+            conn.execute(update(rtable.table).where(rtable.table.c.id == ids[uid]).values(
+                {column.attr: ids.get(parent_uid)}))
+
+
+def _db_values(rtable: bf.RecordTable, row: Mapping[str, str], maps: bf.UidMaps) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for col in rtable.columns:
+        text = row.get(col.name, "")
+        if col.kind == "ref":
+            values[col.attr] = maps.id_of(col.ref or "").get(text) if text else None
+        else:
+            values[col.attr] = bf.read_value(col.kind, text)
+    for child in rtable.children:
+        if bf.is_column_child(child):
+            values["features"] = ""  # filled by _write_children
+    values["draft"] = False
+    values["sort_key"] = fold(" ".join(str(row.get(a, "") or "") for a in rtable.rt.order_by))[:200]
+    return values
+
+
+def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ids: list[int],
+                    uid_by_id: Mapping[int, str], children: Mapping[str, Mapping[str, list[tuple]]]) -> None:
+    for child in rtable.children:
+        per_owner = children.get(child.name, {})
+        if bf.is_column_child(child):
+            for id_ in ids:
+                codes = ";".join(values[0] for values in per_owner.get(uid_by_id[id_], []))
+                conn.execute(update(rtable.table).where(rtable.table.c.id == id_).values(features=codes))
+            continue
+        table, owner_col, mapping = bf.child_db_table(child)
+        for i in range(0, len(ids), 5000):
+            conn.execute(delete(table).where(table.c[owner_col].in_(ids[i:i + 5000])))
+        themes = {code: id_ for id_, code in maps.theme_codes().items()} if child.name.endswith("_themes") else {}
+        if child.name.endswith("_themes") and any(
+                values[0] not in themes for uid in uid_by_id.values() for values in per_owner.get(uid, [])):
+            maps.reload_themes()
+            themes = {code: id_ for id_, code in maps.theme_codes().items()}
+        new_rows = []
+        for id_ in ids:
+            for values in per_owner.get(uid_by_id[id_], []):
+                row: dict[str, Any] = {owner_col: id_}
+                for col, text in zip(child.columns[1:], values, strict=True):
+                    if col.kind == "ref":
+                        row[mapping[col.name]] = maps.id_of(col.ref or "").get(text)
+                    elif col.name == "theme_code":
+                        row["theme_id"] = themes.get(text)
+                    else:
+                        row[mapping[col.name]] = bf.read_value(col.kind, text)
+                if all(v is not None for v in row.values()):
+                    new_rows.append(row)
+        if new_rows:
+            conn.execute(insert(table), new_rows)
+
+
+def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> None:
+    for values in plan.documents:
+        data = _read_member(plan.bundle.zf, f"documents/{values['sha256']}", limit=MAX_MEMBER_BYTES)
+        target = uploads / values["sha256"][:2] / values["sha256"]
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        row = {c.attr: values[c.name] for c in bf.DOCUMENT_COLUMNS if c.attr}
+        row["draft"] = False
+        existing = conn.execute(select(Document.id).where(Document.uid == row["uid"])).scalar()
+        if existing:
+            before = dict(conn.execute(select(Document.__table__).where(Document.id == existing)).mappings().one())
+            conn.execute(update(Document.__table__).where(Document.id == existing).values(**row))
+            conn.execute(insert(ImportChange.__table__), [{"batch_id": batch_id, "record_type": "documents",
+                                                           "record_uid": row["uid"], "action": "updated",
+                                                           "before": {"document": _jsonable(before)}}])
+        else:
+            conn.execute(insert(Document.__table__), [row])
+            conn.execute(insert(ImportChange.__table__), [{"batch_id": batch_id, "record_type": "documents",
+                                                           "record_uid": row["uid"], "action": "created",
+                                                           "before": None}])
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k != "id"}
+
+
+def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
+    """Bring the search index up to date for records an import wrote (or an undo put back)."""
+    db.session.flush()
+    for key, ids in touched.items():
+        rt = RECORD_TYPES[key]
+        for i in range(0, len(ids), batch):
+            records = list(db.session.scalars(select(rt.model).where(rt.model.id.in_(ids[i:i + batch]))
+                                              .options(*search_service.eager_options(rt))))
+            live = [r for r in records if not r.deleted]
+            gone = [r.uid for r in records if r.deleted]
+            search_service.index_many(rt, live)
+            if gone:
+                search_service.remove_uids(gone)
+            for record in records:
+                db.session.expunge(record)  # memory stays flat; the batch and the caller's objects stay
+
+
+# --------------------------------------------------------------------------- undo
+
+def undo_import(batch_uid: str, *, username: str) -> ImportBatch:
+    """Remove what an import brought and put back what it replaced (the most recent import first)."""
+    batch = db.session.scalars(select(ImportBatch).filter_by(uid=batch_uid)).first()
+    if batch is None:
+        raise NotFoundError(_("Cet import n'existe pas."))
+    if batch.status != "applied":
+        raise ConflictError(_("Cet import a déjà été annulé."))
+    later = db.session.scalars(select(ImportBatch).where(ImportBatch.id > batch.id, ImportBatch.status == "applied")
+                               .order_by(ImportBatch.id)).first()
+    if later is not None:
+        raise ConflictError(_("Un import plus récent (« %(name)s ») a eu lieu depuis : annulez-le d'abord.",
+                              name=later.filename))
+    conn = db.session.connection()
+    changes = list(conn.execute(select(ImportChange.__table__).where(ImportChange.batch_id == batch.id)).mappings())
+    created: dict[str, list[str]] = {}
+    updated: dict[str, list[Mapping[str, Any]]] = {}
+    for ch in changes:
+        (created if ch["action"] == "created" else updated).setdefault(ch["record_type"], []).append(
+            ch["record_uid"] if ch["action"] == "created" else ch)
+    maps = bf.UidMaps(conn)
+    created_ids = {key: {maps.id_of(key)[u] for u in uids if u in maps.id_of(key)}
+                   for key, uids in created.items() if key in bf.TABLES}
+    updated_ids = {key: {maps.id_of(key)[ch["record_uid"]] for ch in chs if ch["record_uid"] in maps.id_of(key)}
+                   for key, chs in updated.items() if key in bf.TABLES}
+    _refuse_if_depended_on(conn, created_ids, updated_ids)
+    touched: dict[str, list[int]] = {}
+    # put back what was replaced first, then remove what was created (dependants before what they point to)
+    for key in bf.TABLE_ORDER:
+        if key not in updated:
+            continue
+        rtable = bf.TABLES[key]
+        rows = {ch["record_uid"]: ch["before"]["row"] for ch in updated[key]}
+        kids: dict[str, dict[str, list[tuple]]] = {}
+        for ch in updated[key]:
+            for name, values in ch["before"]["children"].items():
+                kids.setdefault(name, {})[ch["record_uid"]] = [tuple(v) for v in values]
+        touched[key] = write_records(conn, rtable, maps, rows, kids, batch_id=None, origin_label=batch.origin_name,
+                                     username=username, action="import-undo")
+        self_ref = next((c.name for c in rtable.columns if c.kind == "ref" and c.ref == key), None)
+        if self_ref:
+            link_self_refs(conn, rtable, maps, [(uid, row[self_ref]) for uid, row in rows.items()])
+    for ch in updated.get("documents", []):
+        before = ch["before"]["document"]
+        for k in ("created_at", "updated_at"):
+            before[k] = bf.read_value("datetime", before[k] + "Z") if before.get(k) else None
+        conn.execute(update(Document.__table__).where(Document.uid == ch["record_uid"]).values(**before))
+    if created.get("documents"):
+        conn.execute(delete(Document.__table__).where(Document.uid.in_(created["documents"])))
+    for key in reversed(bf.TABLE_ORDER):
+        ids = sorted(created_ids.get(key, ()))
+        if not ids:
+            continue
+        table = bf.TABLES[key].table
+        uids = [maps.uid_of(key)[i] for i in ids]
+        search_service.remove_uids(uids)
+        for i in range(0, len(ids), 5000):
+            chunk = ids[i:i + 5000]
+            if key == "territories":
+                conn.execute(update(table).where(table.c.parent_id.in_(chunk)).values(parent_id=None))
+            conn.execute(delete(Document.__table__).where(Document.linked_type == key,
+                                                          Document.linked_uid.in_(uids[i:i + 5000])))
+            conn.execute(delete(table).where(table.c.id.in_(chunk)))
+        conn.execute(insert(ChangeLog.__table__), [
+            {"record_type": key, "record_uid": uid, "record_title": "", "action": "import-undo",
+             "username": username, "at": utcnow(), "changes": {}} for uid in uids])
+    conn.execute(delete(ImportConflict.__table__).where(ImportConflict.batch_id == batch.id))
+    batch.status, batch.undone_at, batch.undone_by = "undone", utcnow(), username
+    db.session.flush()
+    reindex(touched)
+    return batch
+
+
+def _refuse_if_depended_on(conn: Connection, created_ids: Mapping[str, set[int]],
+                           updated_ids: Mapping[str, set[int]]) -> None:
+    """Refuse an undo that would leave this city's records pointing to nothing (records the import
+    itself created or replaced do not count: they go or are put back)."""
+    blocking = 0
+    example = ""
+    for key, rtable in bf.TABLES.items():
+        table = rtable.table
+        mine = created_ids.get(key, set()) | updated_ids.get(key, set())
+        for col in rtable.columns:
+            targets = created_ids.get(col.ref or "", set()) if col.kind == "ref" else set()
+            if not targets:
+                continue
+            rows = conn.execute(select(table.c.id, table.c[rtable.rt.title_attr] if rtable.rt.title_attr in table.c
+                                       else table.c.uid).where(table.c[col.attr].in_(sorted(targets)))).all()
+            for id_, title in rows:
+                if id_ not in mine:
+                    blocking += 1
+                    example = example or str(title)
+        for child in rtable.children:
+            if bf.is_column_child(child):
+                continue
+            ctable, owner_col, mapping = bf.child_db_table(child)
+            for col in child.columns[1:]:
+                targets = created_ids.get(col.ref or "", set()) if col.kind == "ref" else set()
+                if not targets:
+                    continue
+                owners = set(conn.execute(select(ctable.c[owner_col]).where(
+                    ctable.c[mapping[col.name]].in_(sorted(targets)))).scalars())
+                extra = owners - mine
+                blocking += len(extra)
+    if blocking:
+        raise ConflictError(_("%(n)d fiche(s) de votre registre s'appuient sur des fiches apportées par cet import "
+                              "(par exemple « %(example)s ») : supprimez-les ou retirez ces liens, puis annulez "
+                              "l'import.", n=blocking, example=example or "…"))
+
+
+__all__ = ["Bundle", "BundleError", "Plan", "Decision", "open_bundle", "plan_import", "apply_import", "undo_import",
+           "reasons", "report_of"]
