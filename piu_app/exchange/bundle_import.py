@@ -600,8 +600,8 @@ def _new_conflicts(conflicts: list[Decision]) -> list[Decision]:
     """Conflicts not already on record for the same record and incoming version (re-imports add none)."""
     if not conflicts:
         return []
-    known = set(db.session.execute(select(ImportConflict.record_uid, ImportConflict.incoming_version,
-                                          ImportConflict.reason)).tuples())
+    known = {(r[0], r[1], r[2]) for r in db.session.execute(
+        select(ImportConflict.record_uid, ImportConflict.incoming_version, ImportConflict.reason))}
     return [d for d in conflicts if (d.uid, d.version, d.reason) not in known]
 
 
