@@ -16,6 +16,7 @@ from piu_app.extensions import db
 from piu_app.services import exchange
 from piu_app.services import instance as instance_service
 
+
 def make_template(home: Path) -> Path:
     """A migrated, empty register, made once per test session and copied for every city."""
     app = create_app({"TESTING": True, "SECRET_KEY": "test"}, instance_path=home)
