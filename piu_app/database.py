@@ -6,7 +6,7 @@ SQLite (the laptop) and PostgreSQL (a network hub) differ in three places, all k
   transactions opened with `BEGIN IMMEDIATE` so that concurrent writers queue on the busy
   timeout instead of failing with "database is locked" when a read transaction tries to upgrade;
 * full-text search: an FTS5 table on SQLite, a `tsvector` GIN index on PostgreSQL;
-* backups: SQLite's online backup API (PostgreSQL hubs use their own `pg_dump` routine).
+* backups and restores: SQLite's online backup API (PostgreSQL hubs use `pg_dump` and `pg_restore`).
 
 Everything above this module speaks SQLAlchemy and calls the functions below.
 """
@@ -298,3 +298,47 @@ def backup_sqlite(engine: Engine, target: Path) -> Path:
     finally:
         raw.close()
     return target
+
+
+def _read_only_uri(path: Path) -> str:
+    # immutable: a backup file is never written while we read it, and a read-only WAL file would
+    # otherwise want -wal/-shm files beside it.
+    return path.resolve().as_uri() + "?mode=ro&immutable=1"
+
+
+@dataclass(frozen=True)
+class SqliteFile:
+    tables: frozenset[str]
+    revision: str | None  # Alembic schema revision, None without an alembic_version row
+
+
+def read_sqlite_file(path: Path, *, check: bool = False) -> SqliteFile:
+    """Read the tables and schema revision of a SQLite file without changing it.
+
+    Raise sqlite3.DatabaseError if it is not a SQLite database (or, with `check`, if it is damaged).
+    """
+    with contextlib.closing(sqlite3.connect(_read_only_uri(path), uri=True)) as conn:
+        if check and conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("quick_check failed")
+        tables = frozenset(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone() if "alembic_version" in tables \
+            else None
+    return SqliteFile(tables, row[0] if row else None)
+
+
+def restore_sqlite(engine: Engine, source: Path) -> None:
+    """Copy the SQLite file `source` over the live database with the online backup API, then empty the pool.
+
+    The copy is one write transaction: connections still open see either the old or the new content,
+    and a failed copy leaves the database as it was.
+    """
+    if not is_sqlite(engine):
+        raise NotImplementedError("PostgreSQL hubs are restored with pg_restore, outside the app.")
+    raw = engine.raw_connection()
+    try:
+        dest: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        with contextlib.closing(sqlite3.connect(_read_only_uri(source), uri=True)) as src:
+            src.backup(dest)
+    finally:
+        raw.close()
+    engine.dispose()  # pooled connections may cache the old schema; new ones start clean

@@ -1,0 +1,257 @@
+"""Backups: taken with rotation, listed, restored (refused when unsafe), and the `piu backup` / `piu restore` commands."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+
+from piu_app import create_app, upgrade_database
+from piu_app.cli import main
+from piu_app.database import writing
+from piu_app.extensions import db
+from piu_app.launcher import InstanceLock
+from piu_app.services import ConflictError, InvalidInputError, NotFoundError, backups
+from piu_app.services import instance as instance_service
+from piu_app.services import users as user_service
+
+
+@pytest.fixture
+def sqlite_app(app: Flask) -> Flask:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite backups; PostgreSQL is covered by test_postgresql_is_refused")
+    return app
+
+
+def _dump(path: Path) -> list[str]:
+    """Every table's schema and rows, as SQL (the content of a database, whatever its page layout)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return list(conn.iterdump())
+
+
+def _set_revision(path: Path, revision: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+
+
+def test_take_rotates_per_reason(sqlite_app, ctx, tmp_path):
+    folder = tmp_path / "b"
+    for _ in range(4):
+        backups.take(db.engine, folder, reason=backups.DAILY, keep=2)
+    manual = backups.take_manual(db.engine, folder)
+    kept = backups.list_backups(folder)
+    assert [b.reason for b in kept] == ["manual", "daily", "daily"]  # newest first
+    assert kept[0].path == manual and kept[0].revision == "0003" and kept[0].size > 0
+    assert kept[1].taken_at > kept[2].taken_at
+    for _ in range(3):
+        backups.take_manual(db.engine, folder)
+    assert len(backups.list_backups(folder)) == 6  # manual backups are never rotated
+
+
+def test_list_ignores_foreign_files_and_find_refuses_paths(sqlite_app, ctx, tmp_path):
+    folder = tmp_path / "b"
+    taken = backups.take(db.engine, folder, reason=backups.MIGRATION)
+    (folder / "notes.txt").write_text("x")
+    (folder / "piu-daily-20240101-000000-000000.sqlite3").write_text("not a database")
+    listed = backups.list_backups(folder)
+    assert [b.name for b in listed] == [taken.name, "piu-daily-20240101-000000-000000.sqlite3"]
+    assert listed[1].revision is None
+    assert backups.find(folder, taken.name).path == taken
+    for name in ("notes.txt", f"../b/{taken.name}", str(taken)):
+        with pytest.raises(NotFoundError):
+            backups.find(folder, name)
+
+
+def test_take_manual_to_a_file_refuses_to_overwrite(sqlite_app, ctx, tmp_path):
+    out = backups.take_manual(db.engine, tmp_path / "b", out=tmp_path / "copy.sqlite3")
+    assert backups.check_file(out) == "0003"
+    with pytest.raises(ConflictError, match="existe déjà"):
+        backups.take_manual(db.engine, tmp_path / "b", out=out)
+
+
+def test_restore_brings_the_content_back(sqlite_app, ctx):
+    folder = sqlite_app.config["PIU_BACKUPS_DIR"]
+    taken = backups.take_manual(db.engine, folder)
+    expected = _dump(taken)
+    user_service.create(username="late", password="correct-horse-battery", role="editor")
+    instance_service.configure(city_name="Autre nom", country_code="FR", instance_code="test-city")
+    db.session.commit()
+
+    result = backups.restore(db.engine, taken, folder, keep=3)
+    assert result.revision == "0003" and not result.upgraded
+    assert result.safety is not None and result.safety.name.startswith("piu-before-restore-")
+    assert _dump(sqlite_app.config["PIU_DATA_DIR"] / "piu.sqlite3") == expected
+    assert instance_service.current().city_name == "Ville de Test"
+    with pytest.raises(NotFoundError):
+        user_service.by_username("late")
+    # the safety copy holds what was replaced, so the restore can be undone
+    backups.restore(db.engine, result.safety, folder)
+    assert user_service.by_username("late").role == "editor"
+    with sqlite3.connect(sqlite_app.config["PIU_DATA_DIR"] / "piu.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_restore_rotates_safety_copies_but_spares_its_source(sqlite_app, ctx):
+    folder = sqlite_app.config["PIU_BACKUPS_DIR"]
+    source = backups.take(db.engine, folder, reason=backups.BEFORE_RESTORE)
+    for _ in range(3):
+        backups.restore(db.engine, source, folder, keep=1)
+    names = [b.name for b in backups.list_backups(folder)]
+    assert source.name in names and len(names) == 2
+
+
+def test_restore_refuses_a_backup_of_a_newer_version(sqlite_app, ctx):
+    folder = sqlite_app.config["PIU_BACKUPS_DIR"]
+    taken = backups.take_manual(db.engine, folder)
+    _set_revision(taken, "9999")
+    user_service.create(username="kept", password="correct-horse-battery", role="reader")
+    db.session.commit()
+    with pytest.raises(ConflictError, match="version plus récente"):
+        backups.restore(db.engine, taken, folder)
+    assert user_service.by_username("kept")
+    assert [b.name for b in backups.list_backups(folder)] == [taken.name]  # no safety copy was needed
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not a database", b"SQLite format 3\x00" + b"\x01" * 4000])
+def test_restore_refuses_files_that_are_not_piu_databases(sqlite_app, ctx, tmp_path, content):
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(content)
+    with pytest.raises(InvalidInputError):
+        backups.restore(db.engine, bad, sqlite_app.config["PIU_BACKUPS_DIR"])
+    with pytest.raises(InvalidInputError, match="n'existe pas"):
+        backups.check_file(tmp_path / "missing.sqlite3")
+    other = tmp_path / "other.sqlite3"
+    with contextlib.closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(InvalidInputError, match="pas une sauvegarde de PIU"):
+        backups.check_file(other)
+    assert instance_service.current().city_name == "Ville de Test"
+
+
+def test_restore_upgrades_a_backup_of_an_older_version(sqlite_app, ctx, tmp_path):
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+
+    folder = sqlite_app.config["PIU_BACKUPS_DIR"]
+    taken = backups.take(db.engine, folder, reason=backups.DAILY)
+    old_home = tmp_path / "old"
+    old_home.mkdir()
+    shutil.copy(taken, old_home / "piu.sqlite3")
+    old_app = create_app({"TESTING": True}, instance_path=old_home)
+    with old_app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0002")
+        older = backups.take(db.engine, folder, reason=backups.MANUAL)
+        db.engine.dispose()
+    assert backups.check_file(older) == "0002"
+
+    result = backups.restore(db.engine, older, folder)
+    assert result.upgraded and result.revision == "0002"
+    with sqlite3.connect(sqlite_app.config["PIU_DATA_DIR"] / "piu.sqlite3") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
+    assert instance_service.current().city_name == "Ville de Test"
+
+
+def test_postgresql_is_refused(app, ctx, monkeypatch, tmp_path):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        monkeypatch.setattr(backups, "is_sqlite", lambda _engine: False)  # what a PostgreSQL hub sees
+    assert backups.take(db.engine, tmp_path, reason=backups.DAILY) is None
+    with pytest.raises(ConflictError, match="pg_dump"):
+        backups.take_manual(db.engine, tmp_path)
+    with pytest.raises(ConflictError, match="pg_restore"):
+        backups.restore(db.engine, tmp_path / "any.sqlite3", tmp_path)
+
+
+# --------------------------------------------------------------------------- the `piu` commands
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory with a configured register, named by PIU_HOME."""
+    for name in ("PIU_DATABASE_URL", "PIU_TEST_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PIU_HOME", str(home))
+    app = create_app({"TESTING": True}, instance_path=home)
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        instance_service.configure(city_name="Ville CLI", country_code="SN", instance_code="cli-city")
+        db.session.commit()
+        db.engine.dispose()
+    return home
+
+
+def _city(home: Path) -> str:
+    with contextlib.closing(sqlite3.connect(home / "piu.sqlite3")) as conn:
+        return conn.execute("SELECT city_name FROM instance_settings").fetchone()[0]
+
+
+def _rename_city(home: Path, name: str) -> None:
+    with contextlib.closing(sqlite3.connect(home / "piu.sqlite3")) as conn, conn:
+        conn.execute("UPDATE instance_settings SET city_name = ?", (name,))
+
+
+def test_cli_backup_then_restore(home, tmp_path):
+    runner = CliRunner()
+    made = runner.invoke(main, ["backup"])
+    assert made.exit_code == 0, made.output
+    path = Path(made.output.strip())
+    assert path.parent == home / "backups" and path.name.startswith("piu-manual-")
+    out = runner.invoke(main, ["backup", "--out", str(tmp_path / "copy.sqlite3")])
+    assert out.exit_code == 0 and (tmp_path / "copy.sqlite3").is_file()
+    again = runner.invoke(main, ["backup", "--out", str(tmp_path / "copy.sqlite3")])
+    assert again.exit_code != 0 and "existe déjà" in again.output
+
+    _rename_city(home, "Changée")
+    declined = runner.invoke(main, ["restore", str(path)], input="n\n")
+    assert declined.exit_code != 0 and _city(home) == "Changée"
+    done = runner.invoke(main, ["restore", path.name], input="o\n")  # a name in the backups folder is enough
+    assert done.exit_code == 0, done.output
+    assert "restaurée" in done.output and _city(home) == "Ville CLI"
+    assert list((home / "backups").glob("piu-before-restore-*.sqlite3"))
+
+
+def test_cli_restore_refusals(home, tmp_path):
+    runner = CliRunner()
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_text("not a database")
+    refused = runner.invoke(main, ["restore", "--yes", str(junk)])
+    assert refused.exit_code == 1 and "pas une base de données" in refused.output
+
+    newer = tmp_path / "newer.sqlite3"
+    assert runner.invoke(main, ["backup", "--out", str(newer)]).exit_code == 0
+    _set_revision(newer, "9999")
+    refused = runner.invoke(main, ["restore", "--yes", str(newer)])
+    assert refused.exit_code == 1 and "version plus récente" in refused.output
+
+    good = tmp_path / "good.sqlite3"
+    assert runner.invoke(main, ["backup", "--out", str(good)]).exit_code == 0
+    lock = InstanceLock(home)
+    assert lock.acquire()  # PIU is running on this data directory
+    try:
+        refused = runner.invoke(main, ["restore", "--yes", str(good)])
+    finally:
+        lock.release()
+    assert refused.exit_code == 1 and "fermez-le" in refused.output
+    assert runner.invoke(main, ["restore", "--yes", str(good)]).exit_code == 0
+
+
+def test_start_takes_one_daily_backup_a_day_with_rotation(home, monkeypatch):
+    from piu_app import launcher
+
+    monkeypatch.setattr(launcher, "setup_logging", lambda _dir: None)  # keep the test's root logger clean
+    monkeypatch.setenv("PIU_BACKUP_KEEP", "2")
+    folder = home / "backups"
+    folder.mkdir(exist_ok=True)
+    for day in ("20200101", "20200102"):
+        (folder / f"piu-daily-{day}-080000-000000.sqlite3").write_bytes(b"")
+    for _ in range(2):
+        app = launcher.prepare(home)
+        with app.app_context():
+            db.engine.dispose()
+    daily = sorted(p.name for p in folder.glob("piu-daily-*.sqlite3"))
+    assert len(daily) == 2 and daily[0] == "piu-daily-20200102-080000-000000.sqlite3"

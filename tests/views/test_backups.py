@@ -1,0 +1,110 @@
+"""The backups page: administrators list, take, download and restore backups; nobody else gets in."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from piu_app.database import writing
+from piu_app.extensions import db
+from piu_app.services import backups
+from piu_app.services import instance as instance_service
+from piu_app.services import users as user_service
+from tests.conftest import csrf_token
+
+
+@pytest.fixture
+def sqlite_app(app: Flask) -> Flask:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite backups; PostgreSQL is covered by test_postgresql_page_says_the_server_backs_up")
+    return app
+
+
+def _take(app: Flask, reason: str = backups.DAILY) -> str:
+    with app.app_context():
+        return backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason=reason).name
+
+
+def test_only_administrators_get_in(sqlite_app, editor, reader):
+    name = _take(sqlite_app)
+    for client in (editor, reader):
+        assert client.get("/backups").status_code == 403
+        assert client.get(f"/backups/{name}/download").status_code == 403
+        token = csrf_token(client, "/")
+        assert client.post("/backups/now", data={"csrf_token": token}).status_code == 403
+        assert client.post(f"/backups/{name}/restore", data={"csrf_token": token}).status_code == 403
+    assert "/backups" not in editor.get("/").get_data(as_text=True)
+
+
+def test_admin_lists_and_backs_up_now(sqlite_app, admin):
+    _take(sqlite_app, backups.MIGRATION)
+    page = admin.get("/backups").get_data(as_text=True)
+    assert "avant migration" in page and "Sauvegarder maintenant" in page and " Mo</td>" in page
+    assert 'href="/backups"' in admin.get("/").get_data(as_text=True)  # the admin menu links to it
+    response = admin.post("/backups/now", data={"csrf_token": csrf_token(admin, "/backups")})
+    assert response.status_code == 302
+    page = admin.get("/backups").get_data(as_text=True)
+    assert "Sauvegarde enregistrée" in page and "manuelle" in page
+    assert page.index("manuelle") < page.index("avant migration")  # newest first
+    assert admin.post("/backups/now").status_code == 400  # no CSRF token
+
+
+def test_download_serves_listed_backups_only(sqlite_app, admin):
+    name = _take(sqlite_app)
+    response = admin.get(f"/backups/{name}/download")
+    assert response.status_code == 200 and response.data.startswith(b"SQLite format 3\x00")
+    assert name in response.headers["Content-Disposition"]
+    (sqlite_app.config["PIU_DATA_DIR"] / "secret.sqlite3").write_text("x")
+    for bad in ("..%2Fsecret.sqlite3", "..%2F..%2Fpiu.sqlite3", "%2E%2E", "piu-daily-nope.sqlite3"):
+        assert admin.get(f"/backups/{bad}/download").status_code == 404, bad
+
+
+def test_restore_through_the_page(sqlite_app, admin):
+    name = _take(sqlite_app)
+    with sqlite_app.app_context(), writing():
+        user_service.create(username="late", password="correct-horse-battery", role="editor")
+        db.session.commit()
+    confirm = admin.get(f"/backups/{name}/restore")
+    assert confirm.status_code == 200 and "Restaurer cette sauvegarde" in confirm.get_data(as_text=True)
+    response = admin.post(f"/backups/{name}/restore",
+                          data={"csrf_token": csrf_token(admin, f"/backups/{name}/restore")})
+    assert response.status_code == 302
+    page = admin.get("/backups").get_data(as_text=True)
+    assert "restaurée" in page and "avant restauration" in page  # still logged in: same administrator
+    with sqlite_app.app_context():
+        assert "late" not in [u.username for u in user_service.all_users()]
+        assert instance_service.current().city_name == "Ville de Test"
+
+
+def test_restore_refusal_is_flashed(sqlite_app, admin):
+    name = _take(sqlite_app)
+    with sqlite3.connect(sqlite_app.config["PIU_BACKUPS_DIR"] / name) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.close()
+    response = admin.post(f"/backups/{name}/restore", data={"csrf_token": csrf_token(admin, "/backups")},
+                          follow_redirects=True)
+    assert "version plus récente" in response.get_data(as_text=True)
+
+
+def test_postgresql_page_says_the_server_backs_up(app, admin, monkeypatch):
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from piu_app.views import backups as view
+
+        monkeypatch.setattr(view, "is_sqlite", lambda _engine: False)
+        monkeypatch.setattr(backups, "is_sqlite", lambda _engine: False)
+    page = admin.get("/backups").get_data(as_text=True)
+    assert "serveur de base de données" in page and "Sauvegarder maintenant" not in page
+    response = admin.post("/backups/now", data={"csrf_token": csrf_token(admin, "/")}, follow_redirects=True)
+    assert "pg_dump" in response.get_data(as_text=True)
+
+
+def test_dates_follow_the_reader_language(sqlite_app, admin: FlaskClient):
+    name = _take(sqlite_app, backups.BEFORE_RESTORE)
+    year = name.split("-")[3][:4]
+    assert f" {year} à " in admin.get("/backups").get_data(as_text=True)
+    admin.post("/lang/en", data={"csrf_token": csrf_token(admin, "/"), "next": "/backups"})
+    page = admin.get("/backups").get_data(as_text=True)
+    assert 'lang="en"' in page and f", {year}" in page  # e.g. "March 12, 2025"
