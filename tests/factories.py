@@ -29,3 +29,8 @@ def make_innovation(**overrides: Any) -> Any:
 def make_experiment(innovation: Any, **overrides: Any) -> Any:
     return make("experiments", **{"title": "Pilote boulevard du Fleuve", "innovation": innovation.uid,
                                   "status": "ongoing", **overrides})
+
+
+def make_foreign(record_type: str, origin: str = "peer-city", **values: Any) -> Any:
+    """Make a record as if it came from another city's bundle (read-only here)."""
+    return records.create(RECORD_TYPES[record_type], values, username="import", origin=origin)

@@ -1,4 +1,4 @@
-"""Forms of the administration pages: accounts, vocabularies, themes."""
+"""Forms of the administration pages: accounts, vocabularies, themes, the instance's settings."""
 
 from __future__ import annotations
 
@@ -31,3 +31,10 @@ class TermForm(FlaskForm):
     label_fr = StringField(_l("Libellé (français)"), validators=[DataRequired(), Length(max=200)])
     label_en = StringField(_l("Libellé (anglais)"), validators=[Length(max=200)])
     active = BooleanField(_l("Actif"), default=True)
+
+
+class InstanceForm(FlaskForm):
+    home_territory = SelectField(
+        _l("Territoire de la ville"), choices=[], validate_choice=False,
+        description=_l("Les expérimentations des villes pairs sont classées selon leur ressemblance avec ce "
+                       "territoire. Sans choix, c'est le territoire le plus utilisé par vos expérimentations."))

@@ -6,8 +6,8 @@ import re
 
 from flask_babel import gettext as _
 
-from ..models import InstanceSettings, db
-from . import InvalidInputError
+from ..models import InstanceSettings, Territory, db
+from . import InvalidInputError, NotFoundError
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 
@@ -44,4 +44,17 @@ def configure(*, city_name: str, country_code: str, instance_code: str) -> Insta
     else:
         # The code is the origin of the records already made here: it never changes once set.
         settings.city_name, settings.country_code = city_name, country_code
+    return settings
+
+
+def set_home_territory(territory_uid: str) -> InstanceSettings:
+    """Name the city's own territory, to which peers' territories are compared (empty: guess it)."""
+    settings = current()
+    if settings is None:
+        raise NotFoundError(_("L'instance n'est pas encore configurée."))
+    uid = territory_uid.strip()
+    if uid and db.session.scalars(db.select(Territory.id).filter_by(uid=uid, deleted=False)).first() is None:
+        raise InvalidInputError(_("Ce territoire n'existe pas ou a été supprimé."),
+                                field_errors={"home_territory": _("Choisissez un territoire de la liste.")})
+    settings.home_territory_uid = uid
     return settings

@@ -1,4 +1,4 @@
-"""Administration: accounts and roles, vocabularies and themes (administrators only)."""
+"""Administration: accounts and roles, vocabularies and themes, the instance's settings (administrators only)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..extensions import db
-from ..forms.admin import NewUserForm, PasswordForm, TermForm, UserRoleForm
+from ..forms.admin import InstanceForm, NewUserForm, PasswordForm, TermForm, UserRoleForm
+from ..registry import TERRITORIES
 from ..services import DomainError, NotFoundError, vocabularies
 from ..services import instance as instance_service
+from ..services import records as record_service
 from ..services import users as user_service
 from .access import require_role
 
@@ -99,3 +101,25 @@ def vocabulary(name: str):
             form.label_fr.data, form.label_en.data = current.label_fr, current.label_en
             form.active.data = getattr(current, "active", True)
     return render_template("admin/vocabulary.html", name=name, terms=terms, form=form)
+
+
+@bp.route("/instance", methods=["GET", "POST"])
+def instance_settings():
+    form = InstanceForm()
+    form.home_territory.choices = [("", _("— le plus utilisé par nos expérimentations —")),
+                                   *record_service.choices(TERRITORIES)]
+    if form.validate_on_submit():
+        try:
+            instance_service.set_home_territory(form.home_territory.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            form.home_territory.errors = [*form.home_territory.errors, *exc.field_errors.values()]
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Réglages enregistrés."), "success")
+            return redirect(url_for(".instance_settings"))
+    elif request.method == "GET":
+        settings = instance_service.current()
+        form.home_territory.data = settings.home_territory_uid if settings else ""
+    return render_template("admin/instance.html", form=form), 400 if form.errors else 200

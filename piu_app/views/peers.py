@@ -1,0 +1,37 @@
+"""Learn from peers: who tried an innovation or a theme elsewhere, in a territory like ours (every role)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from ..i18n import current_lang
+from ..registry import INNOVATIONS
+from ..services import peers as peer_service
+from ..services import records as record_service
+from ..services import vocabularies
+
+bp = Blueprint("peers", __name__, url_prefix="/peers")
+
+
+@bp.get("/")
+def index():
+    code = request.args.get("theme", "")
+    if code:  # the theme picker is a plain GET form, so it works without JavaScript
+        return redirect(url_for(".theme", code=code))
+    return render_template("peers/index.html", themes=vocabularies.themes(), home=peer_service.home_territory())
+
+
+@bp.get("/innovations/<uid>")
+def innovation(uid: str):
+    record = record_service.get(INNOVATIONS, uid, include_deleted=False)
+    return render_template("peers/results.html", innovation=record, theme=None, themes=vocabularies.themes(),
+                           home=peer_service.home_territory(),
+                           results=peer_service.who_tried(innovation=record, lang=current_lang()))
+
+
+@bp.get("/themes/<code>")
+def theme(code: str):
+    chosen = peer_service.theme(code)
+    return render_template("peers/results.html", innovation=None, theme=chosen, themes=vocabularies.themes(),
+                           home=peer_service.home_territory(),
+                           results=peer_service.who_tried(theme_code=chosen.code, lang=current_lang()))
