@@ -76,5 +76,6 @@ class SpreadsheetMapping(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     record_type: Mapped[str] = mapped_column(String(40))
     header_key: Mapped[str] = mapped_column(String(64))  # sha256 of the folded header row
-    mapping: Mapped[dict] = mapped_column(JSON, default=dict)  # {column header: field name}
+    # {"columns": {column header: field name}, "values": {field name: {cell text: code}}}
+    mapping: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

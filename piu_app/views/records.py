@@ -6,9 +6,12 @@ links, create, edit, delete (tombstone) with undo, history, links and attachment
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from datetime import date
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from ..exchange import spreadsheets
 from ..extensions import db
 from ..forms.documents import LinkForm, UploadForm
 from ..forms.records import (
@@ -38,6 +41,11 @@ def make_blueprint(rt: RecordType) -> Blueprint:
             sort=request.args.get("sort", "name"))
         return render_template("records/list.html", rt=rt, page=page, filters=filters,
                                filter_options=_filter_options(rt), visibility_choices=VISIBILITY_CHOICES)
+
+    @bp.get("/export.csv", defaults={"fmt": "csv"})
+    @bp.get("/export.xlsx", defaults={"fmt": "xlsx"})
+    def export(fmt: str):
+        return _export(rt, fmt)
 
     @bp.route("/new", methods=["GET", "POST"])
     @require_role("editor")
@@ -162,6 +170,19 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return redirect(url_for(".detail", uid=uid))
 
     return bp
+
+
+def _export(rt: RecordType, fmt: str) -> Response:
+    """Send the list with the page's filters as a CSV or XLSX file (every row, not one page)."""
+    filters = {k: v for k, v in request.args.items() if v}
+    page = record_service.list_records(
+        rt, filters, page_size=spreadsheets.EXPORT_MAX_ROWS, deleted=request.args.get("trash") == "1",
+        drafts_only=request.args.get("drafts") == "1", sort=request.args.get("sort", "name"))
+    data = spreadsheets.export_rows(rt, page.items, fmt, lang=current_lang())
+    mimetype = ("text/csv; charset=utf-8" if fmt == "csv"
+                else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
+    return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _form_error(rt: RecordType, form, exc: DomainError, record):

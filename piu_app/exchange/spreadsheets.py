@@ -1,0 +1,1025 @@
+"""Spreadsheets in and out: read a city's CSV or XLSX, map its columns, preview, import; export lists.
+
+Reading copes with files as cities write them: UTF-8 with or without BOM, UTF-16, Windows-1252;
+`;`, `,` or tab separators; a title and blank rows above the header; merged cells; a total line at
+the bottom; French numbers ("12 500 000", "1,5 M€", "70 %") and dates ("12/03/2024", "12 mars
+2024", "mars 2024", real Excel dates). Nothing is written until `import_rows`, which creates every
+accepted row in the caller's single transaction and records one `ImportBatch` with one
+`ImportChange` per created record (so that the import can be undone).
+
+A mapping is `{"columns": {header: target}, "values": {target: {cell key: code or uid}}}`: a target
+is a field name, `link:<name>` (e.g. an innovation's carriers) or `visibility`; the value choices
+are the user's answers for cell values the vocabularies did not recognise. Both are remembered per
+record type and header row (`SpreadsheetMapping`), and offered again for the same layout.
+
+Exports: CSV is written in UTF-8 with a BOM, `;` separators, CRLF and decimal commas, which French
+Excel and LibreOffice open without an import dialog; dates are ISO (yyyy-mm-dd), which both read
+as dates in every locale. XLSX carries real numbers and dates. Every text cell goes through
+`cells.neutralise`, so no cell can run as a formula.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import decimal
+import difflib
+import hashlib
+import io
+import math
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openpyxl
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from ..database import fold
+from ..models import ImportBatch, ImportChange, SpreadsheetMapping, Theme, VocabularyTerm, db
+from ..registry import RECORD_TYPES, TEXT_KINDS, Field, Link, RecordType
+from ..services import InvalidInputError
+from ..services import records as record_service
+from .cells import neutralise, restore
+
+IMPORTABLE = ("organisations", "innovations", "funding_aids", "persons")
+MAX_ROWS = 20_000
+MAX_COLUMNS = 200
+HEADER_SEARCH_ROWS = 30
+EXPORT_MAX_ROWS = 100_000
+MAX_OPTIONS = 1000
+XLSX_MAX_TEXT = 32_767  # Excel's limit for one cell
+Cell = Any  # str, int, float, bool, datetime.date or None
+SHARING_LABELS = (("private", _l("Privé (local)")), ("network", _l("Réseau")), ("public", _l("Public")))
+
+
+class SpreadsheetError(InvalidInputError):
+    """A file that cannot be read as a table; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- reading
+
+@dataclass
+class Table:
+    """The header and data rows of a spreadsheet; `line` is the row number the user sees."""
+
+    headers: list[str]
+    rows: list[tuple[int, list[Cell]]]
+    notes: list[str] = field(default_factory=list)
+    header_line: int = 1
+
+
+def read_table(data: bytes, *, max_rows: int = MAX_ROWS) -> Table:
+    """Read CSV or XLSX bytes into a table, or raise SpreadsheetError with a message in French."""
+    if not data.strip():
+        raise SpreadsheetError(_("Le fichier est vide."))
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise SpreadsheetError(_("Ancien format Excel (.xls) : enregistrez le fichier en .xlsx ou en .csv, puis recommencez."))
+    if data.startswith(b"PK\x03\x04"):
+        grid, notes = _read_xlsx(data, max_rows)
+    else:
+        grid, notes = _read_csv(data, max_rows)
+    return _tabulate(grid, notes, max_rows)
+
+
+def _read_xlsx(data: bytes, max_rows: int) -> tuple[list[list[Cell]], list[str]]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if "xl/workbook.xml" not in names:
+                if "mimetype" in names and b"opendocument" in archive.read("mimetype"):
+                    raise SpreadsheetError(_("Fichier OpenDocument (.ods) : enregistrez-le en .xlsx ou en .csv, puis recommencez."))
+                raise SpreadsheetError(_("Ce fichier compressé n'est pas un classeur Excel (.xlsx)."))
+        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)  # formulas: their last computed value
+    except SpreadsheetError:
+        raise
+    except Exception as exc:  # openpyxl raises many kinds of errors on damaged files
+        raise SpreadsheetError(_("Ce classeur Excel est illisible ou endommagé. Ouvrez-le et enregistrez-le "
+                                 "à nouveau en .xlsx, ou exportez-le en .csv.")) from exc
+    sheets = [ws for ws in book.worksheets if ws.max_row > 1 or ws.max_column > 1 or ws.cell(1, 1).value is not None]
+    if not sheets:
+        raise SpreadsheetError(_("Le fichier est vide."))
+    sheet = book.active if book.active in sheets else sheets[0]
+    notes = []
+    if len(sheets) > 1:
+        notes.append(_("Le classeur a %(n)d feuilles : seule la feuille « %(name)s » est lue.", n=len(sheets), name=sheet.title))
+    if sheet.max_row > max_rows + HEADER_SEARCH_ROWS:
+        raise _too_many_rows(max_rows)
+    grid = [[_xlsx_value(cell) for cell in row[:MAX_COLUMNS]] for row in sheet.iter_rows()]
+    filled = 0
+    for merged in sheet.merged_cells.ranges:
+        # A value merged down several rows (e.g. one financer for three aids) belongs to each row;
+        # a value merged across columns (a title) belongs to its first column only.
+        if merged.max_row > merged.min_row and merged.min_col <= MAX_COLUMNS:
+            top = grid[merged.min_row - 1][merged.min_col - 1]
+            for r in range(merged.min_row, merged.max_row):
+                grid[r][merged.min_col - 1] = top
+            filled += 1
+    if filled:
+        notes.append(_("%(n)d groupe(s) de cellules fusionnées : la valeur est reportée sur chaque ligne.", n=filled))
+    return grid, notes
+
+
+def _xlsx_value(cell: Any) -> Cell:
+    value = cell.value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and "%" in (cell.number_format or ""):
+        return _tidy(round(value * 100, 10))  # a cell shown as 70 % holds 0.7: keep what the user sees
+    if isinstance(value, str):
+        return restore(value.strip())
+    return value
+
+
+def _read_csv(data: bytes, max_rows: int) -> tuple[list[list[Cell]], list[str]]:
+    text, encoding = _decode(data)
+    controls = sum(1 for ch in text[:20_000] if ord(ch) < 32 and ch not in "\t\r\n")
+    if "\x00" in text[:20_000] or controls > len(text[:20_000]) / 100:
+        raise SpreadsheetError(_("Ce fichier n'est pas un tableur lisible : choisissez un fichier .csv ou .xlsx."))
+    delimiter = _sniff(text)
+    grid: list[list[Cell]] = []
+    try:
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            grid.append([restore(c.strip()) for c in row[:MAX_COLUMNS]])
+            if len(grid) > max_rows + HEADER_SEARCH_ROWS:
+                raise _too_many_rows(max_rows)
+    except csv.Error as exc:
+        raise SpreadsheetError(_("Ce fichier CSV est mal formé (%(detail)s).", detail=str(exc))) from exc
+    names = {";": _("point-virgule"), ",": _("virgule"), "\t": _("tabulation")}
+    return grid, [_("Fichier CSV lu en %(enc)s, séparateur %(sep)s.", enc=encoding, sep=names[delimiter])]
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    """Return the text and the name of its encoding: BOMs first, then UTF-8, then Windows-1252."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:].decode("utf-8", errors="replace"), "UTF-8"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace"), "UTF-16"
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "ISO-8859-1"
+
+
+def _sniff(text: str) -> str:
+    """Pick the separator that splits the first lines into the most regular number of columns."""
+    lines = [line for line in text[:100_000].splitlines() if line.strip()][:30]
+    best, best_score = ";", (0.0, 0)
+    for delimiter in (";", ",", "\t"):
+        counts = [len(r) for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)]
+        if not counts:
+            continue
+        width, freq = Counter(counts).most_common(1)[0]
+        score = (freq / len(counts), width)
+        if width > 1 and score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _too_many_rows(max_rows: int) -> SpreadsheetError:
+    return SpreadsheetError(_("Le fichier dépasse %(n)s lignes : découpez-le en plusieurs fichiers.",
+                              n=f"{max_rows:,}".replace(",", "\u202f")))
+
+
+def _blank(value: Cell) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+_TOTAL = re.compile(r"^(sous[ -]?)?(total|totaux)\b")
+
+
+def _tabulate(grid: list[list[Cell]], notes: list[str], max_rows: int) -> Table:
+    """Find the header row (skipping titles and blank rows), then keep the data rows under it."""
+    widths = [sum(1 for c in row if not _blank(c)) for row in grid[:HEADER_SEARCH_ROWS]]
+    widest = max(widths, default=0)
+    header_index = next((i for i, row in enumerate(grid[:HEADER_SEARCH_ROWS])
+                         if widths[i] >= max(1, math.ceil(widest * 0.6))
+                         and _looks_like_header([c for c in row if not _blank(c)])), None)
+    if header_index is None:
+        raise SpreadsheetError(_("Aucune ligne d'en-tête trouvée : la première ligne du tableau doit donner "
+                                 "le nom de chaque colonne."))
+    body = grid[header_index + 1:]
+    width = max([len(grid[header_index])] + [len(r) for r in body])
+    # Drop trailing columns with neither a header nor a value.
+    while width and _blank(_at(grid[header_index], width - 1)) and all(_blank(_at(r, width - 1)) for r in body):
+        width -= 1
+    headers = _unique_headers([_at(grid[header_index], i) for i in range(width)])
+    rows: list[tuple[int, list[Cell]]] = []
+    for offset, row in enumerate(body):
+        cells = [_at(row, i) for i in range(width)]
+        filled = [c for c in cells if not _blank(c)]
+        if not filled:
+            continue
+        line = header_index + offset + 2
+        if isinstance(filled[0], str) and _TOTAL.match(fold(filled[0])) and all(
+                not isinstance(c, str) for c in filled[1:]):
+            notes.append(_("Ligne %(line)d « %(text)s » : ligne de total, ignorée.", line=line, text=filled[0][:60]))
+            continue
+        rows.append((line, cells))
+    if len(rows) > max_rows:
+        raise _too_many_rows(max_rows)
+    if not rows:
+        raise SpreadsheetError(_("Le fichier ne contient aucune ligne de données sous l'en-tête."))
+    if header_index:
+        notes.append(_("En-tête trouvé à la ligne %(line)d : les lignes au-dessus (titre) sont ignorées.",
+                       line=header_index + 1))
+    return Table(headers, rows, notes, header_index + 1)
+
+
+def _looks_like_header(cells: list[Cell]) -> bool:
+    """Tell whether filled cells can name columns: all text, and not all numbers or dates."""
+    return all(isinstance(c, str) for c in cells) and not all(_is_number_or_date(c) for c in cells)
+
+
+def _is_number_or_date(value: Cell) -> bool:
+    for parse in (parse_number, parse_date):
+        try:
+            parse(value)
+            return True
+        except ValueError:
+            pass
+    return False
+
+
+def _at(row: Sequence[Cell], i: int) -> Cell:
+    return row[i] if i < len(row) else None
+
+
+def _unique_headers(raw: list[Cell]) -> list[str]:
+    headers: list[str] = []
+    for i, value in enumerate(raw):
+        name = " ".join(str(value).split()) if not _blank(value) else _("Colonne %(letter)s", letter=get_column_letter(i + 1))
+        base, n = name, 2
+        while name in headers:
+            name, n = f"{base} ({n})", n + 1
+        headers.append(name)
+    return headers
+
+
+# --------------------------------------------------------------------------- cell parsers
+
+_CURRENCIES = [
+    (re.compile(r"€|\beuros?\b|\beur\b"), "EUR"),
+    (re.compile(r"\bf\s?cfa\b|\bcfa\b|\bxof\b"), "XOF"),
+    (re.compile(r"\bxaf\b"), "XAF"),
+    (re.compile(r"\$|\busd\b|\bdollars?\b"), "USD"),
+    (re.compile(r"\bdh\b|\bmad\b|\bdirhams?\b"), "MAD"),
+    (re.compile(r"\b(chf|cad|tnd|dzd|cdf|gnf|mga|htg|khr|vnd|lbp)\b"), ""),  # the code itself
+]
+_MULTIPLIERS = [(re.compile(r"\s*(mds?|mrds?|milliards?)$"), 1e9), (re.compile(r"\s*(m|millions?)$"), 1e6),
+                (re.compile(r"\s*(k|mille)$"), 1e3)]
+_SEPARATORS = re.compile(r"[\s\u00a0\u202f\u2009'’]")
+
+
+def _tidy(number: float | int) -> int | float:
+    """Return integral numbers as int (12500000, not 12500000.0)."""
+    if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
+        return int(number)
+    return number
+
+
+def parse_amount(value: Cell) -> tuple[int | float, str | None]:
+    """Read a French number, with an optional currency, percent sign or multiplier; return (number, currency)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(value)
+        return _tidy(value), None
+    text = fold(str(value)).strip()
+    currency = None
+    for pattern, code in _CURRENCIES:
+        match = pattern.search(text)
+        if match:
+            currency = code or match.group(1).upper()
+            text = pattern.sub(" ", text)
+    text = text.replace("%", " ").replace("−", "-").strip()
+    factor = 1.0
+    for pattern, multiplier in _MULTIPLIERS:
+        if pattern.search(text) and re.search(r"\d", text):
+            text, factor = pattern.sub("", text), multiplier
+            break
+    text = _SEPARATORS.sub("", text)
+    if not re.fullmatch(r"[+-]?\d[\d.,]*", text) or text[-1] in ".,":
+        raise ValueError(value)
+    sign, digits = (-1 if text[0] == "-" else 1), text.lstrip("+-")
+    if "," in digits and "." in digits:  # the last one is the decimal mark: 1.234,5 or 1,234.5
+        decimal = "," if digits.rfind(",") > digits.rfind(".") else "."
+        digits = digits.replace("." if decimal == "," else ",", "").replace(decimal, ".")
+    elif digits.count(",") > 1 or digits.count(".") > 1:  # only thousands separators: 1.234.567
+        if not re.fullmatch(r"\d{1,3}([.,]\d{3})+", digits):
+            raise ValueError(value)
+        digits = digits.replace(",", "").replace(".", "")
+    else:
+        digits = digits.replace(",", ".")  # French decimal comma: 12,5
+    number = float(digits) * factor * sign
+    if "." not in digits and factor == 1:
+        return int(digits) * sign, currency
+    return _tidy(round(number, 10)), currency
+
+
+def parse_number(value: Cell) -> int | float:
+    """Read a French number ("12 500 000", "12 500,50 €", "1.234,5", "70 %"); raise ValueError."""
+    return parse_amount(value)[0]
+
+
+_MONTHS = {
+    "janvier": 1, "janv": 1, "jan": 1, "january": 1, "fevrier": 2, "fevr": 2, "fev": 2, "february": 2, "feb": 2,
+    "mars": 3, "mar": 3, "march": 3, "avril": 4, "avr": 4, "april": 4, "apr": 4, "mai": 5, "may": 5,
+    "juin": 6, "june": 6, "jun": 6, "juillet": 7, "juil": 7, "july": 7, "jul": 7, "aout": 8, "august": 8, "aug": 8,
+    "septembre": 9, "sept": 9, "sep": 9, "september": 9, "octobre": 10, "oct": 10, "october": 10,
+    "novembre": 11, "nov": 11, "november": 11, "decembre": 12, "dec": 12, "december": 12,
+}
+_WEEKDAYS = r"(?:(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche),?\s+)?"
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def parse_date(value: Cell) -> dt.date:
+    """Read a date as French people write it ("12/03/2024", "12 mars 2024", "mars 2024", ISO, Excel)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if float(value).is_integer() and 1800 <= value <= 2100:
+            return dt.date(int(value), 1, 1)
+        if 1 <= value < 80_000:  # an Excel serial day number
+            return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+        raise ValueError(value)
+    text = " ".join(fold(str(value)).split())
+    year, month, day = 0, 0, 1
+    if m := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[t ].*)?", text):
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+    elif m := re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})(?: .*)?", text):
+        day, month, year = int(m[1]), int(m[2]), int(m[3])
+        if len(m[3]) == 2:
+            year += 2000 if year < 70 else 1900
+    elif m := re.fullmatch(_WEEKDAYS + r"(\d{1,2})(?:er)?\s+([a-z]+)\.?\s+(\d{4})", text):
+        day, month, year = int(m[1]), _MONTHS.get(m[2], 0), int(m[3])
+    elif m := re.fullmatch(r"([a-z]+)\.?\s+(\d{4})", text):
+        month, year = _MONTHS.get(m[1], 0), int(m[2])
+    elif m := re.fullmatch(r"(\d{1,2})[/.-](\d{4})", text):
+        month, year = int(m[1]), int(m[2])
+    elif re.fullmatch(r"\d{4}", text):
+        month, year = 1, int(text)
+    if not 1800 <= year <= 2100:
+        raise ValueError(value)
+    return dt.date(year, month, day)  # raises ValueError on a month or day out of range
+
+
+_TRUE = {"oui", "o", "x", "vrai", "yes", "y", "1", "true", "ok", "✓", "✔", "v"}
+_FALSE = {"non", "n", "faux", "no", "0", "false", "-"}
+
+
+def parse_bool(value: Cell) -> bool | None:
+    """Read oui/non, x, vrai/faux, yes/no, 1/0 (empty gives None); raise ValueError otherwise."""
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    key = fold(str(value)).strip().rstrip(".")
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def split_values(text: str) -> list[str]:
+    """Split a multi-value cell ("Mobilité; Énergie", "a / b", "a, b") into its parts."""
+    return [part for part in (p.strip() for p in re.split(r"[;|\n/,+]", text)) if part]
+
+
+def _key(text: str) -> str:
+    """Fold a label or a cell for comparison: no accents, case or punctuation."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", fold(text)).split())
+
+
+# Words that mean "no value here" in a cell that should hold a date, number or list value.
+_NO_VALUE = {_key(w) for w in ("-", "?", "n/a", "na", "nc", "n.c.", "nd", "néant", "aucun", "aucune", "sans objet",
+                               "inconnu", "à vérifier", "à préciser", "à définir", "permanent", "en continu",
+                               "toutes", "tous", "toute", "all", "non renseigné", "ne sait pas")}
+
+
+# --------------------------------------------------------------------------- mapping
+
+@dataclass(frozen=True)
+class Target:
+    """What a column can feed: a field, a link (`link:<name>`) or the sharing level."""
+
+    name: str
+    label: str
+    kind: str
+    field: Field | None = None
+    link: Link | None = None
+
+    @property
+    def has_choices(self) -> bool:
+        return self.kind in ("vocab", "vocab_list", "themes", "ref", "link", "visibility")
+
+
+def targets(rt: RecordType) -> list[Target]:
+    """Return what the columns of a spreadsheet of type `rt` can be mapped to."""
+    found = [Target(f.name, str(f.label), f.kind, field=f) for f in rt.fields if f.kind != "scores"]
+    found += [Target(f"link:{link.name}", str(link.label), "link", link=link) for link in rt.links]
+    found.append(Target("visibility", _("Niveau de partage"), "visibility"))
+    return found
+
+
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": ("nom", "intitule", "titre", "nom du projet", "projet", "intitule de l aide", "nom de l aide",
+             "raison sociale", "nom de la structure", "denomination", "nom de l innovation"),
+    "family_name": ("nom", "nom de famille", "nom de naissance"),
+    "given_name": ("prenom", "prenoms"),
+    "organisation": ("structure", "organisme", "employeur", "entreprise", "etablissement"),
+    "job_title": ("fonction", "poste", "titre"),
+    "email": ("courriel", "email", "e mail", "mail", "adresse mail", "adresse electronique"),
+    "phone": ("telephone", "tel", "portable", "mobile"),
+    "contact_consent": ("consentement", "accepte d etre cite", "accord", "consent", "accepte d etre contacte"),
+    "themes": ("thematique", "thematiques", "thematique s", "theme", "themes", "secteur", "domaine"),
+    "description": ("commentaires", "commentaire", "remarques", "observations", "presentation"),
+    "financer": ("financeur", "financeurs", "bailleur", "organisme financeur"),
+    "aid_type": ("type d aide", "nature de l aide"),
+    "submission_deadline": ("date limite", "echeance", "cloture", "date de cloture"),
+    "start_date": ("date d ouverture", "date de debut", "debut"),
+    "rate_max": ("taux max", "taux maximum", "taux"),
+    "rate_min": ("taux min", "taux minimum"),
+    "max_amount": ("montant max", "montant maximum", "plafond", "montant"),
+    "eligibility": ("beneficiaires", "publics", "public cible", "conditions"),
+    "origin_url": ("lien", "url", "lien contact", "source"),
+    "currency": ("devise", "monnaie"),
+    "website": ("site web", "site internet", "site"),
+    "org_type": ("type de structure", "statut juridique", "forme juridique", "categorie"),
+    "actor_family": ("famille d acteurs", "groupe d acteurs"),
+    "acronym": ("sigle", "acronyme"),
+    "tagline": ("accroche", "resume", "en une ligne"),
+    "deployment_stage": ("stade", "maturite", "avancement"),
+    "territory": ("territoire", "siege", "ville"),
+    "created_year": ("annee de creation", "creation"),
+    "is_startup": ("start up", "startup"),
+    "id_value": ("siret", "siren", "identifiant", "rna"),
+    "link:carriers": ("porteur", "porteurs", "porteur du projet", "structure porteuse"),
+    "visibility": ("niveau de partage", "partage", "visibilite"),
+}
+_MATCH_THRESHOLD = 0.8
+
+
+def header_key(headers: Sequence[str]) -> str:
+    """Identify a spreadsheet layout: sha256 of its folded header row."""
+    return hashlib.sha256("\x1f".join(fold(h) for h in headers).encode()).hexdigest()
+
+
+def remembered_mapping(rt: RecordType, headers: Sequence[str]) -> dict[str, Any] | None:
+    """Return the mapping last used for this layout, if any."""
+    saved = db.session.scalars(db.select(SpreadsheetMapping).filter_by(
+        record_type=rt.key, header_key=header_key(headers))).first()
+    return clean_mapping(rt, headers, saved.mapping) if saved is not None else None
+
+
+def suggest_mapping(rt: RecordType, headers: Sequence[str]) -> dict[str, Any]:
+    """Return the remembered mapping for this layout, else match headers to field labels and names."""
+    remembered = remembered_mapping(rt, headers)
+    if remembered is not None:
+        return remembered
+    candidates: list[tuple[float, int, str]] = []
+    for t in targets(rt):
+        names = {_key(t.label), _key(re.sub(r"\(.*?\)", "", t.label)), _key(t.name.removeprefix("link:").replace("_", " "))}
+        names |= set(_SYNONYMS.get(t.name, ()))
+        for i, header in enumerate(headers):
+            candidates.append((_similarity(header, names), i, t.name))
+    columns: dict[str, str] = {}
+    used: set[str] = set()
+    for score, i, name in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        if score >= _MATCH_THRESHOLD and headers[i] not in columns and name not in used:
+            columns[headers[i]] = name
+            used.add(name)
+    return {"columns": {h: columns.get(h, "") for h in headers}, "values": {}}
+
+
+def _similarity(header: str, names: Iterable[str]) -> float:
+    keys = {_key(header), _key(re.sub(r"\(.*?\)", "", header))} - {""}
+    best = 0.0
+    for key in keys:
+        words = set(key.split())
+        for name in names:
+            if key == name:
+                return 1.0
+            if len(name) >= 5 and set(name.split()) <= words:
+                best = max(best, 0.8)
+            best = max(best, difflib.SequenceMatcher(None, key, name).ratio())
+    return best
+
+
+def clean_mapping(rt: RecordType, headers: Sequence[str], mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep only known headers and targets, each target fed by one column at most."""
+    names = {t.name for t in targets(rt)}
+    columns: dict[str, str] = {}
+    used: set[str] = set()
+    raw = mapping.get("columns", {}) if isinstance(mapping, Mapping) else {}
+    for header in headers:
+        name = raw.get(header, "") if isinstance(raw, Mapping) else ""
+        if name in names and name not in used:
+            columns[header] = name
+            used.add(name)
+        else:
+            columns[header] = ""
+    values = mapping.get("values", {}) if isinstance(mapping, Mapping) else {}
+    values = {t: {str(k): str(v) for k, v in choices.items()} for t, choices in values.items()
+              if t in names and isinstance(choices, Mapping)} if isinstance(values, Mapping) else {}
+    return {"columns": columns, "values": values}
+
+
+def remember_mapping(rt: RecordType, headers: Sequence[str], mapping: Mapping[str, Any]) -> None:
+    """Save the mapping for this layout, to offer it again next time."""
+    key = header_key(headers)
+    saved = db.session.scalars(db.select(SpreadsheetMapping).filter_by(record_type=rt.key, header_key=key)).first()
+    if saved is None:
+        saved = SpreadsheetMapping(record_type=rt.key, header_key=key)
+        db.session.add(saved)
+    saved.mapping = clean_mapping(rt, headers, mapping)
+
+
+# --------------------------------------------------------------------------- preview
+
+@dataclass
+class RowReport:
+    """What one spreadsheet row would become, and what stands in the way."""
+
+    line: int
+    title: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+    @property
+    def status(self) -> str:
+        return "error" if self.errors else "duplicate" if self.duplicate else "warning" if self.warnings else "ok"
+
+
+@dataclass
+class Preview:
+    record_type: str
+    rows: list[RowReport]
+    notes: list[str]
+    unknown: dict[str, dict[str, str]]  # target → {cell key: cell text} the user may choose a value for
+    options: dict[str, list[tuple[str, str]]]  # target → (code or uid, label) offered for those values
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(r.status for r in self.rows)
+        return {s: counted.get(s, 0) for s in ("ok", "warning", "duplicate", "error")}
+
+    @property
+    def importable(self) -> int:
+        return sum(1 for r in self.rows if r.status in ("ok", "warning"))
+
+
+class _Choices:
+    """Recognise a cell as a code: the user's choice, then code or label, then a part of a label."""
+
+    def __init__(self, options: Iterable[tuple[str, Sequence[str]]], chosen: Mapping[str, str]) -> None:
+        options = list(options)
+        valid = {code for code, _names in options}
+        self.chosen = {k: v for k, v in chosen.items() if v == "" or v in valid}  # answers about retired codes drop
+        self.exact: dict[str, str] = {}
+        loose: dict[str, set[str]] = {}
+        for code, names in options:
+            for name in [code, *names]:
+                if not name:
+                    continue
+                for key in {_key(name), _key(name).replace(" ", ""), _key(re.sub(r"\(.*?\)", "", name))} - {""}:
+                    self.exact.setdefault(key, code)
+                for part in re.split(r"[,/;()]| et | ou ", fold(name)):
+                    if len(_key(part)) >= 3:
+                        loose.setdefault(_key(part), set()).add(code)
+        self.loose = {k: next(iter(v)) for k, v in loose.items() if len(v) == 1}
+
+    def match(self, text: str) -> str | None:
+        key = _key(text)
+        if key in self.chosen:
+            return self.chosen[key] or None
+        return self.exact.get(key) or self.exact.get(key.replace(" ", "")) or self.loose.get(key)
+
+    def match_many(self, text: str) -> tuple[list[str], list[str]]:
+        """Return the codes found in a multi-value cell and the parts left unrecognised."""
+        whole = self.match(text)
+        if whole or _key(text) in self.chosen:
+            return ([whole] if whole else []), []
+        codes: list[str] = []
+        unknown: list[str] = []
+        for part in re.split(r"[;|\n]", text):
+            if not part.strip():
+                continue
+            code = self.match(part)
+            pieces = [(part, code)] if code or _key(part) in self.chosen else [(p, self.match(p)) for p in split_values(part)]
+            for piece, found in pieces:
+                if found and found not in codes:
+                    codes.append(found)
+                elif not found and _key(piece) not in self.chosen and _key(piece) not in _NO_VALUE:
+                    unknown.append(piece.strip())
+        return codes, unknown
+
+
+class _Previewer:
+    """Turns cells into the values `services.records.create` takes, loading each list once."""
+
+    def __init__(self, rt: RecordType, mapping: Mapping[str, Any], lang: str) -> None:
+        self.rt = rt
+        self.targets = {t.name: t for t in targets(rt)}
+        self.values = mapping.get("values", {})
+        self.choices: dict[str, _Choices] = {}
+        terms: dict[str, list[tuple[str, list[str]]]] = {}
+        for term in db.session.scalars(db.select(VocabularyTerm).filter_by(active=True)):
+            terms.setdefault(term.vocabulary, []).append((term.code, [term.label_fr, term.label_en]))
+        self.terms = terms
+        self.options: dict[str, list[tuple[str, str]]] = {}
+        for t in self.targets.values():
+            if not t.has_choices:
+                continue
+            if t.kind in ("vocab", "vocab_list"):
+                options = terms.get(t.field.vocab, [])  # type: ignore[union-attr]
+            elif t.kind == "themes":
+                options = [(th.code, [th.label_fr, th.label_en]) for th in
+                           db.session.scalars(db.select(Theme).filter_by(deleted=False).order_by(Theme.position))]
+            elif t.kind == "visibility":
+                options = [(code, [str(label)]) for code, label in SHARING_LABELS]
+            else:
+                target_rt = RECORD_TYPES[t.field.ref if t.field else t.link.target]  # type: ignore[union-attr]
+                model = target_rt.model
+                records = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key))
+                options = [(r.uid, [target_rt.title_of(r), getattr(r, "acronym", "") or ""]) for r in records]
+            self.choices[t.name] = _Choices(options, self.values.get(t.name, {}))
+            self.options[t.name] = [(code, names[0] if t.kind in ("ref", "link") else _term_label(names, lang))
+                                    for code, names in options][:MAX_OPTIONS]  # a select box stays usable
+        model = rt.model
+        self.existing = set(db.session.scalars(db.select(model.sort_key).where(model.deleted.is_(False))))
+        self.unknown: dict[str, dict[str, str]] = {}
+
+    def row(self, line: int, cells: Mapping[str, Cell]) -> RowReport:
+        report = RowReport(line)
+        currency_hint: tuple[str, str] | None = None
+        for name, raw in cells.items():
+            t = self.targets[name]
+            try:
+                value = self._convert(t, raw, report)
+            except ValueError as exc:
+                report.errors.append(f"{t.label} : {exc}")
+                continue
+            if isinstance(value, _Amount):
+                value, hint = value.number, value.currency
+                if hint:
+                    currency_hint = (hint, str(raw))
+            if value is None or value == []:
+                continue
+            if t.kind == "link":
+                report.links[t.link.name] = value  # type: ignore[union-attr]
+            else:
+                report.values[name] = value
+        if currency_hint and "currency" in self.targets and self.targets["currency"].field:
+            self._infer_currency(report, *currency_hint)
+        for f in self.rt.fields:
+            if f.required and f.name not in report.values and not any(f"{f.label} :" in e for e in report.errors):
+                report.errors.append(f"{f.label} : " + _("ce champ est obligatoire et la cellule est vide."))
+        sort_key = fold(" ".join(str(report.values.get(a) or "") for a in self.rt.order_by))[:200]
+        report.title = " ".join(str(report.values.get(a) or "") for a in
+                                (self.rt.order_by[::-1] if self.rt.key == "persons" else self.rt.order_by)).strip()
+        if sort_key.strip() and sort_key in self.existing and not report.errors:
+            report.duplicate = True
+            report.warnings.append(_("Une fiche « %(title)s » existe déjà (dans le registre ou plus haut dans le fichier) : "
+                                     "ligne ignorée.", title=report.title))
+        elif sort_key.strip():
+            self.existing.add(sort_key)
+        return report
+
+    def _infer_currency(self, report: RowReport, code: str, raw: str) -> None:
+        given = report.values.get("currency")
+        if not given and self.choices["currency"].match(code):
+            report.values["currency"] = code
+            if code == "XOF" and "cfa" in fold(raw):
+                report.warnings.append(_("Devise : « %(raw)s » compris comme XOF (franc CFA UEMOA) ; "
+                                         "corrigez la fiche s'il s'agit du XAF.", raw=raw))
+        elif given and given != code:
+            report.warnings.append(_("Devise : le montant « %(raw)s » n'est pas en %(code)s, la devise indiquée.",
+                                     raw=raw, code=given))
+
+    def _convert(self, t: Target, raw: Cell, report: RowReport) -> Any:
+        """Return the value for `create`, None when empty; raise ValueError with the message to show."""
+        if _blank(raw):
+            return None
+        kind = t.kind
+        f = t.field
+        if kind in TEXT_KINDS:
+            return self._text(t, cell_text(raw), report)
+        if isinstance(raw, str) and _key(raw) in _NO_VALUE and kind != "bool":
+            report.warnings.append(_("%(label)s : « %(raw)s » n'est pas une valeur ; laissé vide.", label=t.label, raw=raw))
+            return None
+        if kind in ("int", "float"):
+            try:
+                number, currency = parse_amount(raw)
+            except ValueError:
+                raise ValueError(_("« %(raw)s » n'est pas un nombre (écrivez par exemple 12 500 ou 3,5).", raw=raw)) from None
+            assert f is not None
+            if kind == "int" and not float(number).is_integer():
+                raise ValueError(_("« %(raw)s » : un nombre entier est attendu.", raw=raw))
+            low, high = f.min_value, f.max_value
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise ValueError(_("« %(raw)s » : valeur attendue entre %(a)s et %(b)s.", raw=raw,
+                                   a=_fmt(low), b=_fmt(high)))
+            if abs(number) > record_service.MAX_NUMBER:
+                raise ValueError(_("« %(raw)s » : nombre trop grand.", raw=raw))
+            return _Amount(int(number) if kind == "int" else number, currency)
+        if kind == "date":
+            try:
+                return parse_date(raw)
+            except ValueError:
+                raise ValueError(_("« %(raw)s » n'est pas une date (écrivez-la jj/mm/aaaa, par exemple 12/03/2024).",
+                                   raw=cell_text(raw))) from None
+        if kind == "bool":
+            try:
+                return parse_bool(raw)
+            except ValueError:
+                raise ValueError(_("« %(raw)s » : écrivez oui ou non.", raw=raw)) from None
+        text = cell_text(raw)
+        choices = self.choices[t.name]
+        if kind in ("vocab", "visibility"):
+            code = choices.match(text)
+            if code is None and _key(text) not in choices.chosen:
+                self._unknown(t, text)
+                if f is not None and f.required:
+                    fallback = next((c for c in ("other", "autre") if choices.match(c) == c), None)
+                    if fallback is None:
+                        raise ValueError(_("« %(raw)s » n'est pas dans la liste ; choisissez sa valeur ci-dessous.", raw=text))
+                    report.warnings.append(_("%(label)s : « %(raw)s » n'est pas dans la liste ; classé « Autre » "
+                                             "(choisissez sa valeur ci-dessous).", label=t.label, raw=text))
+                    return fallback
+                report.warnings.append(_("%(label)s : « %(raw)s » n'est pas dans la liste ; laissé vide "
+                                         "(choisissez sa valeur ci-dessous).", label=t.label, raw=text))
+            return code
+        codes, unknown = choices.match_many(text)
+        for part in unknown:
+            self._unknown(t, part)
+        if unknown and kind in ("ref", "link"):
+            report.warnings.append(_("%(label)s : « %(raw)s » introuvable dans le registre ; lien non créé "
+                                     "(importez d'abord ces fiches, ou choisissez-les ci-dessous).",
+                                     label=t.label, raw=" ; ".join(unknown)))
+        elif unknown:
+            report.warnings.append(_("%(label)s : « %(raw)s » n'est pas dans la liste ; valeur ignorée "
+                                     "(choisissez sa valeur ci-dessous).", label=t.label, raw=" ; ".join(unknown)))
+        if kind == "ref":
+            if len(codes) > 1:
+                raise ValueError(_("« %(raw)s » désigne plusieurs fiches ; une seule est attendue.", raw=text))
+            return codes[0] if codes else None
+        return codes
+
+    def _text(self, t: Target, text: str, report: RowReport) -> str | None:
+        f = t.field
+        assert f is not None
+        if f.kind == "email":
+            if not re.fullmatch(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+", text):
+                raise ValueError(_("« %(raw)s » n'est pas une adresse de courriel.", raw=text))
+        elif f.kind == "url":
+            if re.fullmatch(r"www\.\S+", text, re.I):
+                text = "https://" + text
+            elif re.fullmatch(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+", text):
+                text = "mailto:" + text
+            elif not re.fullmatch(r"https?://\S+", text, re.I):
+                report.warnings.append(_("%(label)s : « %(raw)s » n'est pas une adresse web ; laissé vide.",
+                                         label=t.label, raw=text))
+                return None
+        if f.max_length and len(text) > f.max_length:
+            raise ValueError(_("%(n)d caractères au plus (la cellule en compte %(m)d).", n=f.max_length, m=len(text)))
+        return text
+
+    def _unknown(self, t: Target, text: str) -> None:
+        self.unknown.setdefault(t.name, {}).setdefault(_key(text), text)
+
+
+@dataclass
+class _Amount:
+    number: int | float
+    currency: str | None
+
+
+def cell_text(value: Cell) -> str:
+    """Return a cell as the text the user reads (dates dd/mm/yyyy, decimal comma)."""
+    if isinstance(value, bool):
+        return _("oui") if value else _("non")
+    if isinstance(value, dt.date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, float):
+        return str(_tidy(value)).replace(".", ",")
+    return str(value).strip()
+
+
+def _fmt(number: float | None) -> str:
+    return "…" if number is None else f"{number:g}"
+
+
+def _term_label(names: Sequence[str], lang: str) -> str:
+    return (names[1] if lang == "en" and len(names) > 1 and names[1] else names[0]) or ""
+
+
+def preview(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, lang: str = "fr") -> Preview:
+    """Check every row against the mapping without writing anything; return a row-by-row report."""
+    mapping = clean_mapping(rt, table.headers, mapping)
+    columns = [(i, name) for i, name in enumerate(mapping["columns"][h] for h in table.headers) if name]
+    previewer = _Previewer(rt, mapping, lang)
+    rows = [previewer.row(line, {name: cells[i] for i, name in columns}) for line, cells in table.rows]
+    notes = list(table.notes)
+    if not columns:
+        notes.append(_("Aucune colonne n'est associée à un champ."))
+    options = {name: previewer.options.get(name, []) for name in previewer.unknown}
+    return Preview(rt.key, rows, notes, previewer.unknown, options)
+
+
+# --------------------------------------------------------------------------- import
+
+def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, username: str, filename: str,
+                sha256: str, valid_only: bool = False, lang: str = "fr") -> ImportBatch:
+    """Create a record per accepted row in the caller's transaction; return the batch with its report.
+
+    Rows with errors block the whole import unless `valid_only`; rows already in the register are
+    skipped. The caller commits, or rolls back on any exception (then nothing is written).
+    """
+    if rt.key not in IMPORTABLE:
+        raise InvalidInputError(_("Ce type de fiche ne s'importe pas depuis un tableur."))
+    checked = preview(rt, table, mapping, lang=lang)
+    errors = [r for r in checked.rows if r.errors]
+    if errors and not valid_only:
+        raise InvalidInputError(_("%(n)d ligne(s) contiennent des erreurs : corrigez le fichier, ou choisissez "
+                                  "d'importer seulement les lignes valides.", n=len(errors)))
+    batch = ImportBatch(kind="spreadsheet", filename=filename[:255], sha256=sha256, username=username, report={})
+    db.session.add(batch)
+    skipped: list[dict[str, Any]] = []
+    created = 0
+    for row in checked.rows:
+        if row.errors or row.duplicate:
+            skipped.append({"table": rt.key, "uid": "", "line": row.line,
+                            "reason": "; ".join(row.errors) or row.warnings[-1]})
+            continue
+        try:
+            with db.session.begin_nested():  # a row refused here leaves the others intact
+                record = record_service.create(rt, row.values, username=username)
+                for link in rt.links:
+                    role = next(iter(_vocab_codes(link.role_vocab)), "")
+                    for uid in row.links.get(link.name, []):
+                        record_service.add_link(rt, record, link.name, target_uid=uid, role=role, username=username)
+        except InvalidInputError as exc:
+            if not valid_only:
+                raise InvalidInputError(_("Ligne %(line)d : %(msg)s", line=row.line, msg=_describe(rt, exc))) from exc
+            skipped.append({"table": rt.key, "uid": "", "line": row.line, "reason": _describe(rt, exc)})
+            continue
+        db.session.add(ImportChange(batch=batch, record_type=rt.key, record_uid=record.uid, action="created", before=None))
+        created += 1
+    remember_mapping(rt, table.headers, mapping)
+    batch.report = {
+        "record_type": rt.key,
+        "rows": len(checked.rows),
+        "tables": {rt.key: {"created": created, "updated": 0, "unchanged": 0, "skipped": len(skipped), "conflicts": 0}},
+        "skipped": skipped,
+        "warnings": [{"line": r.line, "messages": r.warnings} for r in checked.rows
+                     if r.warnings and not r.errors and not r.duplicate][:1000],
+        "notes": checked.notes,
+    }
+    db.session.flush()
+    return batch
+
+
+def _vocab_codes(vocabulary: str) -> list[str]:
+    return list(db.session.scalars(db.select(VocabularyTerm.code).filter_by(vocabulary=vocabulary, active=True)
+                                   .order_by(VocabularyTerm.position, VocabularyTerm.code)))
+
+
+def _describe(rt: RecordType, exc: InvalidInputError) -> str:
+    labels = {f.name: str(f.label) for f in rt.fields}
+    return "; ".join(f"{labels.get(k, k)} : {v}" for k, v in exc.field_errors.items()) or exc.message
+
+
+# --------------------------------------------------------------------------- export
+
+def export_table(rt: RecordType, records: Iterable[Any], *, lang: str = "fr") -> tuple[list[str], list[list[Cell]]]:
+    """Return the header and typed rows of a list: labels for codes, titles for links, uid and sharing level."""
+    labels = {(t.vocabulary, t.code): t.label(lang) for t in db.session.scalars(db.select(VocabularyTerm))}
+    themes = {t.code: t.label(lang) for t in db.session.scalars(db.select(Theme))}
+    sharing = {code: str(label) for code, label in SHARING_LABELS}
+    fields = list(rt.fields)
+    headers = ["uid", *(str(f.label) for f in fields), *(str(link.label) for link in rt.links), _("Niveau de partage")]
+    rows: list[list[Cell]] = []
+    for record in records:
+        row: list[Cell] = [record.uid]
+        for f in fields:
+            row.append(_export_value(rt, f, record, labels, themes))
+        for link in rt.links:
+            target_rt = RECORD_TYPES[link.target]
+            row.append("; ".join(target_rt.title_of(getattr(r, link.target_attr)) for r in getattr(record, link.owner_attr)))
+        row.append(sharing.get(record.visibility, record.visibility))
+        rows.append(row)
+    return headers, rows
+
+
+def _export_value(rt: RecordType, f: Field, record: Any, labels: Mapping[tuple[str, str], str],
+                  themes: Mapping[str, str]) -> Cell:
+    if f.kind == "ref":
+        target = getattr(record, f.name)
+        return RECORD_TYPES[f.ref].title_of(target) if target is not None else None  # type: ignore[index]
+    if f.kind == "themes":
+        return "; ".join(themes.get(t.code, t.code) for t in getattr(record, f.name))
+    if f.kind == "scores":
+        return "; ".join(f"{labels.get((f.vocab, s.criterion), s.criterion)} {s.score}/5"  # type: ignore[arg-type]
+                         for s in record.scores)
+    value = getattr(record, f.column)
+    if value is None or value == "":
+        return None
+    if f.kind == "vocab":
+        return labels.get((f.vocab, value), value)  # type: ignore[arg-type]
+    if f.kind == "vocab_list":
+        return "; ".join(labels.get((f.vocab, v), v) for v in value.split(";") if v)  # type: ignore[arg-type]
+    if f.kind == "bool":
+        return _("oui") if value else _("non")
+    return value
+
+
+def csv_bytes(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
+    """Write a table as CSV for French Excel: UTF-8 BOM, `;`, CRLF, decimal comma, ISO dates, no formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow([neutralise(h) for h in headers])
+    for row in rows:
+        writer.writerow([_csv_cell(c) for c in row])
+    return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
+
+
+def _csv_cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _("oui") if value else _("non")
+    if isinstance(value, (int, float)):
+        text = repr(_tidy(value))
+        if "e" in text.lower():  # no exponent: 1e-05 → 0,00001
+            text = format(decimal.Decimal(text), "f")
+        return text.replace(".", ",")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return neutralise(str(value))
+
+
+def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, title: str = "PIU") -> bytes:
+    """Write a table as XLSX: real numbers and dates, a bold frozen header with filters, no formulas."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "PIU"
+    sheet.append([_xlsx_text(h) for h in headers])
+    widths = [len(h) for h in headers]
+    for row in rows:
+        cells = [_xlsx_text(c) if isinstance(c, str) else c for c in row]
+        sheet.append(cells)
+        for i, c in enumerate(cells):
+            if c is not None:
+                widths[i] = max(widths[i], min(60, len(str(c))))
+    for column in sheet.iter_cols(min_row=2):
+        for cell in column:
+            if isinstance(cell.value, dt.date):
+                cell.number_format = "DD/MM/YYYY"
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = max(8, width + 2)
+    sheet.freeze_panes = "A2"
+    if headers:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{sheet.max_row}"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _xlsx_text(value: str) -> str:
+    # openpyxl stores a string starting with "=" as a formula: neutralise first, always.
+    return neutralise(ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_MAX_TEXT])
+
+
+def export_rows(rt: RecordType, records: Iterable[Any], fmt: str, *, lang: str = "fr") -> bytes:
+    """Return the records as CSV or XLSX bytes (`fmt` is "csv" or "xlsx")."""
+    headers, rows = export_table(rt, records, lang=lang)
+    if fmt == "xlsx":
+        return xlsx_bytes(headers, rows, title=str(rt.label_plural))
+    return csv_bytes(headers, rows)

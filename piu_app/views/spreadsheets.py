@@ -1,0 +1,195 @@
+"""Import a spreadsheet in four steps: upload, map the columns, preview row by row, confirm.
+
+The uploaded file waits between steps in the uploads directory's temporary area, named by a
+random token (never by the user's file name) and tied to the user who sent it; it is deleted
+after the import, and forgotten after a day. Editors and administrators import; readers cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ..exchange import spreadsheets as sheets
+from ..extensions import db
+from ..i18n import current_lang
+from ..models import ImportBatch
+from ..registry import RECORD_TYPES, RecordType
+from ..services import InvalidInputError
+from .access import require_role, username
+
+bp = Blueprint("spreadsheets", __name__, url_prefix="/spreadsheets")
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+_KEEP_SECONDS = 24 * 3600
+PREVIEW_ROWS_SHOWN = 500
+
+
+@bp.route("/", methods=["GET", "POST"])
+@require_role("editor")
+def upload():
+    types = [RECORD_TYPES[key] for key in sheets.IMPORTABLE]
+    if request.method == "POST":
+        rt = RECORD_TYPES.get(request.form.get("record_type", ""))
+        file = request.files.get("file")
+        max_bytes = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+        data = file.stream.read(max_bytes + 1) if file else b""
+        try:
+            if rt is None or rt.key not in sheets.IMPORTABLE:
+                raise sheets.SpreadsheetError(_("Choisissez le type de fiches à importer."))
+            if file is None or not file.filename:
+                raise sheets.SpreadsheetError(_("Choisissez un fichier .csv ou .xlsx."))
+            if len(data) > max_bytes:
+                raise sheets.SpreadsheetError(_("Fichier trop volumineux : %(mb)d Mo au plus.",
+                                                mb=current_app.config["MAX_UPLOAD_MB"]))
+            table = sheets.read_table(data)
+        except sheets.SpreadsheetError as exc:
+            flash(exc.message, "error")
+            return render_template("spreadsheets/upload.html", types=types, batches=_recent()), 400
+        name = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:255]  # type: ignore[union-attr]
+        token = _store(data, {"filename": name, "record_type": rt.key,  # type: ignore[union-attr]
+                              "sha256": hashlib.sha256(data).hexdigest(), "username": username(),
+                              "mapping": sheets.suggest_mapping(rt, table.headers)})
+        return redirect(url_for(".mapping", token=token))
+    return render_template("spreadsheets/upload.html", types=types, batches=_recent())
+
+
+@bp.route("/<token>/mapping", methods=["GET", "POST"])
+@require_role("editor")
+def mapping(token: str):
+    rt, table, meta = _load(token)
+    choices = sheets.targets(rt)
+    if request.method == "POST":
+        names = {t.name for t in choices}
+        columns = {h: request.form.get(f"col-{i}", "") for i, h in enumerate(table.headers)}
+        columns = {h: (name if name in names else "") for h, name in columns.items()}
+        chosen = [name for name in columns.values() if name]
+        twice = sorted({t.label for t in choices if chosen.count(t.name) > 1})
+        if twice:
+            flash(_("Un champ ne peut recevoir qu'une colonne : %(fields)s.", fields=", ".join(twice)), "error")
+        else:
+            meta["mapping"] = {"columns": columns, "values": meta["mapping"].get("values", {})}
+            _save_meta(token, meta)
+            return redirect(url_for(".preview", token=token))
+        meta["mapping"]["columns"] = columns
+    samples = [[_sample(cells[i]) for _line, cells in table.rows[:3]] for i in range(len(table.headers))]
+    return render_template("spreadsheets/mapping.html", rt=rt, table=table, meta=meta, token=token,
+                           choices=choices, samples=samples), 400 if request.method == "POST" else 200
+
+
+@bp.get("/<token>/preview")
+@require_role("editor")
+def preview(token: str):
+    rt, table, meta = _load(token)
+    report = sheets.preview(rt, table, meta["mapping"], lang=current_lang())
+    labels = {t.name: t.label for t in sheets.targets(rt)}
+    return render_template("spreadsheets/preview.html", rt=rt, report=report, meta=meta, token=token,
+                           labels=labels, shown=_shown(report.rows), columns=meta["mapping"]["columns"])
+
+
+@bp.post("/<token>/values")
+@require_role("editor")
+def values(token: str):
+    rt, _table, meta = _load(token)
+    chosen: dict[str, dict[str, str]] = meta["mapping"].setdefault("values", {})
+    for name, code in request.form.items():
+        if name.startswith("value:") and code != "?":
+            target, key = name.removeprefix("value:").rsplit(":", 1)
+            chosen.setdefault(target, {})[key] = code
+    _save_meta(token, meta)
+    flash(_("Correspondances enregistrées : l'aperçu en tient compte."), "success")
+    return redirect(url_for(".preview", token=token))
+
+
+@bp.post("/<token>/import")
+@require_role("editor")
+def confirm(token: str):
+    rt, table, meta = _load(token)
+    try:
+        batch = sheets.import_rows(rt, table, meta["mapping"], username=username(), filename=meta["filename"],
+                                   sha256=meta["sha256"], valid_only=request.form.get("valid_only") == "1",
+                                   lang=current_lang())
+    except InvalidInputError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".preview", token=token))
+    db.session.commit()
+    _delete(token)
+    created = batch.report["tables"][rt.key]["created"]
+    flash(_("Import terminé : %(n)d fiche(s) créée(s).", n=created), "success")
+    return redirect(url_for(".report", uid=batch.uid))
+
+
+@bp.get("/imports/<uid>")
+@require_role("editor")
+def report(uid: str):
+    batch = db.session.scalars(db.select(ImportBatch).filter_by(uid=uid, kind="spreadsheet")).first()
+    if batch is None:
+        abort(404)
+    rt = RECORD_TYPES.get(batch.report.get("record_type", ""))
+    return render_template("spreadsheets/report.html", batch=batch, rt=rt)
+
+
+# --------------------------------------------------------------------------- the file between steps
+
+def _area() -> Path:
+    path = Path(current_app.config["PIU_UPLOADS_DIR"]) / "tmp-spreadsheets"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _store(data: bytes, meta: dict[str, Any]) -> str:
+    area = _area()
+    now = time.time()
+    for old in area.iterdir():  # forget abandoned imports
+        if old.is_file() and now - old.stat().st_mtime > _KEEP_SECONDS:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    (area / f"{token}.bin").write_bytes(data)
+    _save_meta(token, meta)
+    return token
+
+
+def _save_meta(token: str, meta: dict[str, Any]) -> None:
+    (_area() / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def _load(token: str) -> tuple[RecordType, sheets.Table, dict[str, Any]]:
+    """Return the record type, table and state of an upload of this user, or show a clear message."""
+    area = _area()
+    if not _TOKEN.fullmatch(token) or not (area / f"{token}.json").is_file():
+        raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau."))
+    meta = json.loads((area / f"{token}.json").read_text(encoding="utf-8"))
+    if meta.get("username") != username():
+        raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau."))
+    rt = RECORD_TYPES[meta["record_type"]]
+    return rt, sheets.read_table((area / f"{token}.bin").read_bytes()), meta
+
+
+def _delete(token: str) -> None:
+    for suffix in (".bin", ".json"):
+        (_area() / f"{token}{suffix}").unlink(missing_ok=True)
+
+
+def _recent(limit: int = 10) -> list[ImportBatch]:
+    return list(db.session.scalars(db.select(ImportBatch).filter_by(kind="spreadsheet")
+                                   .order_by(ImportBatch.id.desc()).limit(limit)))
+
+
+def _sample(value: Any) -> str:
+    text = "" if value is None else sheets.cell_text(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _shown(rows: list[sheets.RowReport]) -> list[sheets.RowReport]:
+    """Rows to show: every row with a message first, then the others, up to a page's worth."""
+    flagged = [r for r in rows if r.status != "ok"]
+    return sorted((flagged + [r for r in rows if r.status == "ok"])[:PREVIEW_ROWS_SHOWN], key=lambda r: r.line)
