@@ -24,6 +24,7 @@ import json
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -58,6 +59,9 @@ RATIO_FLOOR = 1024 * 1024               # small members may compress well withou
 MAX_ERRORS_SHOWN = 30
 ACTIONS = ("created", "updated", "unchanged", "skipped", "conflict")
 WRITE_CHUNK = 5000
+INT_RANGE = (-2**31, 2**31 - 1)         # INTEGER columns (PostgreSQL int4; SQLite overflows at 2**63)
+# What a damaged member raises when read (a cut or corrupted stream, an unknown compression method).
+DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, OSError)
 
 
 class BundleError(InvalidInputError):
@@ -152,8 +156,11 @@ def _check_members(zf: zipfile.ZipFile) -> None:
 
 def _read_member(zf: zipfile.ZipFile, name: str, limit: int = 64 * 1024 * 1024) -> bytes:
     """Read a member, never more than `limit` bytes whatever its header claims."""
-    with zf.open(name) as fh:
-        data = fh.read(limit + 1)
+    try:
+        with zf.open(name) as fh:
+            data = fh.read(limit + 1)
+    except DAMAGED as exc:
+        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=name[:80])) from exc
     if len(data) > limit:
         raise BundleError(_("Le fichier %(name)s est trop gros.", name=name))
     return data
@@ -164,10 +171,14 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
         raise BundleError(_("Ce n'est pas un paquet d'échange PIU : datapackage.json est absent."))
     try:
         descriptor = json.loads(_read_member(zf, "datapackage.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(_("datapackage.json est illisible (JSON invalide).")) from exc
     if not isinstance(descriptor, dict):
         raise BundleError(_("datapackage.json est illisible (JSON invalide)."))
+    resources = descriptor.setdefault("resources", [])
+    if not isinstance(descriptor.get("x-piu-origin") or {}, dict) or not isinstance(resources, list) \
+            or not all(isinstance(r, dict) for r in resources):
+        raise BundleError(_("datapackage.json est mal formé (x-piu-origin ou resources)."))
     fmt = descriptor.get("x-piu-format") or {}
     if not isinstance(fmt, dict) or fmt.get("name") != bf.FORMAT_NAME:
         raise BundleError(_("Ce n'est pas un paquet d'échange PIU (format inconnu)."))
@@ -208,7 +219,7 @@ def _check_checksums(bundle: Bundle) -> None:
             with zf.open(name) as fh:
                 for block in iter(lambda fh=fh: fh.read(1024 * 1024), b""):
                     h.update(block)
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except DAMAGED as exc:
             raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=name[:80])) from exc
         if h.hexdigest() != digest:
             bad.append(name)
@@ -358,7 +369,18 @@ def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[
     except UnicodeDecodeError as exc:
         raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=name)) from exc
     except csv.Error as exc:
-        raise BundleError(_("La table %(name)s n'est pas un CSV valide (%(why)s).", name=name, why=str(exc))) from exc
+        raise _csv_error(name, exc, reader.line_num) from exc
+    except DAMAGED as exc:
+        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=path)) from exc
+
+
+def _csv_error(name: str, exc: csv.Error, line: int) -> BundleError:
+    why = str(exc)
+    reason = (_("guillemet jamais refermé") if "end of data" in why
+              else _("guillemet mal placé") if "expected after" in why
+              else _("cellule trop longue") if "field limit" in why else why)
+    return BundleError(_("La table %(name)s n'est pas un CSV valide (ligne %(line)d : %(why)s).",
+                         name=name, line=line, why=reason))
 
 
 def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...], row: dict[str, str],
@@ -380,8 +402,11 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
             continue
         if col.max_length and len(values[col.name]) > col.max_length:
             problems.append(_("%(col)s : %(n)d caractères au plus.", col=col.name, n=col.max_length))
+        if "\x00" in text:
+            problems.append(_("%(col)s : caractère nul interdit.", col=col.name))
         if col.kind in ("int", "float") and (
-                (col.minimum is not None and values[col.name] < col.minimum)
+                (col.kind == "int" and not INT_RANGE[0] <= values[col.name] <= INT_RANGE[1])
+                or (col.minimum is not None and values[col.name] < col.minimum)
                 or (col.maximum is not None and values[col.name] > col.maximum)):
             problems.append(_("%(col)s : valeur hors limites (%(value)s).", col=col.name, value=text[:20]))
         if col.kind == "ref" and col.ref != table and text not in in_bundle.get(col.ref or "", ()) \
@@ -513,7 +538,9 @@ def _vocab_rows(bundle: Bundle, path: str, plan: Plan) -> Iterator[tuple[int, di
     except UnicodeDecodeError as exc:
         raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=path)) from exc
     except csv.Error as exc:
-        raise BundleError(_("La table %(name)s n'est pas un CSV valide (%(why)s).", name=path, why=str(exc))) from exc
+        raise _csv_error(path, exc, reader.line_num) from exc
+    except DAMAGED as exc:
+        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=path)) from exc
 
 
 def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping[str, set[str]]) -> None:
