@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -89,6 +90,161 @@ def reindex() -> None:
 
 
 @main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fichier à écrire (par défaut : une sauvegarde « manuelle » dans le dossier des sauvegardes).")
+def backup(out: Path | None) -> None:
+    """Sauvegarder la base de données maintenant, même pendant que PIU tourne."""
+    from . import create_app
+    from .extensions import db
+    from .services import DomainError, backups
+
+    app = create_app(instance_path=paths.data_dir())
+    with app.app_context():
+        try:
+            target = backups.take_manual(db.engine, app.config["PIU_BACKUPS_DIR"], out=out)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+    click.echo(str(target))
+
+
+_YES = {"o", "oui", "y", "yes"}
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
+def restore(file: Path, yes: bool) -> None:
+    """Remplacer la base par la sauvegarde FILE (chemin, ou nom d'un fichier du dossier des sauvegardes).
+
+    L'état actuel est d'abord sauvegardé (« avant restauration »). PIU doit être fermé.
+    """
+    from . import create_app
+    from .database import writing
+    from .extensions import db
+    from .launcher import InstanceLock
+    from .services import DomainError, backups
+
+    data_dir = paths.data_dir()
+    lock = InstanceLock(data_dir)
+    if not lock.acquire():
+        raise click.ClickException("PIU est ouvert sur ce dossier de données : fermez-le avant de restaurer "
+                                   "(ou restaurez depuis la page « Sauvegardes » de l'application).")
+    try:
+        app = create_app(instance_path=data_dir)
+        if not file.exists() and (app.config["PIU_BACKUPS_DIR"] / file.name).is_file():
+            file = app.config["PIU_BACKUPS_DIR"] / file.name
+        with app.app_context(), writing():
+            try:
+                revision = backups.check_file(file)
+                if not yes and click.prompt(f"Remplacer la base de {data_dir} par {file} (schéma {revision}) ? [o/N]",
+                                            default="", show_default=False).strip().lower() not in _YES:
+                    raise click.ClickException("Restauration annulée : rien n'a été changé.")
+                result = backups.restore(db.engine, file, app.config["PIU_BACKUPS_DIR"],
+                                         keep=app.config["BACKUP_KEEP"])
+            except DomainError as exc:
+                raise click.ClickException(exc.message) from exc
+    finally:
+        lock.release()
+    click.echo(f"Sauvegarde restaurée : {file}" + (" (schéma mis à jour)" if result.upgraded else ""))
+    if result.safety is not None:
+        click.echo(f"L'état précédent est gardé dans {result.safety}")
+
+
+@main.command()
 def where() -> None:
     """Afficher le dossier de données."""
     click.echo(str(paths.data_dir()))
+
+
+@main.command("export")
+@click.option("--level", type=click.Choice(["network", "public"]), default="network", show_default=True,
+              help="network : fiches « Réseau » et « Public » ; public : fiches « Public » seulement (données ouvertes).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fichier .zip à écrire (par défaut <code-instance>-<AAAAMMJJ>.registre.zip ici).")
+@click.option("--documents", is_flag=True, help="Joindre les fichiers des pièces jointes partagées.")
+def export_bundle(level: str, out: Path | None, documents: bool) -> None:
+    """Exporter un paquet d'échange (ce que la ville partage au niveau choisi ; jamais les fiches privées)."""
+    from .database import writing
+    from .services import exchange
+
+    app = _app()
+    with app.test_request_context(), writing():
+        target = out or Path.cwd() / exchange.default_filename()
+        summary = exchange.export(level, target, uploads=app.config["PIU_UPLOADS_DIR"], include_documents=documents)
+    shared = sum(n for name, n in summary.rows.items() if name in _RECORD_TABLES)
+    click.echo(f"Paquet écrit : {target} ({shared} fiches, {summary.size / 1e6:.1f} Mo, niveau {level}).")
+
+
+_RECORD_TABLES = {"territories", "organisations", "persons", "places", "innovations", "needs", "experiments", "lessons",
+                  "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes"}
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Vérifier et montrer ce qui changerait, sans rien écrire.")
+def import_bundle(file: Path, dry_run: bool) -> None:
+    """Importer le paquet d'échange FILE d'une autre ville (vérifié d'abord, sauvegarde avant d'écrire)."""
+    from .database import writing
+    from .exchange.bundle_import import BundleError, reasons
+    from .extensions import db
+    from .services import backups, exchange
+
+    app = _app()
+    with app.test_request_context(), writing():
+        try:
+            if dry_run:
+                plan = exchange.preview(file)
+                plan.bundle.close()
+                batch_uid = None
+            else:
+                def backup() -> None:
+                    backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="import",
+                                 keep=app.config["BACKUP_KEEP"])
+                plan, batch = exchange.import_bundle(file, username="cli", uploads=app.config["PIU_UPLOADS_DIR"],
+                                                     backup=backup)
+                batch_uid = batch.uid if batch else None
+                db.session.commit()
+        except BundleError as exc:
+            db.session.rollback()
+            click.echo(f"Paquet refusé : {exc.message}", err=True)
+            for problem in exc.problems:
+                click.echo(f"  - {problem}", err=True)
+            click.echo("Rien n'a été écrit.", err=True)
+            sys.exit(2)
+    bundle = plan.bundle
+    click.echo(f"Paquet de {bundle.origin_name or '?'} ({bundle.origin_instance}), niveau {bundle.level}.")
+    click.echo(f"{'table':<26}{'nouvelles':>10}{'mises à jour':>14}{'inchangées':>12}{'ignorées':>10}{'conflits':>10}")
+    for table, row in plan.counts().items():
+        if any(row.values()):
+            click.echo(f"{table:<26}{row['created']:>10}{row['updated']:>14}{row['unchanged']:>12}"
+                       f"{row['skipped']:>10}{row['conflict']:>10}")
+    labels = reasons()
+    for decisions in plan.decisions.values():
+        for d in decisions.values():
+            if d.action in ("skipped", "conflict") and d.reason != "own_record":
+                click.echo(f"  {d.table} {d.title or d.uid} : {labels.get(d.reason, d.reason)}")
+    if dry_run:
+        click.echo("Essai à blanc : rien n'a été écrit.")
+    elif batch_uid is None:
+        click.echo("Rien à importer : tout était déjà là.")
+    else:
+        click.echo(f"Import appliqué (identifiant {batch_uid}) ; pour l'annuler : piu undo-import {batch_uid}")
+
+
+@main.command("undo-import")
+@click.argument("batch_uid")
+def undo_import(batch_uid: str) -> None:
+    """Annuler un import : retirer ce qu'il a apporté, rétablir ce qu'il a remplacé."""
+    from .database import writing
+    from .extensions import db
+    from .services import DomainError, exchange
+
+    app = _app()
+    with app.test_request_context(), writing():
+        try:
+            exchange.undo(batch_uid, username="cli")
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from exc
+    click.echo("Import annulé.")

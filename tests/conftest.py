@@ -88,3 +88,12 @@ def reader(app: Flask) -> FlaskClient:
 @pytest.fixture
 def admin(app: Flask) -> FlaskClient:
     return login(app.test_client(), "admin")
+
+
+@pytest.fixture(scope="session")
+def register_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated SQLite register that tests copy to make other cities quickly."""
+    from .exchange.cities import make_template
+
+    return make_template(tmp_path_factory.mktemp("template"))
+

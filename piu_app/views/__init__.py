@@ -31,12 +31,16 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "auth.set_language", "main.healt
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, documents, innovations, main, records
+    from . import admin, auth, backups, documents, exchange, innovations, main, peers, records, spreadsheets
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(documents.bp)
+    app.register_blueprint(exchange.bp)
+    app.register_blueprint(backups.bp)
+    app.register_blueprint(peers.bp)
+    app.register_blueprint(spreadsheets.bp)
     # Record blueprints are made per app: a blueprint cannot gain routes once registered.
     for key, rt in RECORD_TYPES.items():
         bp = records.make_blueprint(rt)

@@ -6,11 +6,21 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, after_this_request, current_app, flash, redirect, render_template, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 
-from ..extensions import db
 from ..exchange.bundle_import import BundleError, reasons
+from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
 from ..registry import RECORD_TYPES
 from ..services import DomainError
