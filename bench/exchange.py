@@ -289,6 +289,7 @@ def run_step(step: str, n: int, base: Path, args) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--app-root", args.app_root,
                "--child-step", step, "--child-n", str(n), "--child-dir", str(base),
                "--child-result", str(result_file)] + ["--profile"] * args.profile
+    load_before = f"{os.getloadavg()[0]:.1f}"
     t0 = time.perf_counter()
     proc = subprocess.Popen(command)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -298,6 +299,7 @@ def run_step(step: str, n: int, base: Path, args) -> dict:
     result = json.loads(result_file.read_text(encoding="utf-8"))
     result_file.unlink()
     result["peak_mb"] = usage.ru_maxrss / 1024  # KiB → MiB, this child only
+    result["load"] = load_before
     result["process_s"] = time.perf_counter() - t0
     return result
 
@@ -327,15 +329,13 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
         print(f"  fill {f['fill_s']:.1f} s, db {f['db_mb']:.1f} MB, {f['shareable']} shareable records "
               f"{f['counts']}", flush=True)
     run_step("setup-b", n, base, args)
-    print(f"  load average before export: {load_average()}", flush=True)
     e = r["export"] = run_step("export", n, base, args)
-    print(f"  export   {e['wall']:6.1f} s (cpu {e['cpu']:6.1f} s)  bundle {e['size'] / 1e6:7.1f} MB  "
+    print(f"  export   {e['wall']:6.1f} s (cpu {e['cpu']:6.1f} s, load {e['load']})  bundle {e['size'] / 1e6:7.1f} MB  "
           f"peak {e['peak_mb']:6.0f} MB (floor {e['floor_mb']:.0f})  rows {e['rows']}", flush=True)
     for step in ("import", "reimport"):
-        print(f"  load average before {step}: {load_average()}", flush=True)
         i = r[step] = run_step(step, n, base, args)
         phases = ", ".join(f"{k} {v:.1f}" for k, v in i["phases_wall"].items())
-        print(f"  {step:8} {i['wall']:6.1f} s (cpu {i['cpu']:6.1f} s)  peak {i['peak_mb']:6.0f} MB "
+        print(f"  {step:8} {i['wall']:6.1f} s (cpu {i['cpu']:6.1f} s, load {i['load']})  peak {i['peak_mb']:6.0f} MB "
               f"(floor {i['floor_mb']:.0f})  totals {i['totals']}\n           phases (s): {phases}", flush=True)
     # correctness: everything exported was created in B; the re-import changed nothing
     exported = {k: v for k, v in e["rows"].items() if k in r["fill"]["counts"]}
@@ -370,12 +370,22 @@ def print_table(results: dict[int, dict]) -> None:
     print("(wall-clock seconds of the step inside its process; cpu times above; peak MB = ru_maxrss of the "
           "step's own process, interpreter and app included; bundle MB = 10^6 bytes; records = rows of every "
           "table in the bundle, join tables included)")
-    print("\nimport phases (wall s): " + "; ".join(
-        f"{n}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["import"]["phases_wall"].items())
-        for n, r in results.items()))
-    print("re-import phases (wall s): " + "; ".join(
-        f"{n}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["reimport"]["phases_wall"].items())
-        for n, r in results.items()))
+    print("\n| innovations | export cpu s | import cpu s | re-import cpu s | import phases, cpu s "
+          "| re-import phases, cpu s | load avg (export / import / re-import) |")
+    print("|---:|---:|---:|---:|---|---|---|")
+    for n, r in results.items():
+        e, i, ri = r["export"], r["import"], r["reimport"]
+        print(f"| {n} | {e['cpu']:.1f} | {i['cpu']:.1f} | {ri['cpu']:.1f} | {_phases(i['phases_cpu'])} "
+              f"| {_phases(ri['phases_cpu'])} | {e['load']} / {i['load']} / {ri['load']} |")
+    print("(cpu = CPU time of the step's process during the step: what it costs on a machine that is not shared; "
+          "phases: checksums = open_bundle, plan = plan_import, write = write_records, index = reindex, "
+          "other = the rest of apply_import, commit; load avg = 1-minute load average just before the step)")
+
+
+def _phases(phases: dict[str, float]) -> str:
+    short = {"checksums": "checksums", "plan": "plan", "write records": "write", "search index": "index",
+             "apply (other)": "other", "commit": "commit"}
+    return ", ".join(f"{short.get(k, k)} {v:.1f}" for k, v in phases.items() if v >= 0.05) or "—"
 
 
 def print_targets(results: dict[int, dict]) -> bool:
