@@ -171,12 +171,10 @@ def export_bundle(level: str, out: Path | None, documents: bool) -> None:
     with app.test_request_context(), writing():
         target = out or Path.cwd() / exchange.default_filename()
         summary = exchange.export(level, target, uploads=app.config["PIU_UPLOADS_DIR"], include_documents=documents)
-    shared = sum(n for name, n in summary.rows.items() if name in _RECORD_TABLES)
+    from .exchange.bundle_format import TABLE_ORDER
+
+    shared = sum(n for name, n in summary.rows.items() if name in TABLE_ORDER)
     click.echo(f"Paquet écrit : {target} ({shared} fiches, {summary.size / 1e6:.1f} Mo, niveau {level}).")
-
-
-_RECORD_TABLES = {"territories", "organisations", "persons", "places", "innovations", "needs", "experiments", "lessons",
-                  "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes"}
 
 
 @main.command("import")

@@ -26,6 +26,7 @@ import stat
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -346,30 +347,36 @@ def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[
           plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
     path = f"data/{name}.csv"
     if name not in resources or not bundle.has(path):
-        if name in bf.TABLES:
-            return  # a table may be absent: nothing of that kind was shared
-        return
+        return  # a table may be absent: nothing of that kind was shared
+    with _csv_reader(bundle, path, name) as reader:
+        got = next(reader, None)
+        if got is None:
+            return
+        missing = set(header) - set(got)
+        if missing:
+            raise BundleError(_("La table %(name)s n'a pas les colonnes attendues (manquent : %(cols)s).",
+                                name=name, cols=", ".join(sorted(missing))))
+        positions = [got.index(h) for h in header]
+        width = len(got)
+        for line, cells in enumerate(reader, start=2):
+            if len(cells) != width:
+                plan.errors.append(_("%(table)s, ligne %(line)d : %(n)d cellules au lieu de %(w)d.",
+                                     table=name, line=line, n=len(cells), w=width))
+                continue
+            yield line, {h: cells[p] for h, p in zip(header, positions, strict=True)}
+
+@contextmanager
+def _csv_reader(bundle: Bundle, path: str, name: str, *, as_dicts: bool = False) -> Iterator[Any]:
+    """Read a CSV member; turn every way it can be unreadable into one clear refusal."""
+    reader: Any = None
     try:
         with bundle.open_text(path) as fh:
-            reader = csv.reader(fh, strict=True)
-            got = next(reader, None)
-            if got is None:
-                return
-            if got[:len(header)] != header and set(header) - set(got):
-                raise BundleError(_("La table %(name)s n'a pas les colonnes attendues (manquent : %(cols)s).",
-                                    name=name, cols=", ".join(sorted(set(header) - set(got)))))
-            positions = [got.index(h) for h in header]
-            width = len(got)
-            for line, cells in enumerate(reader, start=2):
-                if len(cells) != width:
-                    plan.errors.append(_("%(table)s, ligne %(line)d : %(n)d cellules au lieu de %(w)d.",
-                                         table=name, line=line, n=len(cells), w=width))
-                    continue
-                yield line, {h: cells[p] for h, p in zip(header, positions, strict=True)}
+            reader = csv.DictReader(fh, strict=True) if as_dicts else csv.reader(fh, strict=True)
+            yield reader
     except UnicodeDecodeError as exc:
         raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=name)) from exc
     except csv.Error as exc:
-        raise _csv_error(name, exc, reader.line_num) from exc
+        raise _csv_error(name, exc, reader.line_num if reader is not None else 0) from exc
     except DAMAGED as exc:
         raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=path)) from exc
 
@@ -528,19 +535,11 @@ def _vocabularies(bundle: Bundle, resources: Mapping[str, Any], conn: Connection
 
 
 def _vocab_rows(bundle: Bundle, path: str, plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        with bundle.open_text(path) as fh:
-            reader = csv.DictReader(fh, strict=True)
-            if "code" not in (reader.fieldnames or []):
-                raise BundleError(_("Le vocabulaire %(name)s n'a pas de colonne code.", name=path))
-            for line, row in enumerate(reader, start=2):
-                yield line, {k: v or "" for k, v in row.items() if k}
-    except UnicodeDecodeError as exc:
-        raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=path)) from exc
-    except csv.Error as exc:
-        raise _csv_error(path, exc, reader.line_num) from exc
-    except DAMAGED as exc:
-        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=path)) from exc
+    with _csv_reader(bundle, path, path, as_dicts=True) as reader:
+        if "code" not in (reader.fieldnames or []):
+            raise BundleError(_("Le vocabulaire %(name)s n'a pas de colonne code.", name=path))
+        for line, row in enumerate(reader, start=2):
+            yield line, {k: v or "" for k, v in row.items() if k}
 
 
 def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping[str, set[str]]) -> None:

@@ -58,12 +58,14 @@ def undo(batch_uid: str, *, username: str) -> ImportBatch:
     return bundle_import.undo_import(batch_uid, username=username)
 
 
-def imports(limit: int = 50) -> list[ImportBatch]:
-    return list(db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc()).limit(limit)))
+def imports(kind: str = "bundle", limit: int = 50) -> list[ImportBatch]:
+    """Return the latest imports of one kind (bundle or spreadsheet), newest first."""
+    return list(db.session.scalars(select(ImportBatch).filter_by(kind=kind).order_by(ImportBatch.id.desc())
+                                   .limit(limit)))
 
 
-def get_import(uid: str) -> ImportBatch:
-    batch = db.session.scalars(select(ImportBatch).filter_by(uid=uid)).first()
+def get_import(uid: str, kind: str = "bundle") -> ImportBatch:
+    batch = db.session.scalars(select(ImportBatch).filter_by(uid=uid, kind=kind)).first()
     if batch is None:
         raise NotFoundError(_("Cet import n'existe pas."))
     return batch

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..exchange import spreadsheets as sheets
@@ -24,6 +24,7 @@ from ..i18n import current_lang
 from ..models import ImportBatch
 from ..registry import RECORD_TYPES, RecordType
 from ..services import InvalidInputError
+from ..services import exchange as exchange_service
 from .access import require_role, username
 
 bp = Blueprint("spreadsheets", __name__, url_prefix="/spreadsheets")
@@ -131,9 +132,7 @@ def confirm(token: str):
 @bp.get("/imports/<uid>")
 @require_role("editor")
 def report(uid: str):
-    batch = db.session.scalars(db.select(ImportBatch).filter_by(uid=uid, kind="spreadsheet")).first()
-    if batch is None:
-        abort(404)
+    batch = exchange_service.get_import(uid, kind="spreadsheet")
     rt = RECORD_TYPES.get(batch.report.get("record_type", ""))
     return render_template("spreadsheets/report.html", batch=batch, rt=rt)
 
@@ -180,8 +179,7 @@ def _delete(token: str) -> None:
 
 
 def _recent(limit: int = 10) -> list[ImportBatch]:
-    return list(db.session.scalars(db.select(ImportBatch).filter_by(kind="spreadsheet")
-                                   .order_by(ImportBatch.id.desc()).limit(limit)))
+    return exchange_service.imports(kind="spreadsheet", limit=limit)
 
 
 def _sample(value: Any) -> str:

@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,21 +48,29 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[str]:
-    """Serve a fresh, not yet set up PIU on a free loopback port."""
+@contextmanager
+def serve(instance_path: Path, secret_key: str = "browser-tests") -> Iterator[str]:
+    """Serve a fresh, not yet set up PIU from `instance_path` on a free loopback port."""
     from waitress.server import create_server
 
     from piu_app import create_app, upgrade_database
 
-    app = create_app({"SECRET_KEY": "browser-tests"}, instance_path=tmp_path / "data")
+    app = create_app({"SECRET_KEY": secret_key}, instance_path=instance_path)
     upgrade_database(app, backup=False)
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[str]:
+    with serve(tmp_path / "data") as url:
+        yield url
 
 
 @pytest.fixture

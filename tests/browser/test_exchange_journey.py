@@ -3,11 +3,11 @@ interface, sees the peer's innovation marked with its origin, then undoes the im
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
+from .conftest import serve
 from .test_journey import SHOTS, _fill_form, _set_up
 
 pytestmark = pytest.mark.browser
@@ -15,18 +15,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def peer_server(tmp_path: Path):
-    from waitress.server import create_server
-
-    from piu_app import create_app, upgrade_database
-
-    app = create_app({"SECRET_KEY": "browser-tests-peer"}, instance_path=tmp_path / "peer")
-    upgrade_database(app, backup=False)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with serve(tmp_path / "peer", "browser-tests-peer") as url:
+        yield url
 
 
 def test_export_import_see_origin_and_undo(browser, page, peer_server, tmp_path):
