@@ -225,6 +225,7 @@ class UidMaps:
         self._uid: dict[str, dict[int, str]] = {}
         self._id: dict[str, dict[str, int]] = {}
         self._themes: dict[int, str] | None = None
+        self._theme_ids: dict[str, int] | None = None
 
     def uid_of(self, key: str) -> dict[int, str]:
         if key not in self._uid:
@@ -253,8 +254,13 @@ class UidMaps:
             self._themes = {r[0]: r[1] for r in self.conn.execute(select(Theme.id, Theme.code))}
         return self._themes
 
+    def theme_ids(self) -> dict[str, int]:
+        if self._theme_ids is None:
+            self._theme_ids = {code: id_ for id_, code in self.theme_codes().items()}
+        return self._theme_ids
+
     def reload_themes(self) -> None:
-        self._themes = None
+        self._themes = self._theme_ids = None
 
 
 def child_db_table(child: ChildTable) -> tuple[Table, str, dict[str, str]]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
 from ..database import (
     IndexEntry,
@@ -20,7 +20,7 @@ from ..database import (
     remove_from_index,
     search_index,
 )
-from ..models import db
+from ..models import Theme, db
 from ..registry import RECORD_TYPES, RecordType
 
 
@@ -53,27 +53,75 @@ def remove(record: Any) -> None:
     remove_from_index(db.session.connection(), [record.uid])
 
 
-def index_many(rt: RecordType, records: Sequence[Any]) -> None:
-    """Index many live records at once (load them with `eager_options(rt)` first)."""
-    if records:
-        index_records(db.session.connection(), [_entry(rt, r) for r in records])
+def index_ids(rt: RecordType, ids: Sequence[int]) -> None:
+    """Bring the index up to date for some records of one type, by id (tombstones leave it)."""
+    live, gone = entries_of(rt, ids)
+    conn = db.session.connection()
+    index_records(conn, live)
+    if gone:
+        remove_from_index(conn, gone)
+
+
+def entries_of(rt: RecordType, ids: Sequence[int]) -> tuple[list[IndexEntry], list[str]]:
+    """Return the index entries of the live records among `ids` and the uids of the tombstones.
+
+    The same text as `_entry`, read with plain SQL: building thousands of ORM objects (with their
+    themes and links) costs several times more than the text they yield."""
+    if not ids:
+        return [], []
+    conn = db.session.connection()
+    table = rt.model.__table__
+    own_title = rt.title_attr in table.c
+    computed = {} if own_title else _titles(conn, rt, ids)
+    related = _related_titles(conn, rt, ids)
+    body = [table.c[f.column] for f in rt.fields if f.indexed and f.name != rt.title_attr]
+    title = table.c[rt.title_attr] if own_title else table.c.uid
+    live, gone = [], []
+    for row in conn.execute(select(table.c.id, table.c.uid, table.c.visibility, table.c.deleted, title, *body)
+                            .where(table.c.id.in_(ids))):
+        if row[3]:
+            gone.append(row[1])
+            continue
+        parts = [str(v or "") for v in row[5:]] + related.get(row[0], [])
+        if not own_title:  # see `_entry`: a computed title is indexed with the body
+            parts.insert(0, computed.get(row[0], ""))
+        live.append(IndexEntry(rt.key, row[1], row[2], str(row[4] or "") if own_title else "",
+                               "\n".join(p for p in parts if p)))
+    return live, gone
+
+
+def _titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, str]:
+    """Titles of records by id: their title column, or the model's `names_by_id` for a computed one."""
+    table = rt.model.__table__
+    if rt.title_attr in table.c:
+        return {id_: str(title or "") for id_, title in conn.execute(
+            select(table.c.id, table.c[rt.title_attr]).where(table.c.id.in_(ids)))}
+    return rt.model.names_by_id(conn, ids)
+
+
+def _related_titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Theme labels, then the titles of linked records, per owner id: the words `_entry` adds."""
+    found: dict[int, list[str]] = {}
+    if rt.has_themes:
+        secondary = rt.model.themes.property.secondary
+        owner = next(c for c in secondary.c if c.name != "theme_id")
+        for owner_id, label_fr, label_en in conn.execute(
+                select(owner, Theme.label_fr, Theme.label_en).join(Theme, Theme.id == secondary.c.theme_id)
+                .where(owner.in_(ids)).order_by(owner, Theme.position, Theme.id)):
+            found.setdefault(owner_id, []).append(f"{label_fr} {label_en}")
+    for link in rt.links:
+        rows = link.model.__table__
+        pairs = conn.execute(select(rows.c[link.owner_fk], rows.c[link.target_fk])
+                             .where(rows.c[link.owner_fk].in_(ids)).order_by(rows.c[link.owner_fk], rows.c.id)).all()
+        titles = _titles(conn, RECORD_TYPES[link.target], sorted({target for _owner, target in pairs}))
+        for owner_id, target in pairs:
+            found.setdefault(owner_id, []).append(titles.get(target, ""))
+    return found
 
 
 def remove_uids(uids: Sequence[str]) -> None:
     if uids:
         remove_from_index(db.session.connection(), list(uids))
-
-
-def eager_options(rt: RecordType) -> list:
-    """Load what `_entry` reads (themes, link targets, related records behind a computed title)
-    in a few batched queries instead of several queries per record."""
-    model = rt.model
-    options = [selectinload(getattr(model, f.name)) for f in rt.fields if f.kind == "themes"]
-    options += [selectinload(getattr(model, link.owner_attr)).selectinload(getattr(link.model, link.target_attr))
-                for link in rt.links]
-    if rt.title_attr not in model.__table__.c:  # e.g. Review.name: built from its innovation and reviewer
-        options += [selectinload(getattr(model, f.name)) for f in rt.fields if f.kind == "ref"]
-    return options
 
 
 def rebuild(batch: int = 2000) -> int:
@@ -82,16 +130,12 @@ def rebuild(batch: int = 2000) -> int:
     clear_search_index(conn)
     total = 0
     for rt in RECORD_TYPES.values():
-        last_id = 0
-        while True:
-            rows = list(db.session.scalars(db.select(rt.model).where(rt.model.deleted.is_(False), rt.model.id > last_id)
-                                           .options(*eager_options(rt)).order_by(rt.model.id).limit(batch)))
-            if not rows:
-                break
-            index_records(conn, [_entry(rt, r) for r in rows])
-            total += len(rows)
-            last_id = rows[-1].id
-            db.session.expunge_all()
+        ids = list(conn.execute(select(rt.model.id).where(rt.model.deleted.is_(False)).order_by(rt.model.id))
+                   .scalars())
+        for start in range(0, len(ids), batch):
+            live, _gone = entries_of(rt, ids[start:start + batch])
+            index_records(conn, live)
+            total += len(live)
     return total
 
 

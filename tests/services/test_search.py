@@ -76,3 +76,27 @@ def test_operators_typed_by_users_do_not_break_search(ctx):
     make_innovation(name="Énergie solaire")
     for query in ['"energie', "solaire*", "NEAR(a b)", "a OR", "(", "-solaire", "énergie AND", "^", ":"]:
         search.search(query)  # no syntax error reaches the user
+
+
+def test_bulk_index_text_is_the_text_of_a_saved_record(ctx):
+    """An import indexes thousands of records with plain SQL (`entries_of`); a record saved from its
+    form is indexed from the loaded object (`_entry`). Both must give the same words, for every
+    record type, or a peer's record would be found differently from one's own (the order of the
+    lines of text, e.g. of two carriers, does not matter to a search)."""
+
+    def words(entries):
+        return sorted((e.record_type, e.uid, e.visibility, e.title, sorted(e.body.split("\n"))) for e in entries)
+
+    from piu_app.extensions import db
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import demo
+
+    demo.load()
+    db.session.flush()
+    for rt in RECORD_TYPES.values():
+        records_ = list(db.session.scalars(db.select(rt.model)))
+        assert records_, rt.key
+        bulk, gone = search.entries_of(rt, [r.id for r in records_])
+        one_by_one = [search._entry(rt, r) for r in records_ if not r.deleted]
+        assert words(bulk) == words(one_by_one), rt.key
+        assert gone == [r.uid for r in records_ if r.deleted]
