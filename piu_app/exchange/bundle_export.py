@@ -15,14 +15,16 @@ import hashlib
 import io
 import json
 import os
+import queue
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from flask_babel import LazyString
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
 from .. import __version__
 from ..i18n import load_catalogue
@@ -165,26 +167,62 @@ class _ZipWriter:
         self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
 
     def write_csv(self, name: str, header: list[str], rows: Iterable[list[str]]) -> int:
-        digest, size, count = hashlib.sha256(), 0, 0
+        digest, count = hashlib.sha256(), 0
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(header)
-        with self.zf.open(_info(name), "w") as out:
-            def flush() -> int:
-                data = buffer.getvalue().encode("utf-8")
-                buffer.seek(0)
-                buffer.truncate()
-                digest.update(data)
-                out.write(data)
-                return len(data)
+
+        def taken() -> bytes:
+            data = buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+            return data
+
+        with self.zf.open(_info(name), "w") as out, _Drain(out, digest) as drain:
             for row in rows:
                 writer.writerow(row)
                 count += 1
                 if count % _FLUSH_ROWS == 0:
-                    size += flush()
-            size += flush()
-        self.files[name] = (digest.hexdigest(), size)
+                    drain.put(taken())
+            drain.put(taken())
+        self.files[name] = (digest.hexdigest(), drain.size)
         return count
+
+
+class _Drain:
+    """Hash, compress and write chunks of a member on a second thread while the first one reads
+    the next rows: hashlib and zlib release the GIL, so both cores of a small laptop work."""
+
+    def __init__(self, out: IO[bytes], digest: Any) -> None:
+        self.out, self.digest, self.size = out, digest, 0
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-writer", daemon=True)
+
+    def __enter__(self) -> _Drain:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (data := self.queue.get()) is not None:
+            if self.error is None:  # after a failure, keep emptying the queue so that put() never blocks
+                try:
+                    self.digest.update(data)
+                    self.out.write(data)
+                    self.size += len(data)
+                except BaseException as exc:  # handed over to the caller's thread
+                    self.error = exc
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+
+    def __exit__(self, kind: Any, *_rest: Any) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and kind is None:
+            raise self.error
 
 
 def _info(name: str) -> zipfile.ZipInfo:
@@ -225,8 +263,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
     shared: dict[str, set[int]] = {}
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
-        shared[key] = set(conn.execute(select(table.c.id).where(table.c.visibility.in_(allowed),
-                                                                table.c.draft.is_(False))).scalars())
+        shared[key] = set(conn.execute(select(table.c.id).where(_shared_here(table, allowed))).scalars())
     shared_uids = {key: {maps.uid_of(key)[i] for i in ids} for key, ids in shared.items()}
     resources: list[dict[str, Any]] = []
     schemas: dict[str, dict[str, Any]] = {}
@@ -238,8 +275,10 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
 
         def rows(rtable: bf.RecordTable = rtable, child_rows: dict[str, list[list[str]]] = child_rows,
                  header: list[str] = header) -> Iterator[list[str]]:
-            for _id, row, children in bf.local_rows(conn, rtable, maps, ids=shared[rtable.name]):
-                row = redact(rtable, row, shared_uids)
+            refs = _ref_columns(rtable)
+            table = rtable.table
+            for _id, row, children in bf.local_rows(conn, rtable, maps, where=_shared_here(table, allowed)):
+                row = redact(rtable, row, shared_uids, refs)
                 yield [row[h] for h in header]
                 if row["deleted"] == "true":
                     continue  # a tombstone carries no list
@@ -310,16 +349,27 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
     writer.write_bytes("checksums.sha256", sums.encode("utf-8"))
 
 
-def redact(rtable: bf.RecordTable, row: dict[str, str], shared_uids: Mapping[str, set[str]]) -> dict[str, str]:
+def _shared_here(table: Any, allowed: Iterable[str]) -> Any:
+    """The records of `table` that leave at a level allowing `allowed` visibilities (drafts never do)."""
+    return and_(table.c.visibility.in_(allowed), table.c.draft.is_(False))
+
+
+def _ref_columns(rtable: bf.RecordTable) -> list[tuple[str, str]]:
+    return [(col.name, col.ref or "") for col in rtable.columns if col.kind == "ref"]
+
+
+def redact(rtable: bf.RecordTable, row: dict[str, str], shared_uids: Mapping[str, set[str]],
+           refs: list[tuple[str, str]] | None = None) -> dict[str, str]:
     """Remove what must not travel: links to records that stay here, contact details without consent,
-    and the content of a tombstone (a deletion travels as the record's identity alone)."""
-    out = dict(row)
+    and the content of a tombstone (a deletion travels as the record's identity alone).
+    `row` is changed in place and returned."""
+    out = row
     if out["deleted"] == "true":
         keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
         return {k: (v if k in keep else "") for k, v in out.items()}
-    for col in rtable.columns:
-        if col.kind == "ref" and out[col.name] and out[col.name] not in shared_uids[col.ref or ""]:
-            out[col.name] = ""
+    for name, target in _ref_columns(rtable) if refs is None else refs:
+        if out[name] and out[name] not in shared_uids[target]:
+            out[name] = ""
     if rtable.name == "persons":
         public = out["visibility"] == "public"
         if not (public and out["contact_consent"] == "true"):
