@@ -321,7 +321,13 @@ def _chunks(conn: Connection, query: Any, table: Table, id_at: int, ids: Iterabl
     if ids is not None:
         id_list = sorted(ids)
         for i in range(0, len(id_list), batch):
-            rows = conn.execute(query.where(table.c.id.in_(id_list[i:i + batch]))).all()
+            chunk = id_list[i:i + batch]
+            if chunk[-1] - chunk[0] < 2 * len(chunk):  # dense: a range, then keep the ids asked for
+                wanted = set(chunk)
+                rows = [r for r in conn.execute(query.where(table.c.id.between(chunk[0], chunk[-1])))
+                        if r[id_at] in wanted]
+            else:
+                rows = conn.execute(query.where(table.c.id.in_(chunk))).all()
             if rows:
                 yield rows
         return

@@ -302,9 +302,10 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         in_bundle[key] = set()
         local = {r.uid: (r.id, r.version, r.origin_instance) for r in conn.execute(
             select(rtable.table.c.id, rtable.table.c.uid, rtable.table.c.version, rtable.table.c.origin_instance))}
-        digests: dict[str, str] = {}
+        digests: dict[str, bytes] = {}
         incoming: dict[str, Decision] = {}
         self_refs: list[tuple[int, str]] = []
+        self_ref_columns = [col.name for col in rtable.columns if col.kind == "ref" and col.ref == key]
         for line, row in _rows(bundle, resources, key, [c.name for c in rtable.columns], plan):
             values = _check_row(plan, key, line, rtable.columns, row, in_bundle, vocab, conn)
             if values is None:
@@ -315,9 +316,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
                                      table=key, line=line, uid=uid))
                 continue
             in_bundle[key].add(uid)
-            for col in rtable.columns:
-                if col.kind == "ref" and col.ref == key and row[col.name]:
-                    self_refs.append((line, row[col.name]))
+            self_refs += [(line, row[name]) for name in self_ref_columns if row[name]]
             incoming[uid] = Decision(key, uid, "", title=str(values.get(rtable.rt.title_attr) or ""),
                                      version=values["version"], deleted=values["deleted"],
                                      origin=values["origin_instance"])
@@ -400,12 +399,15 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
     deleted = row.get("deleted") == "true"
     for col in columns:
         text = row[col.name]
-        try:
-            values[col.name] = bf.read_value(col.kind if col.kind != "ref" else "text", text)
-        except bf.CellError:
-            problems.append(_("%(col)s : « %(value)s » n'est pas un(e) %(kind)s valide.", col=col.name,
-                              value=text[:40], kind=_kind_label(col.kind)))
-            continue
+        if col.kind in _TEXT_KINDS:  # most cells: no parsing, only the formula escape to take off
+            values[col.name] = restore(text) if text else ""
+        else:
+            try:
+                values[col.name] = bf.read_value(col.kind, text)
+            except bf.CellError:
+                problems.append(_("%(col)s : « %(value)s » n'est pas un(e) %(kind)s valide.", col=col.name,
+                                  value=text[:40], kind=_kind_label(col.kind)))
+                continue
         if not text:
             if col.required and (col.name in bf.IDENTITY or not deleted):
                 problems.append(_("%(col)s : valeur obligatoire manquante.", col=col.name))
@@ -437,6 +439,9 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
     return values
 
 
+_TEXT_KINDS = frozenset({"text", "ref"})
+
+
 def _kind_label(kind: str) -> str:
     return {"int": _("nombre entier"), "float": _("nombre"), "date": _("date (AAAA-MM-JJ)"),
             "datetime": _("date et heure UTC"), "bool": _("booléen (true/false)")}.get(kind, kind)
@@ -454,8 +459,10 @@ def _exists(conn: Connection, key: str, uid: str) -> bool:
     return conn.execute(select(table.c.id).where(table.c.uid == uid)).first() is not None
 
 
-def _digest(row: Mapping[str, str]) -> str:
-    return hashlib.sha1("\x1f".join(f"{k}={row[k]}" for k in sorted(row)).encode()).hexdigest()
+def _digest(row: Mapping[str, str]) -> bytes:
+    """Fingerprint of a row in the bundle's form. Both sides list the columns of the table in the
+    same order; NUL, refused in a bundle's cells, cannot blur the boundary between two cells."""
+    return hashlib.sha1("\x00".join(row.values()).encode()).digest()
 
 
 def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTable, plan: Plan,
@@ -504,7 +511,7 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
             uid = same_version[local_id]
             d = incoming[uid]
             theirs = (digests[uid], tuple((name, tuple(children[name].get(uid, []))) for name in sorted(children)))
-            mine = (_digest(row), tuple((name, tuple(sorted(kids[name]))) for name in sorted(kids)))
+            mine = (_digest(row), tuple((name, tuple(kids[name])) for name in sorted(kids)))  # kids come sorted
             if theirs == mine:
                 d.action = "unchanged"
             elif d.origin == producer:

@@ -13,6 +13,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from ..database import bulk_cache
 from ..exchange import bundle_export, bundle_import
 from ..exchange.bundle_import import Plan
 from ..models import ImportBatch, ImportConflict, db
@@ -23,8 +24,9 @@ from . import instance as instance_service
 def export(level: str, out: Path, *, uploads: Path | None = None, include_documents: bool = False,
            max_document_bytes: int = bundle_export.MAX_DOCUMENT_BYTES) -> bundle_export.ExportSummary:
     """Write the bundle of what is shared at `level` (network or public) to `out`."""
-    return bundle_export.export_bundle(out, level=level, uploads=uploads, include_documents=include_documents,
-                                       max_document_bytes=max_document_bytes)
+    with bulk_cache(db.session.connection()):
+        return bundle_export.export_bundle(out, level=level, uploads=uploads, include_documents=include_documents,
+                                           max_document_bytes=max_document_bytes)
 
 
 def default_filename() -> str:
@@ -35,7 +37,8 @@ def preview(path: Path, *, filename: str = "") -> Plan:
     """Check a bundle and tell what importing it would do; nothing is written. Close `plan.bundle` after."""
     bundle = bundle_import.open_bundle(path, filename=filename)
     try:
-        return bundle_import.plan_import(bundle, instance_service.instance_code())
+        with bulk_cache(db.session.connection()):
+            return bundle_import.plan_import(bundle, instance_service.instance_code())
     except BaseException:
         bundle.close()
         raise
@@ -49,7 +52,8 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
     try:
         if backup is not None and plan.has_changes:
             backup()
-        return plan, bundle_import.apply_import(plan, username=username, uploads=uploads)
+        with bulk_cache(db.session.connection()):
+            return plan, bundle_import.apply_import(plan, username=username, uploads=uploads)
     finally:
         plan.bundle.close()
 
