@@ -348,7 +348,7 @@ def _load_children(conn: Connection, rtable: RecordTable, maps: UidMaps, ids: li
         if is_column_child(child):
             features_at, id_at = position["features"], position["id"]
             for r in rows:
-                codes = [c for c in (r[features_at] or "").split(";") if c]
+                codes = sorted(c for c in (r[features_at] or "").split(";") if c)  # join rows come sorted
                 if codes:
                     per_owner[r[id_at]] = [(code,) for code in codes]
             found[child.name] = per_owner

@@ -485,7 +485,7 @@ def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTab
 
 
 def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str]],
-            incoming: dict[str, Decision], digests: Mapping[str, str],
+            incoming: dict[str, Decision], digests: Mapping[str, bytes],
             children: Mapping[str, Mapping[str, list[tuple]]], conn: Connection) -> None:
     producer = plan.bundle.origin_instance
     same_version: dict[int, str] = {}

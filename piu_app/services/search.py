@@ -93,10 +93,15 @@ def entries_of(rt: RecordType, ids: Sequence[int]) -> tuple[list[IndexEntry], li
 def _titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, str]:
     """Titles of records by id: their title column, or the model's `names_by_id` for a computed one."""
     table = rt.model.__table__
-    if rt.title_attr in table.c:
-        return {id_: str(title or "") for id_, title in conn.execute(
-            select(table.c.id, table.c[rt.title_attr]).where(table.c.id.in_(ids)))}
-    return rt.model.names_by_id(conn, ids)
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 2000):  # many links can point to many records: bounded IN lists
+        chunk = ids[start:start + 2000]
+        if rt.title_attr in table.c:
+            found.update((id_, str(title or "")) for id_, title in conn.execute(
+                select(table.c.id, table.c[rt.title_attr]).where(table.c.id.in_(chunk))))
+        else:
+            found.update(rt.model.names_by_id(conn, chunk))
+    return found
 
 
 def _related_titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, list[str]]:
