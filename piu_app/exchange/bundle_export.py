@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +27,7 @@ from flask_babel import LazyString
 from sqlalchemy import Connection, and_, select
 
 from .. import __version__
+from ..database import driver_rows
 from ..i18n import load_catalogue
 from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcnow
 from ..models.actors import Place, Territory
@@ -36,7 +37,6 @@ from . import bundle_format as bf
 LEVELS = {"network": ("network", "public"), "public": ("public",)}
 DEFAULT_LICENCE = {"public": "etalab-2.0", "network": "network-agreement"}
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
-_FLUSH_ROWS = 2000
 
 
 @dataclass
@@ -166,7 +166,8 @@ class _ZipWriter:
         self.zf.writestr(_info(name), data)
         self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
 
-    def write_csv(self, name: str, header: list[str], rows: Iterable[list[str]]) -> int:
+    def write_csv(self, name: str, header: list[str], batches: Iterable[list[list[str]]]) -> int:
+        """Write a CSV member from batches of rows; return the number of rows."""
         digest, count = hashlib.sha256(), 0
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
@@ -179,11 +180,10 @@ class _ZipWriter:
             return data
 
         with self.zf.open(_info(name), "w") as out, _Drain(out, digest) as drain:
-            for row in rows:
-                writer.writerow(row)
-                count += 1
-                if count % _FLUSH_ROWS == 0:
-                    drain.put(taken())
+            for rows in batches:
+                writer.writerows(rows)
+                count += len(rows)
+                drain.put(taken())
             drain.put(taken())
         self.files[name] = (digest.hexdigest(), drain.size)
         return count
@@ -259,40 +259,33 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
            instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int) -> None:
     allowed = LEVELS[level]
-    maps = bf.UidMaps(conn)
-    shared: dict[str, set[int]] = {}
+    shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
-        shared[key] = set(conn.execute(select(table.c.id).where(_shared_here(table, allowed))).scalars())
-    shared_uids = {key: {maps.uid_of(key)[i] for i in ids} for key, ids in shared.items()}
+        shared_uid_of[key] = dict(driver_rows(conn, select(table.c.id, table.c.uid)
+                                              .where(_shared_here(table, allowed))))
+    shared = {key: uids.keys() for key, uids in shared_uid_of.items()}
+    shared_uids = {key: set(uids.values()) for key, uids in shared_uid_of.items()}
+    themes = bf.UidMaps(conn).theme_codes()
     resources: list[dict[str, Any]] = []
     schemas: dict[str, dict[str, Any]] = {}
-
     for key in bf.TABLE_ORDER:
         rtable = bf.TABLES[key]
-        child_rows: dict[str, list[list[str]]] = {c.name: [] for c in rtable.children}
+        table = rtable.table
         header = [c.name for c in rtable.columns]
-
-        def rows(rtable: bf.RecordTable = rtable, child_rows: dict[str, list[list[str]]] = child_rows,
-                 header: list[str] = header) -> Iterator[list[str]]:
-            refs = _ref_columns(rtable)
-            table = rtable.table
-            for _id, row, children in bf.local_rows(conn, rtable, maps, where=_shared_here(table, allowed)):
-                row = redact(rtable, row, shared_uids, refs)
-                yield [row[h] for h in header]
-                if row["deleted"] == "true":
-                    continue  # a tombstone carries no list
-                for child in rtable.children:
-                    for values in children[child.name]:
-                        if all(v in shared_uids[c.ref or ""] for c, v in zip(child.columns[1:], values, strict=True)
-                               if c.kind == "ref"):
-                            child_rows[child.name].append([row["uid"], *values])
-        summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, rows())
+        shared_here = _shared_here(table, allowed)
+        # Links to records that stay here come out empty: the export reads them through the maps of
+        # shared records only.
+        batches = bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)
+        summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, map(_redactor(rtable), batches))
         schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
         resources.append(_resource(key, rtable.rt.label_plural))
         for child in rtable.children:
+            # a tombstone carries no list
+            rows = bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
+                                      owners=and_(shared_here, table.c.deleted.is_(False)))
             summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
-                                                        child_rows[child.name])
+                                                        rows)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]
@@ -305,7 +298,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
     resources.append(_resource("documents", ("Pièces jointes", "Attachments")))
 
     for name, terms in _vocabularies(conn).items():
-        writer.write_csv(f"vocabularies/{name}.csv", list(bf.VOCABULARY_COLUMNS), terms)
+        writer.write_csv(f"vocabularies/{name}.csv", list(bf.VOCABULARY_COLUMNS), [terms])
         resources.append({"name": f"vocabulary_{name}", "type": "table", "path": f"vocabularies/{name}.csv",
                           "scheme": "file", "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
                           "title": f"Vocabulaire {name} / Vocabulary {name}",
@@ -354,29 +347,36 @@ def _shared_here(table: Any, allowed: Iterable[str]) -> Any:
     return and_(table.c.visibility.in_(allowed), table.c.draft.is_(False))
 
 
-def _ref_columns(rtable: bf.RecordTable) -> list[tuple[str, str]]:
-    return [(col.name, col.ref or "") for col in rtable.columns if col.kind == "ref"]
+def _redactor(rtable: bf.RecordTable) -> Any:
+    """Return the function that removes, from a batch of rows (texts in column order), what must
+    not travel: contact details without consent, a private person's biography, and the content
+    of a tombstone (a deletion travels as the record's identity alone). Links to records that
+    stay here are already empty (see `_write`). Rows are changed in place; the batch is returned."""
+    names = [c.name for c in rtable.columns]
+    at = {name: i for i, name in enumerate(names)}
+    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
+    cleared = [i for i, name in enumerate(names) if name not in keep]
+    deleted = at["deleted"]
+    persons = rtable.name == "persons"
+    if persons:
+        visibility, consent = at["visibility"], at["contact_consent"]
+        contact, bio = (at["email"], at["phone"]), at["public_bio"]
 
+    def redact(rows: list[list[str]]) -> list[list[str]]:
+        for row in rows:
+            if row[deleted] == "true":
+                for i in cleared:
+                    row[i] = ""
+            elif persons:
+                public = row[visibility] == "public"
+                if not (public and row[consent] == "true"):
+                    for i in contact:
+                        row[i] = ""
+                if not public:
+                    row[bio] = ""
+        return rows
 
-def redact(rtable: bf.RecordTable, row: dict[str, str], shared_uids: Mapping[str, set[str]],
-           refs: list[tuple[str, str]] | None = None) -> dict[str, str]:
-    """Remove what must not travel: links to records that stay here, contact details without consent,
-    and the content of a tombstone (a deletion travels as the record's identity alone).
-    `row` is changed in place and returned."""
-    out = row
-    if out["deleted"] == "true":
-        keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
-        return {k: (v if k in keep else "") for k, v in out.items()}
-    for name, target in _ref_columns(rtable) if refs is None else refs:
-        if out[name] and out[name] not in shared_uids[target]:
-            out[name] = ""
-    if rtable.name == "persons":
-        public = out["visibility"] == "public"
-        if not (public and out["contact_consent"] == "true"):
-            out["email"] = out["phone"] = ""
-        if not public:
-            out["public_bio"] = ""
-    return out
+    return redact
 
 
 def _resource(name: str, label: Any) -> dict[str, Any]:
@@ -431,10 +431,10 @@ def _write_documents(writer: _ZipWriter, conn: Connection, allowed: tuple[str, .
         values = {c.name: bf.write_value(c.kind, doc[c.attr]) for c in bf.DOCUMENT_COLUMNS if c.attr}
         values["file_included"] = "true" if has_file else "false"
         rows.append([values[h] for h in header])
-    return writer.write_csv("data/documents.csv", header, rows), included
+    return writer.write_csv("data/documents.csv", header, [rows]), included
 
 
-def _write_geo(writer: _ZipWriter, conn: Connection, shared: Mapping[str, set[int]]) -> None:
+def _write_geo(writer: _ZipWriter, conn: Connection, shared: Mapping[str, Collection[int]]) -> None:
     """GeoJSON (RFC 7946: WGS84, [longitude, latitude]) of shared places and experiments."""
     places = []
     for p in conn.execute(select(Place.id, Place.uid, Place.name, Place.place_type, Place.visibility, Place.lat,

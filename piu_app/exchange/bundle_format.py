@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, select, type_coerce
+from sqlalchemy.types import NullType
 
+from ..database import driver_rows, stored_date_text, stored_datetime_text
 from ..models import ReviewScore, Theme
 from ..registry import RECORD_TYPES, RecordType
-from .cells import neutralise, restore
+from .cells import FORMULA_TRIGGERS, neutralise, restore
 
 FORMAT_NAME = "piu-registre"
 FORMAT_VERSION = (1, 0)  # major, minor: a bundle of a newer format is refused
@@ -35,6 +39,7 @@ IDENTITY = ("uid", "origin_instance", "created_at", "updated_at", "version", "de
             "licence", "source")
 EXTRA_COLUMNS = {"reviews": ("verified",)}  # derived columns a peer cannot recompute without our data
 
+T = TypeVar("T")
 UID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -230,7 +235,7 @@ class UidMaps:
     def uid_of(self, key: str) -> dict[int, str]:
         if key not in self._uid:
             table = TABLES[key].table
-            self._uid[key] = {r[0]: r[1] for r in self.conn.execute(select(table.c.id, table.c.uid))}
+            self._uid[key] = dict(driver_rows(self.conn, select(table.c.id, table.c.uid)))
         return self._uid[key]
 
     def id_of(self, key: str) -> dict[str, int]:
@@ -285,35 +290,164 @@ def is_column_child(child: ChildTable) -> bool:
 
 
 def local_rows(conn: Connection, rtable: RecordTable, maps: UidMaps, *, ids: Iterable[int] | None = None,
-               where: Any = None, batch: int = 5000) -> Iterator[tuple[int, dict[str, str], dict[str, list[tuple]]]]:
+               batch: int = 5000) -> Iterator[tuple[int, dict[str, str], dict[str, list[tuple]]]]:
     """Yield (id, row, children) of local records in the bundle's form, by batches of ids."""
     table = rtable.table
-    query = select(table).order_by(table.c.id)
-    if where is not None:
-        query = query.where(where)
+    query = raw_select(table).order_by(table.c.id)
     position = {c.name: i for i, c in enumerate(table.c)}
     id_at = position["id"]
-    # One converter per column, chosen once: a chain of `if kind == …` per cell costs more than the
-    # conversion itself over 100 000 records.
-    converters = [(col.name, position[col.attr], _to_text(col, maps)) for col in rtable.columns]
-    names = [c.name for c in rtable.children]
+    names = [c.name for c in rtable.columns]
+    text_of = row_text_function(rtable, position, maps.uid_of)
+    children_names = [c.name for c in rtable.children]
     for rows in _chunks(conn, query, table, id_at, ids, batch):
         children = _load_children(conn, rtable, maps, [r[id_at] for r in rows], rows, position)
-        per_child = [children[name] for name in names]
+        per_child = [children[name] for name in children_names]
         for r in rows:
             id_ = r[id_at]
-            yield (id_, {name: convert(r[at]) for name, at, convert in converters},
-                   {name: found.get(id_, []) for name, found in zip(names, per_child, strict=True)})
+            yield (id_, dict(zip(names, text_of(r), strict=True)),
+                   {name: found.get(id_, []) for name, found in zip(children_names, per_child, strict=True)})
 
 
-def _to_text(col: Column, maps: UidMaps) -> Any:
-    """Return the function that writes a stored value of `col` as its CSV text."""
-    if col.kind == "ref":
-        uids = maps.uid_of(col.ref or "")
-        return lambda value: "" if value is None else uids.get(value, "")
-    if col.kind == "text":
-        return lambda value: "" if value is None else neutralise(str(value))
-    return lambda value, kind=col.kind: write_value(kind, value)
+def raw_select(table: Table) -> Any:
+    """SELECT every column of `table` as the driver returns it (no SQLAlchemy type processing):
+    the text functions below take raw values, which spares building a datetime per timestamp."""
+    return select(*(type_coerce(c, NullType()).label(c.name) for c in table.c))
+
+
+_RISKY_START = frozenset(FORMULA_TRIGGERS + "'")  # text starting otherwise never needs `neutralise`
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else neutralise(value) if value[:1] in _RISKY_START else value
+
+
+CELL_TEXT: dict[str, Any] = {
+    # kind -> raw stored value -> CSV text; the same text as `write_value` gives for the typed value
+    "text": _text,
+    "bool": lambda v: "" if v is None else "true" if v else "false",
+    "int": lambda v: "" if v is None else str(int(v)),
+    "float": lambda v: "" if v is None else repr(float(v)),
+    "date": lambda v: "" if v is None else stored_date_text(v),
+    "datetime": lambda v: "" if v is None else stored_datetime_text(v),
+}
+
+
+def row_text_function(rtable: RecordTable, position: Mapping[str, int],
+                      uids_of: Any) -> Any:
+    """Return a function: raw row of `rtable`'s table -> list of its bundle columns' texts.
+
+    `uids_of(key)` gives the id -> uid map used for links to records of `key` (an id missing from
+    it writes an empty cell: that is how an export leaves out links to records that stay here).
+    The function is generated once per table: one expression per column, inlined for the text and
+    link cells that make most of a row, because a Python call per cell costs as much as the rest
+    of the export over 100 000 records."""
+    env: dict[str, Any] = {"neutralise": neutralise, "RISKY": _RISKY_START}
+    cells = []
+    for n, col in enumerate(rtable.columns):
+        raw = f"r[{position[col.attr]}]"
+        if col.kind == "text":
+            cells.append(f"('' if (v := {raw}) is None else neutralise(v) if v[:1] in RISKY else v)")
+        elif col.kind == "ref":
+            env[f"uids{n}"] = uids_of(col.ref or "")
+            cells.append(f"('' if (v := {raw}) is None else uids{n}.get(v, ''))")
+        else:
+            env[f"cell{n}"] = CELL_TEXT[col.kind]
+            cells.append(f"cell{n}({raw})")
+    source = "def row_text(r):\n    return [" + ", ".join(cells) + "]\n"
+    exec(compile(source, f"<bundle row of {rtable.name}>", "exec"), env)  # noqa: S102 - our own column list
+    return env["row_text"]
+
+
+def record_text_rows(conn: Connection, rtable: RecordTable, uids_of: Any, *, where: Any,
+                     batch: int = 5000) -> Iterator[list[list[str]]]:
+    """Yield, by batches in id order, the rows (lists of texts, in column order) of the records
+    of `rtable` that match `where`."""
+    table = rtable.table
+    position = {c.name: i for i, c in enumerate(table.c)}
+    text_of = row_text_function(rtable, position, uids_of)
+    pages = _chunks(conn, raw_select(table).where(where).order_by(table.c.id), table, position["id"], None, batch)
+    for rows in read_ahead(pages):
+        yield [text_of(r) for r in rows]
+
+
+def read_ahead(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate `pages` on a second thread, up to `depth` pages ahead of the caller.
+
+    SQLite steps through rows with the GIL released, so the next page is read while the caller
+    converts and writes the current one: both cores of a small laptop work. Until the iteration
+    ends the connection belongs to the reading thread: the caller must not use it meanwhile."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                ready.put(("page", page))
+            ready.put(("end", None))
+        except BaseException as exc:  # handed over to the caller's thread
+            ready.put(("error", exc))
+
+    reader = threading.Thread(target=read, name="bundle-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:  # the caller stopped early or failed: let the reader finish before the connection is used again
+        stop.set()
+        while reader.is_alive():
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        reader.join()
+
+
+def child_text_rows(conn: Connection, rtable: RecordTable, child: ChildTable, uids_of: Any, themes: Mapping[int, str],
+                    *, owners: Any, window: int = 5000) -> Iterator[list[list[str]]]:
+    """Yield, by batches, the join rows (texts) of the records of `rtable` that match `owners`:
+    grouped by owner in id order, each owner's rows sorted, rows with a link to a record missing
+    from `uids_of` left out."""
+    table = rtable.table
+    owner_uids = uids_of(rtable.name)
+    if is_column_child(child):
+        found: list[list[str]] = []
+        for owner_id, features in driver_rows(conn, select(table.c.id, table.c.features).where(owners)
+                                              .order_by(table.c.id)):
+            found += [[owner_uids[owner_id], code] for code in sorted(c for c in (features or "").split(";") if c)]
+        yield found
+        return
+    ctable, owner_col, mapping = child_db_table(child)
+    owner = ctable.c[owner_col]
+    columns = child.columns[1:]
+    # Column by column: a dict's `get` mapped over a column runs in C, with no Python call per cell.
+    converters = [themes.get if col.name == "theme_code" else uids_of(col.ref or "").get if col.kind == "ref"
+                  else CELL_TEXT[col.kind] for col in columns]
+    query = (select(owner, *(type_coerce(ctable.c[mapping[col.name]], NullType()) for col in columns))
+             .join_from(ctable, table, table.c.id == owner).where(owners))
+    top = conn.execute(select(func.max(table.c.id))).scalar() or 0
+    windows = (driver_rows(conn, query.where(owner > low, owner <= low + window)) for low in range(0, top, window))
+    for rows in read_ahead(windows):  # windows of owner ids: memory stays flat
+        if not rows:
+            continue
+        owner_ids, *raw = zip(*rows, strict=True)
+        cells = [map(convert, values) for convert, values in zip(converters, raw, strict=True)]
+        # (owner id, owner uid, cells…) sorted: owners in id order, each owner's rows sorted; a link
+        # to a record that stays here (or an unknown theme) maps to None and leaves the row out.
+        found = sorted(row for row in zip(owner_ids, map(owner_uids.__getitem__, owner_ids), *cells, strict=True)
+                       if None not in row)
+        yield [row[1:] for row in found]
+
+
+def _lookup(texts: Mapping[Any, str]) -> Any:
+    """Raw value -> its text in `texts` (a uid, a theme code), or "" when it has none."""
+    return lambda value: "" if value is None else texts.get(value, "")
 
 
 def _chunks(conn: Connection, query: Any, table: Table, id_at: int, ids: Iterable[int] | None,
@@ -324,16 +458,16 @@ def _chunks(conn: Connection, query: Any, table: Table, id_at: int, ids: Iterabl
             chunk = id_list[i:i + batch]
             if chunk[-1] - chunk[0] < 2 * len(chunk):  # dense: a range, then keep the ids asked for
                 wanted = set(chunk)
-                rows = [r for r in conn.execute(query.where(table.c.id.between(chunk[0], chunk[-1])))
+                rows = [r for r in driver_rows(conn, query.where(table.c.id.between(chunk[0], chunk[-1])))
                         if r[id_at] in wanted]
             else:
-                rows = conn.execute(query.where(table.c.id.in_(chunk))).all()
+                rows = driver_rows(conn, query.where(table.c.id.in_(chunk)))
             if rows:
                 yield rows
         return
     last = 0
     while True:  # keyset pages: memory stays flat whatever the size of the register
-        rows = conn.execute(query.where(table.c.id > last).limit(batch)).all()
+        rows = driver_rows(conn, query.where(table.c.id > last).limit(batch))
         if not rows:
             return
         yield rows
@@ -354,21 +488,18 @@ def _load_children(conn: Connection, rtable: RecordTable, maps: UidMaps, ids: li
             found[child.name] = per_owner
             continue
         table, owner_col, mapping = child_db_table(child)
-        db_cols = [table.c[owner_col], *(table.c[mapping[c.name]] for c in child.columns[1:])]
-        converters = []
-        for col in child.columns[1:]:
-            if col.name == "theme_code":
-                themes = maps.theme_codes()
-                converters.append(lambda value, themes=themes: themes.get(value, ""))
-            else:
-                converters.append(_to_text(col, maps))
+        columns = child.columns[1:]
+        db_cols = [table.c[owner_col], *(type_coerce(table.c[mapping[c.name]], NullType()) for c in columns)]
+        themes = maps.theme_codes()
+        converters = [_lookup(themes) if col.name == "theme_code" else
+                      _lookup(maps.uid_of(col.ref or "")) if col.kind == "ref" else CELL_TEXT[col.kind]
+                      for col in columns]
         owner = table.c[owner_col]
         wanted = set(ids)
         dense = bool(ids) and max(ids) - min(ids) < 2 * len(ids)
-        # A dense batch (keyset pages of an export) is read as a range: an IN list of 5 000 ids costs
-        # more to build than the rows it selects.
+        # A dense batch is read as a range: an IN list of 5 000 ids costs more to build than the rows it selects.
         query = select(*db_cols).where(owner.between(min(ids), max(ids)) if dense else owner.in_(ids))
-        for owner_id, *values in conn.execute(query):
+        for owner_id, *values in driver_rows(conn, query):
             if owner_id not in wanted:
                 continue
             per_owner.setdefault(owner_id, []).append(

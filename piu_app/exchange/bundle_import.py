@@ -34,7 +34,7 @@ from typing import IO, Any
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal, select, update
 
-from ..database import fold
+from ..database import deferred_indexes, fold
 from ..models import (
     ChangeLog,
     Document,
@@ -601,26 +601,26 @@ def apply_import(plan: Plan, *, username: str, uploads: Path) -> ImportBatch | N
     maps = bf.UidMaps(conn)
     resources = {str(r.get("name")): r for r in bundle.descriptor.get("resources", []) if isinstance(r, dict)}
     touched: dict[str, list[int]] = {}
-    for key in bf.TABLE_ORDER:
-        wanted = plan.to_write(key)
-        if not wanted:
-            continue
-        rtable = bf.TABLES[key]
-        header = [c.name for c in rtable.columns]
-        touched[key] = []
-        chunk: dict[str, dict[str, str]] = {}
-        for _line, row in _rows(bundle, resources, key, header, plan):
-            if row["uid"] in wanted:
-                chunk[row["uid"]] = row
-            if len(chunk) >= WRITE_CHUNK:
+    with deferred_indexes(conn, _incoming_rows(plan)):
+        for key in bf.TABLE_ORDER:
+            wanted = plan.to_write(key)
+            if not wanted:
+                continue
+            rtable = bf.TABLES[key]
+            header = [c.name for c in rtable.columns]
+            touched[key] = []
+            chunk: dict[str, dict[str, str]] = {}
+            for _line, row in _rows(bundle, resources, key, header, plan):
+                if row["uid"] in wanted:
+                    chunk[row["uid"]] = row
+                if len(chunk) >= WRITE_CHUNK:
+                    touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
+                                                  origin_label=bundle.origin_name, username=username)
+                    chunk = {}
+            if chunk:
                 touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
                                               origin_label=bundle.origin_name, username=username)
-                chunk = {}
-        if chunk:
-            touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
-                                          origin_label=bundle.origin_name, username=username)
-        link_self_refs(conn, rtable, maps, [(row_uid, parent) for row_uid, parent in _self_refs(bundle, resources, key,
-                                                                                                header, plan, wanted)])
+            link_self_refs(conn, rtable, maps, list(_self_refs(bundle, resources, key, header, plan, wanted)))
     _write_documents(conn, plan, uploads, batch.id)
     for d in _new_conflicts(conflicts):
         db.session.add(ImportConflict(batch_id=batch.id, record_type=d.table, record_uid=d.uid, reason=d.reason,
@@ -630,6 +630,24 @@ def apply_import(plan: Plan, *, username: str, uploads: Path) -> ImportBatch | N
     db.session.flush()
     reindex(touched)
     return batch
+
+
+def _incoming_rows(plan: Plan) -> dict[str, int]:
+    """How many rows applying `plan` inserts into each table, at most (for `deferred_indexes`)."""
+    incoming: dict[str, int] = {}
+    for key in bf.TABLE_ORDER:
+        writing = len(plan.to_write(key))
+        if not writing:
+            continue
+        rtable = bf.TABLES[key]
+        incoming[rtable.table.name] = writing
+        for child in rtable.children:
+            if not bf.is_column_child(child):
+                rows = sum(len(r) for r in plan.children.get(child.name, {}).values())
+                incoming[bf.child_db_table(child)[0].name] = rows
+        for log in (ChangeLog.__table__.name, ImportChange.__table__.name):
+            incoming[log] = incoming.get(log, 0) + writing
+    return incoming
 
 
 def _new_conflicts(conflicts: list[Decision]) -> list[Decision]:

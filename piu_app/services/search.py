@@ -16,6 +16,7 @@ from ..database import (
     IndexEntry,
     SearchHit,
     clear_search_index,
+    driver_rows,
     index_records,
     remove_from_index,
     search_index,
@@ -77,8 +78,11 @@ def entries_of(rt: RecordType, ids: Sequence[int]) -> tuple[list[IndexEntry], li
     body = [table.c[f.column] for f in rt.fields if f.indexed and f.name != rt.title_attr]
     title = table.c[rt.title_attr] if own_title else table.c.uid
     live, gone = [], []
-    for row in conn.execute(select(table.c.id, table.c.uid, table.c.visibility, table.c.deleted, title, *body)
-                            .where(table.c.id.in_(ids))):
+    wanted = set(ids)
+    for row in driver_rows(conn, select(table.c.id, table.c.uid, table.c.visibility, table.c.deleted, title, *body)
+                           .where(_among(table.c.id, ids))):
+        if row[0] not in wanted:
+            continue
         if row[3]:
             gone.append(row[1])
             continue
@@ -88,6 +92,14 @@ def entries_of(rt: RecordType, ids: Sequence[int]) -> tuple[list[IndexEntry], li
         live.append(IndexEntry(rt.key, row[1], row[2], str(row[4] or "") if own_title else "",
                                "\n".join(p for p in parts if p)))
     return live, gone
+
+
+def _among(column: Any, ids: Sequence[int]) -> Any:
+    """`column IN ids`, or a range covering them when they are dense (the records an import just
+    wrote): an IN list of 2 000 ids costs more to build than the rows it selects. The caller keeps
+    only the ids it asked for."""
+    low, high = min(ids), max(ids)
+    return column.between(low, high) if high - low < 2 * len(ids) else column.in_(ids)
 
 
 def _titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, str]:
@@ -107,17 +119,20 @@ def _titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, str]:
 def _related_titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, list[str]]:
     """Theme labels, then the titles of linked records, per owner id: the words `_entry` adds."""
     found: dict[int, list[str]] = {}
+    wanted = set(ids)
     if rt.has_themes:
         secondary = rt.model.themes.property.secondary
         owner = next(c for c in secondary.c if c.name != "theme_id")
-        for owner_id, label_fr, label_en in conn.execute(
+        for owner_id, label_fr, label_en in driver_rows(conn,
                 select(owner, Theme.label_fr, Theme.label_en).join(Theme, Theme.id == secondary.c.theme_id)
-                .where(owner.in_(ids)).order_by(owner, Theme.position, Theme.id)):
-            found.setdefault(owner_id, []).append(f"{label_fr} {label_en}")
+                .where(_among(owner, ids)).order_by(owner, Theme.position, Theme.id)):
+            if owner_id in wanted:
+                found.setdefault(owner_id, []).append(f"{label_fr} {label_en}")
     for link in rt.links:
         rows = link.model.__table__
-        pairs = conn.execute(select(rows.c[link.owner_fk], rows.c[link.target_fk])
-                             .where(rows.c[link.owner_fk].in_(ids)).order_by(rows.c[link.owner_fk], rows.c.id)).all()
+        pairs = [(owner_id, target) for owner_id, target in driver_rows(conn,
+                 select(rows.c[link.owner_fk], rows.c[link.target_fk]).where(_among(rows.c[link.owner_fk], ids))
+                 .order_by(rows.c[link.owner_fk], rows.c.id)) if owner_id in wanted]
         titles = _titles(conn, RECORD_TYPES[link.target], sorted({target for _owner, target in pairs}))
         for owner_id, target in pairs:
             found.setdefault(owner_id, []).append(titles.get(target, ""))

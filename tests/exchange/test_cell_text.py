@@ -1,0 +1,106 @@
+"""Bulk reads write every cell exactly as `write_value` writes the typed value.
+
+Exports and the comparison of a re-import read raw driver values (SQLite hands back the text
+SQLAlchemy stored) and turn them into bundle text without building Python dates; these tests hold
+that shortcut to the one definition of a cell's text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, select
+from sqlalchemy.dialects import sqlite
+
+from piu_app.database import stored_date_text, stored_datetime_text
+from piu_app.exchange import bundle_format as bf
+
+naive_datetimes = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1))
+
+
+def _as_sqlite_stores(value: dt.datetime) -> str:
+    dialect = sqlite.dialect()
+    return DateTime().dialect_impl(dialect).bind_processor(dialect)(value)
+
+
+@given(naive_datetimes)
+def test_a_timestamp_as_sqlite_stores_it_is_written_as_its_datetime(value):
+    assert stored_datetime_text(_as_sqlite_stores(value)) == bf.write_value("datetime", value)
+    assert stored_datetime_text(value) == bf.write_value("datetime", value)  # PostgreSQL hands a datetime
+
+
+def test_a_timestamp_stored_in_another_text_form_is_still_read():
+    assert stored_datetime_text("2026-03-01 10:00:00") == "2026-03-01T10:00:00Z"
+    assert stored_datetime_text("2026-03-01 10:00:00.250000") == "2026-03-01T10:00:00.250000Z"
+    assert stored_datetime_text("2026-03-01 10:00:00.000000") == "2026-03-01T10:00:00Z"
+
+
+@given(st.dates())
+def test_a_date_is_written_in_iso_form_from_text_or_date(value):
+    assert stored_date_text(value.isoformat()) == stored_date_text(value) == bf.write_value("date", value)
+
+
+@given(st.one_of(st.none(), st.text()))
+def test_raw_text_cells_are_written_like_typed_ones(value):
+    assert bf.CELL_TEXT["text"](value) == bf.write_value("text", value)
+
+
+@pytest.mark.parametrize(("kind", "raw", "typed"), [
+    ("bool", 1, True), ("bool", 0, False), ("bool", None, None),
+    ("int", 7, 7), ("int", None, None), ("float", 0.1, 0.1), ("float", 3, 3.0), ("float", None, None),
+])
+def test_raw_numbers_and_booleans_are_written_like_typed_ones(kind, raw, typed):
+    assert bf.CELL_TEXT[kind](raw) == bf.write_value(kind, typed)
+
+
+def test_read_ahead_yields_every_page_in_order_and_passes_errors_on():
+    assert list(bf.read_ahead(iter(range(100)))) == list(range(100))
+
+    def broken():
+        yield 1
+        raise RuntimeError("disk")
+
+    with pytest.raises(RuntimeError, match="disk"):
+        list(bf.read_ahead(broken()))
+
+
+def test_read_ahead_stops_reading_when_the_caller_stops():
+    read = []
+
+    def pages():
+        for i in range(1000):
+            read.append(i)
+            yield i
+
+    for page in bf.read_ahead(pages(), depth=2):
+        if page == 3:
+            break
+    assert len(read) < 10  # the reader stopped a few pages ahead, not at the end
+    assert all(t.name != "bundle-reader" for t in threading.enumerate())
+
+
+def test_bulk_rows_match_typed_rows_for_the_demo_register(ctx):
+    """Every record of the demo register: the bulk text equals write_value of the typed values."""
+    from piu_app.models import db
+    from piu_app.services import demo
+
+    demo.load()
+    db.session.flush()
+    conn = db.session.connection()
+    maps = bf.UidMaps(conn)
+    checked = 0
+    for key, rtable in bf.TABLES.items():
+        typed = {r.id: r for r in conn.execute(select(rtable.table))}
+        for id_, row, _children in bf.local_rows(conn, rtable, maps, ids=list(typed)):
+            record = typed[id_]
+            for col in rtable.columns:
+                value = record._mapping[col.attr]
+                expected = (maps.uid_of(col.ref or "").get(value, "") if value is not None else "") \
+                    if col.kind == "ref" else bf.write_value(col.kind, value)
+                assert row[col.name] == expected, (key, col.name)
+            checked += 1
+    assert checked > 50
