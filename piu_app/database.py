@@ -22,8 +22,9 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, Executable, event, text
+from sqlalchemy import Engine, Executable, Table, event, insert, text
 from sqlalchemy.engine import Connection
 
 BUSY_TIMEOUT_MS = 15_000
@@ -161,6 +162,41 @@ def driver_rows(conn: Connection, statement: Executable) -> list[tuple]:
     try:
         cursor.execute(str(compiled), args)
         return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """INSERT many rows through the driver's executemany, inside the connection's transaction.
+
+    `rows` hold, in the order of `columns`, values as the model's column types take them; the
+    dialect's bind processors (a timestamp's text on SQLite, JSON) are applied column by column.
+    For bulk writes only: SQLAlchemy's per-row parameter handling costs as much as SQLite's
+    inserts themselves over 500 000 rows. Every column with a default must be given (raise
+    otherwise), since none is computed here."""
+    if not rows:
+        return
+    unset = [c.name for c in table.c if c.name not in columns and not c.primary_key
+             and (c.default is not None or (c.server_default is None and not c.nullable))]
+    if unset:
+        raise ValueError(f"insert_rows({table.name}): no value for {', '.join(unset)}")
+    dialect = conn.dialect
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    # Column by column (a transposition runs in C): each column's bind processor, then the columns
+    # in the order of the statement's placeholders.
+    by_column = dict(zip(columns, zip(*rows, strict=True), strict=True))
+    for name, values in by_column.items():
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            by_column[name] = tuple(map(process, values))
+    params: list[Any]
+    if compiled.positional:
+        params = list(zip(*(by_column[name] for name in compiled.positiontup or ()), strict=True))
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in zip(*by_column.values(), strict=True)]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(str(compiled), params)
     finally:
         cursor.close()
 

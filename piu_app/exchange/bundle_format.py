@@ -291,7 +291,10 @@ def is_column_child(child: ChildTable) -> bool:
 
 def local_rows(conn: Connection, rtable: RecordTable, maps: UidMaps, *, ids: Iterable[int] | None = None,
                batch: int = 5000) -> Iterator[tuple[int, dict[str, str], dict[str, list[tuple]]]]:
-    """Yield (id, row, children) of local records in the bundle's form, by batches of ids."""
+    """Yield (id, row, children) of local records in the bundle's form, by batches of ids.
+
+    The rows are read on a second thread (`read_ahead`): the caller must not use the connection
+    while it iterates."""
     table = rtable.table
     query = raw_select(table).order_by(table.c.id)
     position = {c.name: i for i, c in enumerate(table.c)}
@@ -299,8 +302,12 @@ def local_rows(conn: Connection, rtable: RecordTable, maps: UidMaps, *, ids: Ite
     names = [c.name for c in rtable.columns]
     text_of = row_text_function(rtable, position, maps.uid_of)
     children_names = [c.name for c in rtable.children]
-    for rows in _chunks(conn, query, table, id_at, ids, batch):
-        children = _load_children(conn, rtable, maps, [r[id_at] for r in rows], rows, position)
+    maps.theme_codes()  # loaded here: the reading thread below must not be the first to need them
+    for rtable_ in {col.ref for c in rtable.children for col in c.columns if col.ref}:
+        maps.uid_of(rtable_)
+    pages = ((rows, _load_children(conn, rtable, maps, [r[id_at] for r in rows], rows, position))
+             for rows in _chunks(conn, query, table, id_at, ids, batch))
+    for rows, children in read_ahead(pages):  # the caller must not use the connection until the end
         per_child = [children[name] for name in children_names]
         for r in rows:
             id_ = r[id_at]

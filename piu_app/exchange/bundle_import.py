@@ -34,7 +34,7 @@ from typing import IO, Any
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal, select, update
 
-from ..database import deferred_indexes, fold
+from ..database import deferred_indexes, fold, insert_rows
 from ..models import (
     ChangeLog,
     Document,
@@ -688,11 +688,12 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
     table = rtable.table
     existing = maps.id_of(rtable.name)
     new_rows, changed = [], []
-    converters = _db_converters(rtable, maps)
+    columns, db_row = _db_row_function(rtable, maps)
+    uid_at = columns.index("uid")
     for uid, row in rows.items():
-        values = _db_values(rtable, row, converters)
+        values = db_row(row)
         if uid in existing:
-            changed.append((existing[uid], values))
+            changed.append((existing[uid], dict(zip(columns, values, strict=True))))
         else:
             new_rows.append(values)
     befores = {}
@@ -700,8 +701,8 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
         befores = {id_: {"row": row, "children": kids} for id_, row, kids in
                    bf.local_rows(conn, rtable, maps, ids=[id_ for id_, _v in changed])}
     if new_rows:
-        conn.execute(insert(table), new_rows)
-        maps.add(rtable.name, _ids_of(conn, table, [v["uid"] for v in new_rows]))
+        insert_rows(conn, table, columns, new_rows)
+        maps.add(rtable.name, _ids_of(conn, table, [v[uid_at] for v in new_rows]))
     for id_, values in changed:
         values.pop("uid", None)
         conn.execute(update(table).where(table.c.id == id_).values(**values))
@@ -763,29 +764,34 @@ def link_self_refs(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, p
                 {column.attr: ids.get(parent_uid)}))
 
 
-def _db_converters(rtable: bf.RecordTable, maps: bf.UidMaps) -> list[tuple[str, str, Any]]:
-    """(bundle column, model column, text → stored value) for each column, built once per batch:
-    a per-cell chain of `if kind == …` costs more than the conversion itself over 100 000 rows."""
-    found = []
-    for col in rtable.columns:
-        if col.kind == "ref":
-            ids = maps.id_of(col.ref or "")
-            found.append((col.name, col.attr, lambda text, ids=ids: ids.get(text) if text else None))
-        elif col.kind == "text":
-            found.append((col.name, col.attr, restore))
+def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str], Any]:
+    """Return the model columns of `rtable` and a function: bundle row (texts) -> their values.
+
+    Generated once per batch, one expression per column (see `bf.row_text_function`): a Python
+    call per cell costs more than the conversion itself over 100 000 records. A text that starts
+    with an apostrophe may carry the formula escape, which `restore` takes off; a missing cell
+    (a row kept by an older release) reads as empty."""
+    env: dict[str, Any] = {"restore": restore, "read_value": bf.read_value, "fold": fold,
+                           "ORDER": tuple(rtable.rt.order_by)}
+    columns, cells = [], []
+    for n, col in enumerate(rtable.columns):
+        text = f"row.get({col.name!r}, '')"
+        columns.append(col.attr)
+        if col.kind == "text":
+            cells.append(f"((restore(v) if v[0] == \"'\" else v) if (v := {text}) else '')")
+        elif col.kind == "ref":
+            env[f"ids{n}"] = maps.id_of(col.ref or "")
+            cells.append(f"(ids{n}.get(v) if (v := {text}) else None)")
         else:
-            found.append((col.name, col.attr, lambda text, kind=col.kind: bf.read_value(kind, text)))
-    return found
-
-
-def _db_values(rtable: bf.RecordTable, row: Mapping[str, str], converters: list[tuple[str, str, Any]]) -> dict[str, Any]:
-    values: dict[str, Any] = {attr: convert(row.get(name, "")) for name, attr, convert in converters}
-    for child in rtable.children:
-        if bf.is_column_child(child):
-            values["features"] = ""  # filled by _write_children
-    values["draft"] = False
-    values["sort_key"] = fold(" ".join(str(row.get(a, "") or "") for a in rtable.rt.order_by))[:200]
-    return values
+            cells.append(f"read_value({col.kind!r}, {text})")
+    if any(bf.is_column_child(child) for child in rtable.children):
+        columns.append("features")
+        cells.append("''")  # filled by _write_children
+    columns += ["draft", "sort_key"]
+    cells += ["False", "fold(' '.join(str(row.get(a, '') or '') for a in ORDER))[:200]"]
+    source = "def db_row(row):\n    return (" + ", ".join(cells) + ",)\n"
+    exec(compile(source, f"<database row of {rtable.name}>", "exec"), env)  # noqa: S102 - our own column list
+    return columns, env["db_row"]
 
 
 def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ids: list[int],
@@ -817,13 +823,10 @@ def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, 
         new_rows = []
         for id_ in ids:
             for values in per_owner.get(uid_by_id[id_], ()):
-                row: dict[str, Any] = {owner_col: id_}
-                for (attr, convert), text in zip(targets, values, strict=True):
-                    row[attr] = convert(text)
-                if None not in row.values():
+                row = (id_, *(convert(text) for (_attr, convert), text in zip(targets, values, strict=True)))
+                if None not in row:
                     new_rows.append(row)
-        if new_rows:
-            conn.execute(insert(table), new_rows)
+        insert_rows(conn, table, [owner_col, *(attr for attr, _convert in targets)], new_rows)
 
 
 def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> None:
