@@ -1,12 +1,18 @@
 """The one module that knows which database engine runs underneath.
 
-SQLite (the laptop) and PostgreSQL (a network hub) differ in three places, all kept here:
+SQLite (the laptop) and PostgreSQL (a network hub) differ in four places, all kept here:
 
 * connection set-up: on SQLite WAL, `synchronous=NORMAL`, foreign keys, a busy timeout, and write
   transactions opened with `BEGIN IMMEDIATE` so that concurrent writers queue on the busy
   timeout instead of failing with "database is locked" when a read transaction tries to upgrade;
 * full-text search: an FTS5 table on SQLite, a `tsvector` GIN index on PostgreSQL;
-* backups and restores: SQLite's online backup API (PostgreSQL hubs use `pg_dump` and `pg_restore`).
+* backups and restores: SQLite's online backup API (PostgreSQL hubs use `pg_dump` and `pg_restore`);
+* bulk loads: on SQLite an import of many rows builds a table's indexes afterwards
+  (`deferred_indexes`); on PostgreSQL it does not, so that a hub's readers are never locked out.
+
+Bulk reads and writes (`driver_rows`, `insert_rows`) go straight to the driver's cursor with
+values as the driver takes and gives them; `stored_datetime_text` reads either engine's raw
+timestamps.
 
 Everything above this module speaks SQLAlchemy and calls the functions below.
 """
