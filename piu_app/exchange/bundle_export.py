@@ -19,6 +19,7 @@ import queue
 import threading
 import zipfile
 from collections.abc import Collection, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -276,16 +277,17 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         shared_here = _shared_here(table, allowed)
         # Links to records that stay here come out empty: the export reads them through the maps of
         # shared records only.
-        batches = bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)
-        summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, map(_redactor(rtable), batches))
+        # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
+        with closing(bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)) as batches:
+            summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, map(_redactor(rtable), batches))
         schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
         resources.append(_resource(key, rtable.rt.label_plural))
         for child in rtable.children:
             # a tombstone carries no list
-            rows = bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                      owners=and_(shared_here, table.c.deleted.is_(False)))
-            summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
-                                                        rows)
+            with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
+                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as rows:
+                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv",
+                                                            [c.name for c in child.columns], rows)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]

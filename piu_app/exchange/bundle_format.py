@@ -427,7 +427,8 @@ def child_text_rows(conn: Connection, rtable: RecordTable, child: ChildTable, ui
         found: list[list[str]] = []
         for owner_id, features in driver_rows(conn, select(table.c.id, table.c.features).where(owners)
                                               .order_by(table.c.id)):
-            found += [[owner_uids[owner_id], code] for code in sorted(c for c in (features or "").split(";") if c)]
+            if owner_id in owner_uids:  # see below: a record shared since the export began stays out
+                found += [[owner_uids[owner_id], code] for code in sorted(c for c in (features or "").split(";") if c)]
         yield found
         return
     ctable, owner_col, mapping = child_db_table(child)
@@ -446,8 +447,10 @@ def child_text_rows(conn: Connection, rtable: RecordTable, child: ChildTable, ui
         owner_ids, *raw = zip(*rows, strict=True)
         cells = [map(convert, values) for convert, values in zip(converters, raw, strict=True)]
         # (owner id, owner uid, cells…) sorted: owners in id order, each owner's rows sorted; a link
-        # to a record that stays here (or an unknown theme) maps to None and leaves the row out.
-        found = sorted(row for row in zip(owner_ids, map(owner_uids.__getitem__, owner_ids), *cells, strict=True)
+        # to a record that stays here (or an unknown theme) maps to None and leaves the row out, and
+        # so does an owner missing from `uids_of` (on PostgreSQL, read committed, a record shared
+        # by someone else while the export runs).
+        found = sorted(row for row in zip(owner_ids, map(owner_uids.get, owner_ids), *cells, strict=True)
                        if None not in row)
         yield [row[1:] for row in found]
 
