@@ -34,7 +34,7 @@ from typing import IO, Any
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal, select, update
 
-from ..database import deferred_indexes, fold, insert_rows
+from ..database import bulk_search_writes, deferred_indexes, fold, insert_rows, reserve_ids
 from ..models import (
     ChangeLog,
     Document,
@@ -701,8 +701,9 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
         befores = {id_: {"row": row, "children": kids} for id_, row, kids in
                    bf.local_rows(conn, rtable, maps, ids=[id_ for id_, _v in changed])}
     if new_rows:
-        insert_rows(conn, table, columns, new_rows)
-        maps.add(rtable.name, _ids_of(conn, table, [v[uid_at] for v in new_rows]))
+        new_ids = reserve_ids(conn, table, len(new_rows))
+        insert_rows(conn, table, ["id", *columns], [(id_, *v) for id_, v in zip(new_ids, new_rows, strict=True)])
+        maps.add(rtable.name, [(id_, v[uid_at]) for id_, v in zip(new_ids, new_rows, strict=True)])
     for id_, values in changed:
         values.pop("uid", None)
         conn.execute(update(table).where(table.c.id == id_).values(**values))
@@ -730,15 +731,11 @@ def _log_rows(conn: Connection, log: Any, table: Any, ids: list[int], **values: 
     columns = [log.c[name] for name in values]
     selected = [v if isinstance(v, ColumnElement) else literal(v, log.c[name].type) for name, v in values.items()]
     for i in range(0, len(ids), 5000):
-        conn.execute(insert(log).from_select(columns, select(*selected).where(table.c.id.in_(ids[i:i + 5000]))))
-
-
-def _ids_of(conn: Connection, table: Any, uids: list[str]) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
-    for i in range(0, len(uids), 5000):
-        found += [(r[0], r[1]) for r in conn.execute(select(table.c.id, table.c.uid)
-                                                      .where(table.c.uid.in_(uids[i:i + 5000])))]
-    return found
+        chunk = ids[i:i + 5000]
+        low, high = min(chunk), max(chunk)
+        # ids made in one go (`reserve_ids`) follow each other: a range is exact, and costs less than an IN list
+        among = table.c.id.between(low, high) if high - low + 1 == len(chunk) else table.c.id.in_(chunk)
+        conn.execute(insert(log).from_select(columns, select(*selected).where(among)))
 
 
 def _self_refs(bundle: Bundle, resources: Mapping[str, Any], key: str, header: list[str], plan: Plan,
@@ -861,9 +858,10 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
 def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
     """Bring the search index up to date for records an import wrote (or an undo put back)."""
     db.session.flush()
-    for key, ids in touched.items():
-        for i in range(0, len(ids), batch):
-            search_service.index_ids(RECORD_TYPES[key], ids[i:i + batch])
+    with bulk_search_writes(db.session.connection()):
+        for key, ids in touched.items():
+            for i in range(0, len(ids), batch):
+                search_service.index_ids(RECORD_TYPES[key], ids[i:i + batch])
 
 
 # --------------------------------------------------------------------------- undo

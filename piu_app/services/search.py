@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ..database import (
     IndexEntry,
     SearchHit,
+    bulk_search_writes,
     clear_search_index,
     driver_rows,
     index_records,
@@ -148,6 +149,11 @@ def rebuild(batch: int = 2000) -> int:
     """Rebuild the whole index from the tables; return the number of records indexed."""
     conn = db.session.connection()
     clear_search_index(conn)
+    with bulk_search_writes(conn):
+        return _index_all(conn, batch)
+
+
+def _index_all(conn: Any, batch: int) -> int:
     total = 0
     for rt in RECORD_TYPES.values():
         ids = list(conn.execute(select(rt.model.id).where(rt.model.deleted.is_(False)).order_by(rt.model.id))

@@ -1,10 +1,29 @@
-"""Bulk loads: indexes built after the load come back identical, and a failed load loses none."""
+"""Bulk loads: indexes built after the load come back identical, a failed load loses none, and the
+shortcuts of the bulk paths (timestamps, folding, reserved ids, FTS5 merging) change nothing."""
 
 from __future__ import annotations
 
-import pytest
+import datetime
+import unicodedata
 
-from piu_app.database import BULK_INDEX_ROWS, deferred_indexes, insert_rows, is_sqlite
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import DateTime
+from sqlalchemy.dialects import postgresql, sqlite
+
+from piu_app.database import (
+    BULK_INDEX_ROWS,
+    FTS_AUTOMERGE,
+    SEARCH_TABLE,
+    _bulk_bind_processor,
+    bulk_search_writes,
+    deferred_indexes,
+    fold,
+    insert_rows,
+    is_sqlite,
+    reserve_ids,
+)
 from piu_app.models import ChangeLog, db, utcnow
 
 
@@ -55,3 +74,46 @@ def test_insert_rows_refuses_to_leave_out_a_column_with_a_default(ctx):
     with pytest.raises(ValueError, match="at"):
         insert_rows(db.session.connection(), ChangeLog.__table__, ["record_type", "record_uid", "record_title",
                                                                    "action", "username", "changes"], [("x",) * 6])
+
+
+@given(st.datetimes(min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31)))
+def test_bulk_timestamps_are_stored_as_sqlalchemy_stores_them(value):
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        fast = _bulk_bind_processor(DateTime(), dialect) or (lambda v: v)
+        assert fast(value) == (DateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v))(value)
+
+
+@given(st.text(st.characters(max_codepoint=127)) | st.text())
+def test_fold_of_ascii_text_is_the_full_fold(text):
+    full = "".join(ch for ch in unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+                   if not unicodedata.combining(ch))
+    assert fold(text) == full
+
+
+def test_reserved_ids_are_free_and_the_orm_numbers_after_them(ctx):
+    conn = db.session.connection()
+    ids = reserve_ids(conn, ChangeLog.__table__, 3)
+    assert len(set(ids)) == 3
+    at = utcnow()
+    insert_rows(conn, ChangeLog.__table__, ["id", "record_type", "record_uid", "record_title", "action", "username",
+                                            "at", "changes"],
+                [(id_, "innovations", f"r{id_}", "", "import", "bench", at, {}) for id_ in ids])
+    later = ChangeLog(record_type="innovations", record_uid="after", record_title="", action="create",
+                      username="bench", changes={})
+    db.session.add(later)
+    db.session.flush()
+    assert later.id not in ids
+    assert {r.id for r in db.session.scalars(db.select(ChangeLog).where(ChangeLog.record_uid.like("r%")))} == set(ids)
+
+
+def test_bulk_search_writes_leave_fts5_merging_as_it_was(ctx):
+    conn = db.session.connection()
+    if not is_sqlite(conn):
+        pytest.skip("FTS5 settings")
+    with bulk_search_writes(conn):
+        assert _fts_setting(conn, "automerge") == 0
+    assert _fts_setting(conn, "automerge") == FTS_AUTOMERGE
+
+
+def _fts_setting(conn, name):
+    return conn.exec_driver_sql(f"SELECT v FROM {SEARCH_TABLE}_config WHERE k = ?", (name,)).scalar()
