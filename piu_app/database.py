@@ -39,7 +39,6 @@ BULK_INDEX_ROWS = 10_000  # rows loaded at once above which a table's indexes ar
 SEARCH_TABLE = "search_index"
 SEARCH_KEYS = f"{SEARCH_TABLE}_keys"  # SQLite: uid -> rowid of its FTS5 entry
 FTS_HASH_BYTES = 16 * 1024 * 1024
-FTS_AUTOMERGE = 4  # FTS5's default
 # Control characters that cannot come from a form, marking matched words in search snippets.
 MARK_START, MARK_END = "\x02", "\x03"
 
@@ -358,24 +357,6 @@ def _index_sqlite(conn: Connection, entries: Sequence[IndexEntry]) -> None:
                          "VALUES (?, ?, ?, ?, ?, ?)",
                          [(first + i, e.record_type, e.uid, e.visibility, e.title, e.body)
                           for i, e in enumerate(entries)])
-
-
-@contextlib.contextmanager
-def bulk_search_writes(conn: Connection) -> Iterator[None]:
-    """Let FTS5 take in many entries at once without merging its segments as it goes (SQLite).
-
-    By default FTS5 merges segments of its index (`automerge`) every time it writes one out: over
-    220 000 entries that merging is a third of the indexing time, for no measurable gain in
-    query time on a register that size (bench/RESULTS.md). Merging resumes with the next writes,
-    a little at a time. Inside the caller's transaction, like the entries themselves."""
-    if not is_sqlite(conn):
-        yield
-        return
-    conn.exec_driver_sql(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}, rank) VALUES ('automerge', 0)")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}, rank) VALUES ('automerge', {FTS_AUTOMERGE})")
 
 
 def remove_from_index(conn: Connection, uids: Sequence[str]) -> None:

@@ -27,7 +27,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -36,7 +36,7 @@ from typing import IO, Any
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal, select, update
 
-from ..database import bulk_search_writes, deferred_indexes, fold, insert_rows, reserve_ids
+from ..database import deferred_indexes, fold, insert_rows, reserve_ids
 from ..models import (
     ChangeLog,
     Document,
@@ -308,25 +308,28 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         incoming: dict[str, Decision] = {}
         self_refs: list[tuple[int, str]] = []
         self_ref_columns = [col.name for col in rtable.columns if col.kind == "ref" and col.ref == key]
+        header = [c.name for c in rtable.columns]
+        at = {name: i for i, name in enumerate(header)}
         check = _row_check_function(key, rtable.columns, in_bundle, vocab, conn)
         title = next((c for c in rtable.columns if c.name == rtable.rt.title_attr), None)
-        for line, row in _rows(bundle, resources, key, [c.name for c in rtable.columns], plan):
+        for line, row in _rows(bundle, resources, key, header, plan):
             if check(row):  # the values a Decision needs, as `_check_row` would give them
-                origin = row["origin_instance"]
-                values = {"version": int(row["version"]), "deleted": row["deleted"] == "true",
+                origin = row[at["origin_instance"]]
+                values = {"version": int(row[at["version"]]), "deleted": row[at["deleted"]] == "true",
                           "origin_instance": restore(origin) if origin else "",
-                          rtable.rt.title_attr: bf.read_value(title.kind, row[title.name]) if title else None}
+                          rtable.rt.title_attr: bf.read_value(title.kind, row[at[title.name]]) if title else None}
             else:
-                values = _check_row(plan, key, line, rtable.columns, row, in_bundle, vocab, conn)
+                values = _check_row(plan, key, line, rtable.columns, dict(zip(header, row, strict=True)), in_bundle,
+                                    vocab, conn)
                 if values is None:
                     continue
-            uid = row["uid"]
+            uid = row[at["uid"]]
             if uid in in_bundle[key]:
                 plan.errors.append(_("%(table)s, ligne %(line)d : l'identifiant %(uid)s apparaît deux fois.",
                                      table=key, line=line, uid=uid))
                 continue
             in_bundle[key].add(uid)
-            self_refs += [(line, row[name]) for name in self_ref_columns if row[name]]
+            self_refs += [(line, row[at[name]]) for name in self_ref_columns if row[at[name]]]
             incoming[uid] = Decision(key, uid, "", title=str(values.get(rtable.rt.title_attr) or ""),
                                      version=values["version"], deleted=values["deleted"],
                                      origin=values["origin_instance"])
@@ -354,7 +357,9 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
 
 
 def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[str],
-          plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
+          plan: Plan) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line, cells) of a table, the cells in the order of `header` (a list, not a dict:
+    building 500 000 dicts costs more than reading the file)."""
     path = f"data/{name}.csv"
     if name not in resources or not bundle.has(path):
         return  # a table may be absent: nothing of that kind was shared
@@ -374,8 +379,7 @@ def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[
                 plan.errors.append(_("%(table)s, ligne %(line)d : %(n)d cellules au lieu de %(w)d.",
                                      table=name, line=line, n=len(cells), w=width))
                 continue
-            yield line, (dict(zip(header, cells, strict=True)) if in_order
-                         else {h: cells[p] for h, p in zip(header, positions, strict=True)})
+            yield line, (cells if in_order else [cells[p] for p in positions])
 
 @contextmanager
 def _csv_reader(bundle: Bundle, path: str, name: str, *, as_dicts: bool = False) -> Iterator[Any]:
@@ -426,6 +430,7 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
             problems.append(_("%(col)s : %(n)d caractères au plus.", col=col.name, n=col.max_length))
         if "\x00" in text:
             problems.append(_("%(col)s : caractère nul interdit.", col=col.name))
+            continue  # not looked up either: PostgreSQL refuses NUL in a query's text
         if col.kind in ("int", "float") and (
                 (col.kind == "int" and not INT_RANGE[0] <= values[col.name] <= INT_RANGE[1])
                 or (col.minimum is not None and values[col.name] < col.minimum)
@@ -453,8 +458,9 @@ _TEXT_KINDS = frozenset({"text", "ref"})
 
 
 def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: Mapping[str, set[str]],
-                        vocab: Mapping[str, set[str]], conn: Connection) -> Any:
-    """Return a function: bundle row -> True when `_check_row` would find nothing wrong with it.
+                        vocab: Mapping[str, set[str]], conn: Connection, *, first: int = 0) -> Any:
+    """Return a function: bundle row (cells; those of `columns` from position `first`) -> True when
+    `_check_row` would find nothing wrong with it.
 
     Generated once per table, one expression per column (see `_db_row_function`): calling
     `_check_row` on each of 500 000 rows costs seconds, for rows that are nearly always right.
@@ -465,7 +471,7 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
                            "exists": lambda key, uid: _exists(conn, key, uid)}
     checks = []
     for n, col in enumerate(columns):
-        cell = f"row[{col.name!r}]"
+        cell = f"row[{first + n}]"
         if not col.required:
             empty = "True"
         elif col.name in bf.IDENTITY:
@@ -501,12 +507,12 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
             env[f"codes{n}"] = vocab.get(col.vocab, set())
             tests.append(f"v in codes{n}")
         checks.append(f"(({empty}) if (v := {cell}) == '' else ({' and '.join(tests)}))")
-    names = {col.name for col in columns}
-    if "visibility" in names:
-        checks.append("row['visibility'] in ('network', 'public')")
-    if "uid" in names:
-        checks.append("uid_match(row['uid']) is not None")
-    deleted = "row.get('deleted') == 'true'"
+    at = {col.name: first + n for n, col in enumerate(columns)}
+    if "visibility" in at:
+        checks.append(f"row[{at['visibility']}] in ('network', 'public')")
+    if "uid" in at:
+        checks.append(f"uid_match(row[{at['uid']}]) is not None")
+    deleted = f"row[{at['deleted']}] == 'true'" if "deleted" in at else "False"
     source = (f"def check(row):\n    deleted = {deleted}\n    try:\n        return bool({' and '.join(checks) or 'True'})\n"
               "    except (ValueError, OverflowError):\n        return False\n")
     exec(compile(source, f"<row check of {table}>", "exec"), env)  # noqa: S102 - our own column list
@@ -531,27 +537,28 @@ def _exists(conn: Connection, key: str, uid: str) -> bool:
     return conn.execute(select(table.c.id).where(table.c.uid == uid)).first() is not None
 
 
-def _digest(row: Mapping[str, str]) -> bytes:
+def _digest(row: Iterable[str]) -> bytes:
     """Fingerprint of a row in the bundle's form. Both sides list the columns of the table in the
     same order; NUL, refused in a bundle's cells, cannot blur the boundary between two cells."""
-    return hashlib.sha1("\x00".join(row.values()).encode()).digest()
+    return hashlib.sha1("\x00".join(row).encode()).digest()
 
 
 def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTable, plan: Plan,
                 in_bundle: Mapping[str, set[str]], vocab: Mapping[str, set[str]],
                 conn: Connection) -> dict[str, list[tuple]]:
     per_owner: dict[str, list[tuple]] = {}
-    owner_col = child.owner_column
-    check = _row_check_function(child.name, child.columns[1:], in_bundle, vocab, conn)
-    for line, row in _rows(bundle, resources, child.name, [c.name for c in child.columns], plan):
-        if row[owner_col] not in in_bundle[child.owner]:
+    header = [c.name for c in child.columns]  # the owner's uid first
+    check = _row_check_function(child.name, child.columns[1:], in_bundle, vocab, conn, first=1)
+    owners = in_bundle[child.owner]
+    for line, row in _rows(bundle, resources, child.name, header, plan):
+        if row[0] not in owners:
             plan.errors.append(_("%(table)s, ligne %(line)d : la fiche %(uid)s n'est pas dans le paquet.",
-                                 table=child.name, line=line, uid=row[owner_col][:40]))
+                                 table=child.name, line=line, uid=row[0][:40]))
             continue
-        if not check(row) and _check_row(plan, child.name, line, child.columns[1:], row, in_bundle, vocab,
-                                         conn) is None:
+        if not check(row) and _check_row(plan, child.name, line, child.columns[1:], dict(zip(header, row, strict=True)),
+                                         in_bundle, vocab, conn) is None:
             continue
-        per_owner.setdefault(row[owner_col], []).append(tuple(row[c.name] for c in child.columns[1:]))
+        per_owner.setdefault(row[0], []).append(tuple(row[1:]))
     for rows in per_owner.values():
         rows.sort()
     return per_owner
@@ -584,7 +591,7 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
             uid = same_version[local_id]
             d = incoming[uid]
             theirs = (digests[uid], tuple((name, tuple(children[name].get(uid, []))) for name in sorted(children)))
-            mine = (_digest(row), tuple((name, tuple(kids[name])) for name in sorted(kids)))  # kids come sorted
+            mine = (_digest(row.values()), tuple((name, tuple(kids[name])) for name in sorted(kids)))  # kids come sorted
             if theirs == mine:
                 d.action = "unchanged"
             elif d.origin == producer:
@@ -630,8 +637,10 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
     local = {r.uid: (r.version, r.origin_instance) for r in conn.execute(
         select(Document.uid, Document.version, Document.origin_instance))}
     decisions: dict[str, Decision] = {}
-    for line, row in _rows(plan.bundle, resources, "documents", [c.name for c in bf.DOCUMENT_COLUMNS], plan):
-        values = _check_row(plan, "documents", line, bf.DOCUMENT_COLUMNS, row, in_bundle, {}, conn)
+    header = [c.name for c in bf.DOCUMENT_COLUMNS]
+    for line, cells in _rows(plan.bundle, resources, "documents", header, plan):
+        values = _check_row(plan, "documents", line, bf.DOCUMENT_COLUMNS, dict(zip(header, cells, strict=True)),
+                            in_bundle, {}, conn)
         if values is None:
             continue
         uid = values["uid"]
@@ -682,10 +691,11 @@ def apply_import(plan: Plan, *, username: str, uploads: Path) -> ImportBatch | N
             rtable = bf.TABLES[key]
             header = [c.name for c in rtable.columns]
             touched[key] = []
-            chunk: dict[str, dict[str, str]] = {}
+            chunk: dict[str, list[str]] = {}
+            uid_at = header.index("uid")
             for _line, row in _rows(bundle, resources, key, header, plan):
-                if row["uid"] in wanted:
-                    chunk[row["uid"]] = row
+                if row[uid_at] in wanted:
+                    chunk[row[uid_at]] = row
                 if len(chunk) >= WRITE_CHUNK:
                     touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
                                                   origin_label=bundle.origin_name, username=username)
@@ -754,10 +764,11 @@ def _add_terms(conn: Connection, missing: Mapping[str, list[list[str]]]) -> None
     db.session.flush()
 
 
-def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, rows: Mapping[str, Mapping[str, str]],
+def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, rows: Mapping[str, Sequence[str]],
                   children: Mapping[str, Mapping[str, list[tuple]]], *, batch_id: int | None, origin_label: str,
                   username: str, action: str = "import") -> list[int]:
-    """Create or replace records (bundle form) with their join rows; keep what was replaced; return the ids."""
+    """Create or replace records (bundle form: uid -> cells in the order of `rtable.columns`) with their
+    join rows; keep what was replaced; return the ids."""
     table = rtable.table
     existing = maps.id_of(rtable.name)
     new_rows, changed = [], []
@@ -816,9 +827,10 @@ def _self_refs(bundle: Bundle, resources: Mapping[str, Any], key: str, header: l
     columns = [c.name for c in bf.TABLES[key].columns if c.kind == "ref" and c.ref == key]
     if not columns:
         return
+    uid_at, ref_at = header.index("uid"), header.index(columns[0])
     for _line, row in _rows(bundle, resources, key, header, plan):
-        if row["uid"] in wanted:
-            yield row["uid"], row[columns[0]]
+        if row[uid_at] in wanted:
+            yield row[uid_at], row[ref_at]
 
 
 def link_self_refs(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, pairs: list[tuple[str, str]]) -> None:
@@ -835,17 +847,20 @@ def link_self_refs(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, p
 
 
 def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str], Any]:
-    """Return the model columns of `rtable` and a function: bundle row (texts) -> their values.
+    """Return the model columns of `rtable` and a function: bundle row (texts, in the order of
+    `rtable.columns`) -> their values.
 
     Generated once per batch, one expression per column (see `bf.row_text_function`): a Python
     call per cell costs more than the conversion itself over 100 000 records. A text that starts
-    with an apostrophe may carry the formula escape, which `restore` takes off; a missing cell
-    (a row kept by an older release) reads as empty."""
-    env: dict[str, Any] = {"restore": restore, "read_value": bf.read_value, "fold": fold,
-                           "ORDER": tuple(rtable.rt.order_by)}
+    with an apostrophe may carry the formula escape, which `restore` takes off."""
+    env: dict[str, Any] = {"restore": restore, "fold": fold, "date_of": dt.date.fromisoformat, "datetime_of": dt.datetime.fromisoformat}
+    # As `bf.read_value` reads them, without its checks: the plan refused every import with a bad cell.
+    typed = {"int": "(int(v) if (v := {}) else None)", "float": "(float(v) if (v := {}) else None)",
+             "date": "(date_of(v) if (v := {}) else None)", "bool": "({} == 'true')",
+             "datetime": "(datetime_of(v[:-1]) if (v := {}) else None)"}
     columns, cells = [], []
     for n, col in enumerate(rtable.columns):
-        text = f"row.get({col.name!r}, '')"
+        text = f"row[{n}]"
         columns.append(col.attr)
         if col.kind == "text":
             cells.append(f"((restore(v) if v[0] == \"'\" else v) if (v := {text}) else '')")
@@ -853,13 +868,16 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
             env[f"ids{n}"] = maps.id_of(col.ref or "")
             cells.append(f"(ids{n}.get(v) if (v := {text}) else None)")
         else:
-            cells.append(f"read_value({col.kind!r}, {text})")
+            cells.append(typed[col.kind].format(text))
     if any(bf.is_column_child(child) for child in rtable.children):
         columns.append("features")
         cells.append("''")  # filled by _write_children
+    # the sort key as `records.save` makes it, from the values (formula escapes taken off)
+    order = " + ' ' + ".join(f"str(t[{columns.index(a)}] or '')" if a in columns else "''"
+                             for a in rtable.rt.order_by) or "''"
     columns += ["draft", "sort_key"]
-    cells += ["False", "fold(' '.join(str(row.get(a, '') or '') for a in ORDER))[:200]"]
-    source = "def db_row(row):\n    return (" + ", ".join(cells) + ",)\n"
+    source = (f"def db_row(row):\n    t = ({', '.join(cells)},)\n"
+              f"    return t + (False, fold({order})[:200])\n")
     exec(compile(source, f"<database row of {rtable.name}>", "exec"), env)  # noqa: S102 - our own column list
     return columns, env["db_row"]
 
@@ -931,10 +949,9 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
 def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
     """Bring the search index up to date for records an import wrote (or an undo put back)."""
     db.session.flush()
-    with bulk_search_writes(db.session.connection()):
-        for key, ids in touched.items():
-            for i in range(0, len(ids), batch):
-                search_service.index_ids(RECORD_TYPES[key], ids[i:i + batch])
+    for key, ids in touched.items():
+        for i in range(0, len(ids), batch):
+            search_service.index_ids(RECORD_TYPES[key], ids[i:i + batch])
 
 
 # --------------------------------------------------------------------------- undo
@@ -970,7 +987,9 @@ def undo_import(batch_uid: str, *, username: str) -> ImportBatch:
         if key not in updated:
             continue
         rtable = bf.TABLES[key]
-        rows = {ch["record_uid"]: ch["before"]["row"] for ch in updated[key]}
+        before = {ch["record_uid"]: ch["before"]["row"] for ch in updated[key]}
+        # in the order of the table's columns; a cell missing from a row kept by an older release reads as empty
+        rows = {uid: [row.get(c.name, "") for c in rtable.columns] for uid, row in before.items()}
         kids: dict[str, dict[str, list[tuple]]] = {}
         for ch in updated[key]:
             for name, values in ch["before"]["children"].items():
@@ -979,7 +998,7 @@ def undo_import(batch_uid: str, *, username: str) -> ImportBatch:
                                      username=username, action="import-undo")
         self_ref = next((c.name for c in rtable.columns if c.kind == "ref" and c.ref == key), None)
         if self_ref:
-            link_self_refs(conn, rtable, maps, [(uid, row[self_ref]) for uid, row in rows.items()])
+            link_self_refs(conn, rtable, maps, [(uid, row.get(self_ref, "")) for uid, row in before.items()])
     for ch in updated.get("documents", []):
         before = ch["before"]["document"]
         for k in ("created_at", "updated_at"):

@@ -51,17 +51,20 @@ class SharedRecord:
     uid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uid)
     origin_instance: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     visibility: Mapped[str] = mapped_column(String(16), default="network")
     lang: Mapped[str] = mapped_column(String(16), default="fr")
     licence: Mapped[str] = mapped_column(String(32), default="")
     source: Mapped[str] = mapped_column(Text, default="")
     draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # The title folded (lower case, no accents), so that « Éclairage » sorts with the E on every engine.
-    sort_key: Mapped[str] = mapped_column(String(200), default="", index=True)
+    sort_key: Mapped[str] = mapped_column(String(200), default="")
 
+    # Every list query asks for live (or deleted) records, so `deleted` leads each index below and
+    # none is kept on `deleted`, `sort_key` or `updated_at` alone (migration 0004): they served no
+    # query, slowed every write, and SQLite picked the one on `deleted` for bad plans.
     # Columns a list page filters on with `=`: each gets an index (column, deleted, sort_key) that
     # serves the filter, the live-records test, the count (covering) and the page order at once.
     __filter_columns__: tuple[str, ...] = ()

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from ..database import (
     IndexEntry,
     SearchHit,
-    bulk_search_writes,
     clear_search_index,
     driver_rows,
     index_records,
@@ -110,8 +109,8 @@ def _titles(conn: Any, rt: RecordType, ids: Sequence[int]) -> dict[int, str]:
     for start in range(0, len(ids), 2000):  # many links can point to many records: bounded IN lists
         chunk = ids[start:start + 2000]
         if rt.title_attr in table.c:
-            found.update((id_, str(title or "")) for id_, title in conn.execute(
-                select(table.c.id, table.c[rt.title_attr]).where(table.c.id.in_(chunk))))
+            found.update((id_, str(title or "")) for id_, title in driver_rows(
+                conn, select(table.c.id, table.c[rt.title_attr]).where(table.c.id.in_(chunk))))
         else:
             found.update(rt.model.names_by_id(conn, chunk))
     return found
@@ -149,11 +148,6 @@ def rebuild(batch: int = 2000) -> int:
     """Rebuild the whole index from the tables; return the number of records indexed."""
     conn = db.session.connection()
     clear_search_index(conn)
-    with bulk_search_writes(conn):
-        return _index_all(conn, batch)
-
-
-def _index_all(conn: Any, batch: int) -> int:
     total = 0
     for rt in RECORD_TYPES.values():
         ids = list(conn.execute(select(rt.model.id).where(rt.model.deleted.is_(False)).order_by(rt.model.id))

@@ -1,5 +1,5 @@
 """Bulk loads: indexes built after the load come back identical, a failed load loses none, and the
-shortcuts of the bulk paths (timestamps, folding, reserved ids, FTS5 merging) change nothing."""
+shortcuts of the bulk paths (timestamps, folding, reserved ids) change nothing."""
 
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from piu_app.database import (
     BULK_INDEX_ROWS,
-    FTS_AUTOMERGE,
-    SEARCH_TABLE,
     _bulk_bind_processor,
-    bulk_search_writes,
     deferred_indexes,
     fold,
     insert_rows,
@@ -104,16 +101,3 @@ def test_reserved_ids_are_free_and_the_orm_numbers_after_them(ctx):
     db.session.flush()
     assert later.id not in ids
     assert {r.id for r in db.session.scalars(db.select(ChangeLog).where(ChangeLog.record_uid.like("r%")))} == set(ids)
-
-
-def test_bulk_search_writes_leave_fts5_merging_as_it_was(ctx):
-    conn = db.session.connection()
-    if not is_sqlite(conn):
-        pytest.skip("FTS5 settings")
-    with bulk_search_writes(conn):
-        assert _fts_setting(conn, "automerge") == 0
-    assert _fts_setting(conn, "automerge") == FTS_AUTOMERGE
-
-
-def _fts_setting(conn, name):
-    return conn.exec_driver_sql(f"SELECT v FROM {SEARCH_TABLE}_config WHERE k = ?", (name,)).scalar()
