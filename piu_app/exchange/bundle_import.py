@@ -36,7 +36,7 @@ from typing import IO, Any
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal, select, update
 
-from ..database import deferred_indexes, fold, insert_rows, reserve_ids
+from ..database import deferred_indexes, driver_rows, fold, insert_rows, reserve_ids
 from ..models import (
     ChangeLog,
     Document,
@@ -302,8 +302,9 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
     for key in bf.TABLE_ORDER:
         rtable = bf.TABLES[key]
         in_bundle[key] = set()
-        local = {r.uid: (r.id, r.version, r.origin_instance) for r in conn.execute(
-            select(rtable.table.c.id, rtable.table.c.uid, rtable.table.c.version, rtable.table.c.origin_instance))}
+        t = rtable.table
+        local = {uid: (id_, version, origin, digest) for id_, uid, version, origin, digest in driver_rows(
+            conn, select(t.c.id, t.c.uid, t.c.version, t.c.origin_instance, t.c.content_digest))}
         digests: dict[str, bytes] = {}
         incoming: dict[str, Decision] = {}
         self_refs: list[tuple[int, str]] = []
@@ -537,6 +538,11 @@ def _exists(conn: Connection, key: str, uid: str) -> bool:
     return conn.execute(select(table.c.id).where(table.c.uid == uid)).first() is not None
 
 
+def content_digest(row_digest: bytes, children: Sequence[tuple[str, Sequence[tuple]]]) -> str:
+    """Fingerprint of a record's content: its row's `_digest` and its join rows, per table by name."""
+    return hashlib.sha1(row_digest + json.dumps(children, ensure_ascii=False).encode()).hexdigest()
+
+
 def _digest(row: Iterable[str]) -> bytes:
     """Fingerprint of a row in the bundle's form. Both sides list the columns of the table in the
     same order; NUL, refused in a bundle's cells, cannot blur the boundary between two cells."""
@@ -564,7 +570,7 @@ def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTab
     return per_owner
 
 
-def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str]],
+def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str, str]],
             incoming: dict[str, Decision], digests: Mapping[str, bytes],
             children: Mapping[str, Mapping[str, list[tuple]]], conn: Connection) -> None:
     producer = plan.bundle.origin_instance
@@ -575,7 +581,7 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
         elif uid not in local:
             d.action = "created"
         else:
-            local_id, local_version, local_origin = local[uid]
+            local_id, local_version, local_origin, local_digest = local[uid]
             d.local_version = local_version
             if local_origin != d.origin:
                 d.action, d.reason = "conflict", "origin_mismatch"
@@ -583,6 +589,9 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
                 d.action = "updated"
             elif d.version < local_version:
                 d.action, d.reason = "skipped", "older_version"
+            elif local_digest and local_digest == content_digest(
+                    digests[uid], [(name, children[name].get(uid, [])) for name in sorted(children)]):
+                d.action = "unchanged"  # the very content the last import wrote: no need to read it back
             else:
                 same_version[local_id] = uid
     if same_version:
@@ -773,9 +782,12 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
     existing = maps.id_of(rtable.name)
     new_rows, changed = [], []
     columns, db_row = _db_row_function(rtable, maps)
+    columns.append("content_digest")
     uid_at = columns.index("uid")
+    names = sorted(child.name for child in rtable.children)
     for uid, row in rows.items():
-        values = db_row(row)
+        values = (*db_row(row), content_digest(_digest(row), [(name, children.get(name, {}).get(uid, []))
+                                                               for name in names]))
         if uid in existing:
             changed.append((existing[uid], dict(zip(columns, values, strict=True))))
         else:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Stable constraint names, so that Alembic can alter constraints on SQLite and PostgreSQL alike.
@@ -61,6 +61,10 @@ class SharedRecord:
     draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # The title folded (lower case, no accents), so that « Éclairage » sorts with the E on every engine.
     sort_key: Mapped[str] = mapped_column(String(200), default="")
+    # Fingerprint of the content (bundle form, join rows included) an import last wrote: a re-import
+    # that brings the same version with the same fingerprint leaves the record alone without reading
+    # it back. Empty for records made here or by an older release: compared in full.
+    content_digest: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
     # Every list query asks for live (or deleted) records, so `deleted` leads each index below and
     # none is kept on `deleted`, `sort_key` or `updated_at` alone (migration 0004): they served no
@@ -78,6 +82,14 @@ class SharedRecord:
             Index(f"ix_{t}_visibility_live", "visibility", "deleted", "sort_key"),
             *(Index(f"ix_{t}_{c}_live", c, "deleted", "sort_key") for c in cls.__filter_columns__),
         )
+
+
+
+@event.listens_for(SharedRecord, "before_update", propagate=True)
+def _forget_content_digest(_mapper: object, _connection: object, record: SharedRecord) -> None:
+    """A record changed through the application is no longer the content an import wrote: the next
+    re-import compares it in full (imports write with SQL statements, which skip this event)."""
+    record.content_digest = ""
 
 
 __all__ = ["Base", "db", "SharedRecord", "utcnow", "new_uid", "VISIBILITIES", "date", "datetime"]

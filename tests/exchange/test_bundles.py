@@ -106,6 +106,28 @@ def test_import_creates_read_only_foreign_records_and_a_reimport_changes_nothing
         assert rows <= relayed[table], table
 
 
+def test_a_reimport_knows_unchanged_records_by_fingerprint_and_compares_the_others_in_full(cities, tmp_path):
+    a, b = cities("ville-a"), cities("ville-b")
+    _fill_a(a)
+    bundle = export(a, tmp_path / "a.zip")
+    totals, _batch = import_(b, bundle)
+    unchanged = {"created": 0, "updated": 0, "unchanged": totals["created"], "skipped": 0, "conflict": 0}
+    with inside(b):  # as a release without fingerprints left them
+        db.session.execute(db.update(Innovation).values(content_digest=""))
+        db.session.commit()
+    assert import_(b, bundle) == (unchanged, None)
+    with inside(b):  # changed behind the application's back, same version: A's bundle puts it right
+        innovation = db.session.scalars(db.select(Innovation).filter_by(name="Éclairage solaire")).one()
+        innovation.tagline = "Réécrit ici"
+        db.session.commit()
+        assert innovation.content_digest == ""
+    assert import_(b, bundle)[0] == {**unchanged, "updated": 1, "unchanged": unchanged["unchanged"] - 1}
+    with inside(b):
+        innovation = db.session.scalars(db.select(Innovation).filter_by(name="Éclairage solaire")).one()
+        assert innovation.tagline != "Réécrit ici" and innovation.content_digest
+    assert import_(b, bundle) == (unchanged, None)
+
+
 def test_a_city_adds_its_own_records_on_top_of_a_peers(cities, tmp_path):
     a, b = cities("ville-a"), cities("ville-b")
     _fill_a(a)
