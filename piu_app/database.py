@@ -24,6 +24,7 @@ import contextvars
 import datetime
 import re
 import sqlite3
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,13 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: sqlite3.Connection, record: Any) -> None:
+        if record.info.pop(_CHECKPOINT_AFTERWARDS, False):  # see `checkpoint_afterwards`
+            dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            if engine.url.database and engine.url.database != ":memory:":
+                _checkpoint_in_background(Path(engine.url.database))
+
 
 @contextlib.contextmanager
 def writing() -> Iterator[None]:
@@ -111,6 +119,48 @@ def bulk_cache(conn: Connection) -> Iterator[None]:
         yield
     finally:
         conn.exec_driver_sql(f"PRAGMA cache_size={int(default)}")
+
+
+@contextlib.contextmanager
+def checkpoint_afterwards(conn: Connection) -> Iterator[None]:
+    """Let the commit that ends a bulk write return without copying the WAL into the database (SQLite).
+
+    SQLite's commit copies the write-ahead log into the database file once it holds more than
+    1 000 pages: after an import of 100 000 records that copy takes more than a second, while the
+    user waits for the report. Here the connection does not do it itself; when it goes back to the
+    pool (after the commit or the rollback), a background thread does (SQLite's documentation
+    suggests exactly this: https://www.sqlite.org/wal.html#ckpt). The data are safe either way:
+    a committed transaction is in the log, and every reader sees it there."""
+    if not is_sqlite(conn):
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+    conn.connection.info[_CHECKPOINT_AFTERWARDS] = True
+    yield
+
+
+_CHECKPOINT_AFTERWARDS = "piu_checkpoint_afterwards"
+WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+_checkpoints: list[threading.Thread] = []
+
+
+def _checkpoint_in_background(path: Path) -> None:
+    def checkpoint() -> None:
+        try:  # mode=rw: never create a database that has gone meanwhile
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                                                    timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # the next commit's automatic checkpoint does it
+    thread = threading.Thread(target=checkpoint, name="wal-checkpoint", daemon=True)
+    _checkpoints[:] = [t for t in _checkpoints if t.is_alive()] + [thread]
+    thread.start()
+
+
+def wait_for_checkpoints() -> None:
+    """Return once the background checkpoints started so far have ended (benchmarks, tests)."""
+    for thread in list(_checkpoints):
+        thread.join()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from ..database import bulk_cache
+from ..database import bulk_cache, checkpoint_afterwards
 from ..exchange import bundle_export, bundle_import
 from ..exchange.bundle_import import Plan
 from ..models import ImportBatch, ImportConflict, db
@@ -52,7 +52,8 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
     try:
         if backup is not None and plan.has_changes:
             backup()
-        with bulk_cache(db.session.connection()):
+        conn = db.session.connection()
+        with bulk_cache(conn), checkpoint_afterwards(conn):
             return plan, bundle_import.apply_import(plan, username=username, uploads=uploads)
     finally:
         plan.bundle.close()

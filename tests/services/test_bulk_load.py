@@ -1,10 +1,13 @@
 """Bulk loads: indexes built after the load come back identical, a failed load loses none, and the
-shortcuts of the bulk paths (timestamps, folding, reserved ids) change nothing."""
+shortcuts of the bulk paths (timestamps, folding, reserved ids, the WAL checkpoint) change nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import sqlite3
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,12 +17,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from piu_app.database import (
     BULK_INDEX_ROWS,
+    WAL_AUTOCHECKPOINT_PAGES,
     _bulk_bind_processor,
+    checkpoint_afterwards,
     deferred_indexes,
     fold,
     insert_rows,
     is_sqlite,
     reserve_ids,
+    wait_for_checkpoints,
 )
 from piu_app.models import ChangeLog, db, utcnow
 
@@ -101,3 +107,24 @@ def test_reserved_ids_are_free_and_the_orm_numbers_after_them(ctx):
     db.session.flush()
     assert later.id not in ids
     assert {r.id for r in db.session.scalars(db.select(ChangeLog).where(ChangeLog.record_uid.like("r%")))} == set(ids)
+
+
+def test_a_bulk_write_leaves_the_wal_checkpoint_to_a_background_thread_after_its_commit(ctx):
+    conn = db.session.connection()
+    if not is_sqlite(conn):
+        pytest.skip("SQLite's write-ahead log")
+    with checkpoint_afterwards(conn):
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        insert_rows(conn, ChangeLog.__table__, ["record_type", "record_uid", "record_title", "action", "username",
+                                                "at", "changes"],
+                    [("innovations", f"w{i}", "x" * 2000, "import", "bench", utcnow(), {}) for i in range(3000)])
+    db.session.commit()
+    database = Path(db.engine.url.database)
+    db.session.remove()  # the connection goes back to the pool: the checkpoint starts
+    wait_for_checkpoints()
+    with contextlib.closing(sqlite3.connect(database)) as other:
+        _busy, log, copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert log == copied  # everything was already in the database file
+    assert db.session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT_PAGES
+    assert db.session.scalar(db.select(db.func.count()).select_from(ChangeLog).where(ChangeLog.record_uid.like("w%"))) \
+        == 3000
