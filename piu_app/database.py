@@ -8,7 +8,10 @@ SQLite (the laptop) and PostgreSQL (a network hub) differ in four places, all ke
 * full-text search: an FTS5 table on SQLite, a `tsvector` GIN index on PostgreSQL;
 * backups and restores: SQLite's online backup API (PostgreSQL hubs use `pg_dump` and `pg_restore`);
 * bulk loads: on SQLite an import of many rows builds a table's indexes afterwards
-  (`deferred_indexes`); on PostgreSQL it does not, so that a hub's readers are never locked out.
+  (`deferred_indexes`) and leaves the WAL checkpoint to a background thread once it has
+  committed (`checkpoint_afterwards`); on PostgreSQL neither, so that a hub's readers are never
+  locked out; new primary keys come from max(id) on SQLite, from the sequence on PostgreSQL
+  (`reserve_ids`).
 
 Bulk reads and writes (`driver_rows`, `insert_rows`) go straight to the driver's cursor with
 values as the driver takes and gives them; `stored_datetime_text` reads either engine's raw

@@ -520,7 +520,6 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
     return env["check"]
 
 
-
 def _kind_label(kind: str) -> str:
     return {"int": _("nombre entier"), "float": _("nombre"), "date": _("date (AAAA-MM-JJ)"),
             "datetime": _("date et heure UTC"), "bool": _("booléen (true/false)")}.get(kind, kind)
