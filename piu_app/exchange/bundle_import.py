@@ -784,9 +784,13 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
     columns.append("content_digest")
     uid_at = columns.index("uid")
     names = sorted(child.name for child in rtable.children)
+    refs = [n for n, col in enumerate(rtable.columns) if col.kind == "ref" and col.ref != rtable.name]
     for uid, row in rows.items():
-        values = (*db_row(row), content_digest(_digest(row), [(name, children.get(name, {}).get(uid, []))
-                                                               for name in names]))
+        values = db_row(row)
+        # The fingerprint vouches for what is stored: none when a link found no record to point to
+        resolved = all(values[n] is not None for n in refs if row[n])
+        values = (*values, content_digest(_digest(row), [(name, children.get(name, {}).get(uid, []))
+                                                         for name in names]) if resolved else "")
         if uid in existing:
             changed.append((existing[uid], dict(zip(columns, values, strict=True))))
         else:
@@ -803,8 +807,11 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
         values.pop("uid", None)
         conn.execute(update(table).where(table.c.id == id_).values(**values))
     ids = [existing[uid] for uid in rows]
-    _write_children(conn, rtable, maps, ids, {existing[uid]: uid for uid in rows}, children,
-                    replaced=[id_ for id_, _v in changed])
+    incomplete = _write_children(conn, rtable, maps, ids, {existing[uid]: uid for uid in rows}, children,
+                                 replaced=[id_ for id_, _v in changed])
+    lost = sorted(incomplete)
+    for i in range(0, len(lost), 5000):
+        conn.execute(update(table).where(table.c.id.in_(lost[i:i + 5000])).values(content_digest=""))
     if batch_id is not None:
         if befores:
             conn.execute(insert(ImportChange.__table__), [
@@ -895,8 +902,10 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
 
 def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ids: list[int],
                     uid_by_id: Mapping[int, str], children: Mapping[str, Mapping[str, list[tuple]]], *,
-                    replaced: list[int] | None = None) -> None:
-    """Write the join rows of records; those of `replaced` records (all of `ids` if None) go first."""
+                    replaced: list[int] | None = None) -> set[int]:
+    """Write the join rows of records; those of `replaced` records (all of `ids` if None) go first.
+    Return the ids of the records that lost a join row whose link found nothing to point to."""
+    incomplete: set[int] = set()
     for child in rtable.children:
         per_owner = children.get(child.name, {})
         if bf.is_column_child(child):
@@ -925,7 +934,10 @@ def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, 
                 row = (id_, *(convert(text) for (_attr, convert), text in zip(targets, values, strict=True)))
                 if None not in row:
                     new_rows.append(row)
+                else:
+                    incomplete.add(id_)
         insert_rows(conn, table, [owner_col, *(attr for attr, _convert in targets)], new_rows)
+    return incomplete
 
 
 def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> None:

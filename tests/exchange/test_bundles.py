@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from frictionless import Package
 
+from piu_app.exchange import bundle_format as bf
 from piu_app.extensions import db
 from piu_app.models import ImportConflict, Innovation, Person
 from piu_app.registry import RECORD_TYPES
@@ -106,16 +107,25 @@ def test_import_creates_read_only_foreign_records_and_a_reimport_changes_nothing
         assert rows <= relayed[table], table
 
 
-def test_a_reimport_knows_unchanged_records_by_fingerprint_and_compares_the_others_in_full(cities, tmp_path):
+def test_a_reimport_knows_unchanged_records_by_fingerprint_and_compares_the_others_in_full(cities, tmp_path,
+                                                                                          monkeypatch):
     a, b = cities("ville-a"), cities("ville-b")
     _fill_a(a)
     bundle = export(a, tmp_path / "a.zip")
     totals, _batch = import_(b, bundle)
     unchanged = {"created": 0, "updated": 0, "unchanged": totals["created"], "skipped": 0, "conflict": 0}
+    read_back: list[int] = []  # the local records a re-import reads to compare them in full
+    local_rows = bf.local_rows
+    monkeypatch.setattr(bf, "local_rows", lambda conn, rtable, maps, *, ids=None, **kw: (
+        read_back.extend(ids or []), local_rows(conn, rtable, maps, ids=ids, **kw))[1])
+    assert import_(b, bundle) == (unchanged, None)
+    assert read_back == []  # every fingerprint matched
     with inside(b):  # as a release without fingerprints left them
         db.session.execute(db.update(Innovation).values(content_digest=""))
         db.session.commit()
+        innovations = sorted(db.session.scalars(db.select(Innovation.id)))
     assert import_(b, bundle) == (unchanged, None)
+    assert sorted(read_back) == innovations and len(innovations) == 2  # A's two shared ones, compared in full
     with inside(b):  # changed behind the application's back, same version: A's bundle puts it right
         innovation = db.session.scalars(db.select(Innovation).filter_by(name="Éclairage solaire")).one()
         innovation.tagline = "Réécrit ici"

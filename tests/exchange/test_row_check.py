@@ -105,3 +105,30 @@ def test_bundle_rows_become_the_database_rows_the_register_wrote(ctx):
             assert converted == {name: stored[id_][name] for name in converted}, key
             checked += 1
     assert checked > 50
+
+
+def test_a_record_whose_link_finds_nothing_keeps_no_fingerprint(ctx):
+    """The fingerprint vouches for what is stored: a link left empty because its record is not here
+    (nor in the bundle) leaves none, so that the next re-import compares the record in full."""
+    from piu_app.services import demo
+
+    demo.load()
+    db.session.flush()
+    conn = db.session.connection()
+    maps = bf.UidMaps(conn)
+    rtable = bf.TABLES["experiments"]
+    first = db.session.scalars(select(rtable.table.c.id)).first()
+    [(_id, row, kids)] = list(bf.local_rows(conn, rtable, maps, ids=[first]))
+    header = [c.name for c in rtable.columns]
+    whole = [row[name] for name in header]
+    whole[header.index("uid")] = UIDS[0]
+    broken = list(whole)
+    broken[header.index("uid")] = UIDS[1]
+    link = next(c.name for c in rtable.columns if c.kind == "ref" and c.ref == "innovations")
+    broken[header.index(link)] = "00000000-0000-4000-8000-000000000000"  # nowhere
+    children = {name: {UIDS[0]: rows, UIDS[1]: rows} for name, rows in kids.items()}
+    bi.write_records(conn, rtable, maps, {UIDS[0]: whole, UIDS[1]: broken}, children, batch_id=None,
+                     origin_label="test", username="t")
+    digests = dict(conn.execute(select(rtable.table.c.uid, rtable.table.c.content_digest)
+                                .where(rtable.table.c.uid.in_(UIDS))).all())
+    assert len(digests[UIDS[0]]) == 40 and digests[UIDS[1]] == ""

@@ -8,6 +8,8 @@
 Revision ID: 0004
 Revises: 0003
 """
+import sqlite3
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -29,6 +31,10 @@ def upgrade():
 
 
 def downgrade():
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError(f"Downgrading below 0004 needs SQLite 3.35 or later (ALTER TABLE … DROP COLUMN); "
+                           f"this Python has SQLite {sqlite3.sqlite_version}.")
     for t in SHARED:
         # ALTER TABLE … DROP COLUMN (SQLite 3.35+), not a batch copy: other tables' foreign keys point here
         op.execute(f'ALTER TABLE "{t}" DROP COLUMN content_digest')
