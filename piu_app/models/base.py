@@ -84,7 +84,6 @@ class SharedRecord:
         )
 
 
-
 @event.listens_for(SharedRecord, "before_update", propagate=True)
 def _forget_content_digest(_mapper: object, _connection: object, record: SharedRecord) -> None:
     """A record changed through the application is no longer the content an import wrote: the next

@@ -18,6 +18,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# The tables as they were at this revision (a migration never reads today's models), as in 0002.
 SHARED = ("documents", "innovations", "territories", "themes", "organisations", "funding_aids", "needs", "persons",
           "places", "experiments", "support_programmes", "experiment_fundings", "lessons", "procurements", "reviews")
 ALONE = ("deleted", "sort_key", "updated_at")
