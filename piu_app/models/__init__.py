@@ -3,7 +3,7 @@
 from .actors import Organisation, Person, Place, Territory
 from .base import VISIBILITIES, SharedRecord, db, new_uid, utcnow
 from .documents import Document
-from .exchange import ImportBatch, ImportChange, ImportConflict, SpreadsheetMapping
+from .exchange import ImportBatch, ImportChange, ImportConflict, PeerKey, SignedManifest, SpreadsheetMapping
 from .experiments import Experiment, ExperimentFunding, FundingAid, Lesson, LessonPerson, Procurement
 from .history import ChangeLog
 from .innovations import Innovation, InnovationOrganisation, Need, NeedInnovation, Theme
@@ -19,5 +19,5 @@ __all__ = [
     "Need", "NeedInnovation", "Experiment", "Lesson", "LessonPerson", "Procurement", "FundingAid",
     "ExperimentFunding", "Review", "ReviewScore", "SupportProgramme", "Document", "ChangeLog",
     "InstanceSettings", "User", "ROLES", "VocabularyTerm",
-    "ImportBatch", "ImportChange", "ImportConflict", "SpreadsheetMapping",
+    "ImportBatch", "ImportChange", "ImportConflict", "SpreadsheetMapping", "PeerKey", "SignedManifest",
 ]

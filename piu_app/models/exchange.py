@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import db, new_uid, utcnow
@@ -79,3 +79,35 @@ class SpreadsheetMapping(db.Model):
     # {"columns": {column header: field name}, "values": {field name: {cell text: code}}}
     mapping: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class PeerKey(db.Model):
+    """The Ed25519 public key pinned for a peer city at its first signed bundle (trust on first use).
+
+    A later bundle of that city must be signed by this key; an administrator may replace it on
+    purpose, and the keys it replaced are kept in `previous_keys` ([{"public_key", "fingerprint",
+    "pinned_at", "replaced_at", "replaced_by"}])."""
+
+    __tablename__ = "peer_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin_instance: Mapped[str] = mapped_column(String(64), unique=True)
+    city_name: Mapped[str] = mapped_column(String(200), default="")
+    public_key: Mapped[str] = mapped_column(String(64))   # the 32 raw bytes, hex
+    fingerprint: Mapped[str] = mapped_column(String(100))  # what officials read to each other by phone
+    pinned_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    pinned_by: Mapped[str] = mapped_column(String(80), default="")
+    previous_keys: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SignedManifest(db.Model):
+    """The last manifest a peer city signed: one line per record it shared (table, uid, version,
+    content fingerprint), with the signature, kept so that this city can relay that city's records
+    with the proof that they are its own."""
+
+    __tablename__ = "signed_manifests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin_instance: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # hex
+    manifest: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))  # hex
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

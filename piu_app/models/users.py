@@ -24,6 +24,9 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Carried by the session cookie; replaced at logout, password change and reset (services.users),
+    # so that a copied cookie stops working at once.
+    session_token: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
