@@ -70,9 +70,43 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
     from .views import register
 
+    _bound_integer_urls(app)
     register(app)
+    _security_headers(app)
     logging.getLogger("piu").setLevel(logging.INFO)
     return app
+
+
+# Every answer (pages, errors, static files, downloads, redirects) carries these headers: no page
+# runs a script it did not load from PIU itself, none can be framed, none leaks its address.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+MAX_URL_INTEGER = 2**63 - 1  # the largest key any engine stores; a larger number in a URL names nothing
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def _add_security_headers(response):  # type: ignore[no-untyped-def]
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def _bound_integer_urls(app: Flask) -> None:
+    """Make `<int:…>` URL parts stop at the largest stored key, so that a huge number answers 404
+    (no route) instead of overflowing the database driver (500)."""
+    from werkzeug.routing import IntegerConverter
+
+    class BoundedIntegerConverter(IntegerConverter):
+        def __init__(self, url_map, fixed_digits=0, min=None, max=MAX_URL_INTEGER, signed=False):  # noqa: A002
+            super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    app.url_map.converters["int"] = BoundedIntegerConverter
 
 
 def upgrade_database(app: Flask, *, backup: bool = True) -> None:

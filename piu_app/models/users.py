@@ -28,6 +28,10 @@ class User(UserMixin, db.Model):
     # so that a copied cookie stops working at once.
     session_token: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
+    def get_id(self) -> str:
+        """What the session cookie carries: the id and the current session token (see services.users)."""
+        return f"{self.id}:{self.session_token}"
+
     @property
     def is_active(self) -> bool:  # type: ignore[override]
         return self.active

@@ -50,7 +50,9 @@ def register(app: Flask) -> None:
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Connectez-vous pour accéder au registre.")
-    login_manager.user_loader(lambda user_id: user_service.get(int(user_id)))
+    # The cookie carries the user's session token, checked at every request: logout, a password change
+    # and a reset replace the token, so a copied cookie stops working at once.
+    login_manager.user_loader(user_service.from_session_id)
 
     @app.before_request
     def _gatekeeper():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_user
 
 from ..extensions import db
 from ..forms.admin import InstanceForm, NewUserForm, PasswordForm, TermForm, UserRoleForm
@@ -64,8 +64,10 @@ def reset_password(user_id: int):
         raise NotFoundError(_("Compte introuvable."))
     form = PasswordForm()
     if form.validate_on_submit():
-        user_service.set_password(user, form.password.data)
+        user_service.set_password(user, form.password.data)  # every session of that user ends
         db.session.commit()
+        if user.id == current_user.id:
+            login_user(user)  # an administrator resetting their own password stays logged in here
         flash(_("Mot de passe de « %(name)s » changé.", name=user.username), "success")
     else:
         flash(_("Le mot de passe doit comporter au moins 10 caractères."), "error")

@@ -32,17 +32,23 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = user_service.authenticate(form.username.data, form.password.data,
+            user = user_service.authenticate(form.username.data, form.password.data, throttle=_throttle(),
+                                             client=request.remote_addr or "",
                                              max_failures=current_app.config["LOGIN_MAX_FAILURES"],
                                              lock_seconds=current_app.config["LOGIN_LOCK_SECONDS"])
         except PermissionDeniedError as exc:
-            db.session.commit()  # keep the failure count: it is what slows down guessing
+            db.session.commit()  # keep the failure count shown to administrators
             flash(exc.message, "error")
             return render_template("auth/login.html", form=form), 401
         db.session.commit()
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
+
+
+def _throttle() -> user_service.LoginThrottle:
+    """This server's failed-login counts (in memory: a restart forgets them, which a guesser cannot cause)."""
+    return current_app.extensions.setdefault("piu_login_throttle", user_service.LoginThrottle())
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -58,6 +64,7 @@ def account():
             flash(exc.message, "error")
             return render_template("auth/account.html", form=form), 400
         db.session.commit()
+        login_user(current_user._get_current_object())  # this session carries the new token; the others end
         flash(_("Mot de passe changé."), "success")
         return redirect(url_for("main.dashboard"))
     return render_template("auth/account.html", form=form), 400 if form.errors else 200
@@ -65,6 +72,9 @@ def account():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        user_service.end_sessions(current_user)  # a copy of this session's cookie stops working too
+        db.session.commit()
     logout_user()
     flash(_("Vous êtes déconnecté."), "info")
     return redirect(url_for(".login"))

@@ -8,8 +8,12 @@ from piu_app.services import ConflictError, InvalidInputError, PermissionDeniedE
 from tests.conftest import PASSWORD
 
 
-def _auth(username: str, password: str):
-    return users.authenticate(username, password, max_failures=3, lock_seconds=30)
+THROTTLE = users.LoginThrottle()
+
+
+def _auth(username: str, password: str, client: str = "127.0.0.1", throttle: users.LoginThrottle | None = None):
+    return users.authenticate(username, password, throttle=throttle or THROTTLE, client=client,
+                              max_failures=3, lock_seconds=30)
 
 
 def test_password_is_hashed_with_scrypt(ctx):
@@ -24,15 +28,53 @@ def test_short_passwords_and_duplicates_are_refused(ctx):
         users.create(username="Editor", password=PASSWORD, role="reader")
 
 
-def test_repeated_failures_lock_the_account_for_a_while(ctx):
-    for _ in range(3):
-        with pytest.raises(PermissionDeniedError, match="incorrect"):
-            _auth("editor", "wrong-password")
-    with pytest.raises(PermissionDeniedError, match="Réessayez dans"):
-        _auth("editor", PASSWORD)  # even the right password waits
+def test_repeated_failures_slow_down_that_address_for_that_name(ctx):
+    # Before issue 10 the account itself was locked (anyone could lock the administrator out, and only
+    # existing names were ever locked): now the (address, name) pair waits, whether the name exists or not.
+    throttle = users.LoginThrottle()
+    for name in ("editor", "nobody"):
+        for _ in range(3):
+            with pytest.raises(PermissionDeniedError, match="incorrect"):
+                _auth(name, "wrong-password", throttle=throttle)
+        with pytest.raises(PermissionDeniedError, match="Réessayez dans"):
+            _auth(name, PASSWORD, throttle=throttle)  # even the right password waits
     user = users.by_username("editor")
-    user.locked_until = None
-    assert _auth("editor", PASSWORD) is user and user.failed_logins == 0
+    assert _auth("editor", PASSWORD, client="10.0.0.2", throttle=throttle) is user  # another address: at once
+    assert user.locked_until is None and user.failed_logins == 0
+    throttle.success(("127.0.0.1", "editor"))
+    assert _auth("editor", PASSWORD, throttle=throttle) is user
+
+
+def test_the_wait_doubles_and_is_capped(ctx):
+    throttle = users.LoginThrottle()
+    key = ("127.0.0.1", "editor")
+    waits = []
+    for _ in range(6):
+        throttle.failure(key, max_failures=3, lock_seconds=30)
+        waits.append(throttle.wait(key))
+    assert waits[:2] == [0, 0] and 29 <= waits[2] <= 31 and 59 <= waits[3] <= 61 and 119 <= waits[4] <= 121
+    for _ in range(100):
+        throttle.failure(key, max_failures=3, lock_seconds=30)
+    assert throttle.wait(key) <= users.MAX_LOCK_SECONDS + 1
+
+
+def test_the_throttle_memory_is_bounded(ctx):
+    throttle = users.LoginThrottle()
+    for i in range(throttle.MAX_KEYS + 50):
+        throttle.failure(("10.0.0.1", f"name-{i}"), max_failures=3, lock_seconds=30)
+    assert len(throttle._entries) == throttle.MAX_KEYS
+
+
+def test_session_tokens_are_replaced_by_a_reset_and_by_logout(ctx):
+    user = users.by_username("reader")
+    first = user.session_token
+    assert len(first) == 64 and users.from_session_id(user.get_id()) is user
+    old_id = user.get_id()
+    users.set_password(user, "another-password")
+    assert user.session_token != first and users.from_session_id(old_id) is None
+    old_id = user.get_id()
+    users.end_sessions(user)
+    assert users.from_session_id(old_id) is None and users.from_session_id(user.get_id()) is user
 
 
 def test_roles_are_ordered(ctx):
