@@ -7,7 +7,6 @@ import pytest
 from piu_app.services import ConflictError, InvalidInputError, PermissionDeniedError, users
 from tests.conftest import PASSWORD
 
-
 THROTTLE = users.LoginThrottle()
 
 
