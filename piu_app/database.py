@@ -459,11 +459,18 @@ RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, title matches then the mos
 RANK_WINDOW = 5000
 
 
+# A snippet is cut from the first SNIPPET_SCAN characters of a record's text, whatever its size: FTS5's
+# own snippet() scores every window of every column, a cost that grows with the square of the text
+# (1 MB took 15 to 60 s, 15 MB never ended, and four such searches held every server thread).
+SNIPPET_SCAN = 20_000
+
+
 def _ranked(conn: Connection, where: str, params: dict, limit: int, offset: int) -> list:
     return conn.execute(text(
         f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
-        f"snippet({SEARCH_TABLE}, -1, '{MARK_START}', '{MARK_END}', '…', 12) FROM {SEARCH_TABLE} WHERE {where} "
-        "ORDER BY rank LIMIT :limit OFFSET :offset"), {**params, "limit": limit, "offset": offset}).all()
+        f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
+        "ORDER BY rank LIMIT :limit OFFSET :offset"),
+        {**params, "limit": limit, "offset": offset, "scan": SNIPPET_SCAN}).all()
 
 
 def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = (),
@@ -504,23 +511,30 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
                     {**params, "window": RANK_WINDOW - 1}).scalar() or 0
                 rows += _ranked(conn, where_b + " AND rowid >= :floor", params, limit - len(rows),
                                 max(0, offset - n_title))
-        return [SearchHit(r[0], r[1], float(r[2]), r[3] or "") for r in rows], int(total)
+        return [SearchHit(r[0], r[1], float(r[2]), _snippet(r[3] or "", terms)) for r in rows], int(total)
     params["q"] = " & ".join(f"{t}" for t in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"{terms[-1]}:*"
     where = f"document @@ to_tsquery('simple', :q){extra}"
     total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
     rows = conn.execute(text(
         f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
-        f"title || ' ' || body FROM {SEARCH_TABLE} WHERE {where} ORDER BY rank DESC LIMIT :limit OFFSET :offset"),
-        params).all()
+        f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
+        "ORDER BY rank DESC LIMIT :limit OFFSET :offset"), {**params, "scan": SNIPPET_SCAN}).all()
     return [SearchHit(r[0], r[1], float(r[2]), _snippet(r[3] or "", terms)) for r in rows], int(total)
 
 
 def _snippet(content: str, terms: Sequence[str], width: int = 12) -> str:
-    """Cut about `width` words around the first match and mark the matching words (as FTS5's snippet does)."""
-    words = content.split()
-    hits = [i for i, w in enumerate(words) if any(fold(w).lstrip("«(\"'").startswith(t) for t in terms)]
-    start = max(0, (hits[0] if hits else 0) - width // 3)
-    shown = [f"{MARK_START}{w}{MARK_END}" if i in hits else w for i, w in enumerate(words)][start:start + width]
+    """Cut about `width` words around the first match and mark the matching words (as FTS5's snippet does).
+
+    Linear and bounded: only the first SNIPPET_SCAN characters are read, and words are folded only
+    up to the first match and within the words shown."""
+    words = content[:SNIPPET_SCAN].split()
+
+    def matches(word: str) -> bool:
+        return any(token.startswith(t) for token in _WORD.findall(fold(word)) for t in terms)
+
+    first = next((i for i, w in enumerate(words) if matches(w)), 0)
+    start = max(0, first - width // 3)
+    shown = [f"{MARK_START}{w}{MARK_END}" if matches(w) else w for w in words[start:start + width]]
     return ("…" if start else "") + " ".join(shown) + ("…" if start + width < len(words) else "")
 
 

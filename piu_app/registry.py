@@ -17,6 +17,10 @@ from . import models as m
 
 FieldKind = str  # text, textarea, int, float, date, bool, url, email, vocab, vocab_list, ref, themes, scores
 TEXT_KINDS = {"text", "textarea", "url", "email"}
+# Longest text a multi-line field (a Text column) takes: about eight pages. Forms, the services, the
+# spreadsheet and bundle imports all refuse longer texts (never truncate them); bundles declare it as
+# the column's maxLength.
+TEXTAREA_MAX_LENGTH = 20_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class RecordType:
 
 
 def _f(name: str, label: Any, kind: FieldKind = "text", **kw: Any) -> Field:
+    if kind == "textarea":
+        kw.setdefault("max_length", TEXTAREA_MAX_LENGTH)
     return Field(name, label, kind, **kw)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -30,6 +31,9 @@ class LocaleFloatField(FloatField):
             except ValueError as exc:
                 self.data = None
                 raise ValueError(_l("Nombre attendu, par exemple 12 500 ou 3,5.")) from exc
+            if not math.isfinite(self.data):  # "nan", "inf", "-inf", "1e999" are not amounts
+                self.data = None
+                raise ValueError(_l("Nombre attendu, par exemple 12 500 ou 3,5 (ni « nan » ni « inf »)."))
         else:
             self.data = None
 
@@ -38,8 +42,11 @@ class LocaleIntegerField(IntegerField):
     widget = _NumberInput()
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and valuelist[0] not in (None, ""):
+            raw = _normalise(str(valuelist[0]))
             try:
-                self.data = int(_normalise(str(valuelist[0])))
+                if len(raw) > 30:  # int() of a 100 000-digit string costs seconds; such a number is a typo
+                    raise ValueError(raw[:30])
+                self.data = int(raw)
             except ValueError as exc:
                 self.data = None
                 raise ValueError(_l("Nombre entier attendu.")) from exc

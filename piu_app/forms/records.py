@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -15,12 +14,13 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import URL, Email, Length, Optional
+from wtforms.validators import URL, Email, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..registry import RECORD_TYPES, Field, RecordType
 from ..services import records as record_service
 from ..services import vocabularies
+from .base import PiuForm, length
 from .fields import LocaleFloatField, LocaleIntegerField
 
 VISIBILITY_CHOICES = [("private", _l("Privé (local)")), ("network", _l("Réseau")), ("public", _l("Public"))]
@@ -32,7 +32,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class RecordFormBase(FlaskForm):
+class RecordFormBase(PiuForm):
     visibility = SelectField(_l("Niveau de partage"), choices=VISIBILITY_CHOICES)
     draft = BooleanField(_l("Brouillon (à compléter)"))
     version = HiddenField()
@@ -49,7 +49,7 @@ def _wtf_field(f: Field, lang: str) -> Any:
     label = f.label
     if f.kind in ("text", "url", "email"):
         if f.max_length:
-            validators.append(Length(max=f.max_length))
+            validators.append(length(f.max_length))
         if f.kind == "url":
             validators.append(URL(require_tld=False, message=_l("Adresse web attendue (https://…).")))
         if f.kind == "email":
@@ -57,7 +57,7 @@ def _wtf_field(f: Field, lang: str) -> Any:
         return StringField(label, validators=validators, **kw)
     if f.kind == "textarea":
         if f.max_length:
-            validators.append(Length(max=f.max_length))
+            validators.append(length(f.max_length))
         return TextAreaField(label, validators=validators, **kw)
     if f.kind == "int":
         return LocaleIntegerField(label, validators=validators, **kw)

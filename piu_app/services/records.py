@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,17 @@ from . import search as search_service
 
 MAX_NUMBER = 2**31 - 1  # fits every engine's INTEGER; larger amounts are typos
 MAX_PAGE = 100_000
+# C0 control characters and DEL: invisible, never typed on purpose (they come from a copy-paste or a
+# forged request), and a NUL made every peer refuse the city's whole bundle. Refused, not stripped: a
+# record is never saved different from what its author sees. Multi-line fields keep tab and line breaks.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROLS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(value: str, *, multiline: bool = False) -> str | None:
+    """Return the first forbidden control character of `value` as U+XXXX, or None if there is none."""
+    found = (_CONTROLS_MULTILINE if multiline else _CONTROLS).search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 @dataclass
@@ -251,6 +263,12 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
         value = values[f.name]
         if isinstance(value, str):
             value = value.strip()
+        bad = next(filter(None, (control_character(v, multiline=f.kind == "textarea")
+                                 for v in _strings(value))), None)
+        if bad:
+            errors[f.name] = _("Caractère de contrôle invisible interdit (%(code)s) : retirez-le "
+                               "(il vient souvent d'un copier-coller).", code=bad)
+            continue
         empty = value is None or value == "" or value == [] or value == {}
         if empty and f.required:
             errors[f.name] = _("Ce champ est obligatoire.")
@@ -262,7 +280,14 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
                 continue
         elif f.kind in ("int", "float"):
             if not empty:
-                number = float(value)
+                try:
+                    number = float(value)
+                except (TypeError, ValueError, OverflowError):
+                    errors[f.name] = _("Nombre attendu.")
+                    continue
+                if not math.isfinite(number):  # nan passed every comparison and was stored as NULL
+                    errors[f.name] = _("Nombre attendu (ni « nan » ni « inf »).")
+                    continue
                 if (f.min_value is not None and number < f.min_value) or (f.max_value is not None and number > f.max_value):
                     errors[f.name] = _("Valeur attendue entre %(a)s et %(b)s.",
                                        a=_fmt(f.min_value), b=_fmt(f.max_value))
@@ -270,7 +295,11 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
                 if abs(number) > MAX_NUMBER:
                     errors[f.name] = _("Nombre trop grand.")
                     continue
-                value = int(value) if f.kind == "int" else float(value)
+                try:
+                    value = int(value) if f.kind == "int" else number
+                except (TypeError, ValueError):
+                    errors[f.name] = _("Nombre entier attendu.")
+                    continue
             else:
                 value = None
         elif f.kind == "bool":
@@ -325,6 +354,17 @@ def _assign(rt: RecordType, record: Any, values: Mapping[str, Any]) -> None:
         raise InvalidInputError(_("Le formulaire contient des erreurs."), field_errors=errors)
 
 
+def _strings(value: Any) -> list[str]:
+    """The strings a field's value holds (a text, the codes of a list, the keys of scores)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [v for v in (*value.keys(), *value.values()) if isinstance(v, str)]
+    if isinstance(value, (list, tuple, set)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
 def _fmt(number: float | None) -> str:
     return "…" if number is None else f"{number:g}"
 
@@ -334,10 +374,14 @@ def _assign_scores(record: Any, scores: Mapping[str, Any], f: Field, errors: dic
     for criterion, score in scores.items():
         if score in (None, ""):
             continue
-        if not vocabularies.is_valid(f.vocab, criterion) or not 1 <= int(score) <= 5:
+        try:
+            number = int(score)
+        except (TypeError, ValueError):
+            number = 0
+        if not vocabularies.is_valid(f.vocab, criterion) or not 1 <= number <= 5:
             errors[f.name] = _("Chaque critère se note de 1 à 5.")
             return
-        wanted[criterion] = int(score)
+        wanted[criterion] = number
     current = {s.criterion: s for s in record.scores}
     for criterion, row in current.items():
         if criterion not in wanted:
@@ -414,8 +458,10 @@ def delete(rt: RecordType, record: Any, *, username: str) -> Any:
 
 
 def restore(rt: RecordType, record: Any, *, username: str) -> Any:
-    """Undo a deletion."""
-    _check_owned(record)
+    """Undo a deletion (of this city's records only: another city's deletion is undone there)."""
+    if is_foreign(record):
+        raise PermissionDeniedError(_("Cette fiche vient de « %(origin)s » et y a été supprimée : seule cette ville "
+                                      "peut la restaurer.", origin=record.origin_instance))
     if record.deleted:
         record.deleted = False
         record.version += 1

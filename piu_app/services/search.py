@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..database import (
@@ -23,6 +24,9 @@ from ..database import (
 )
 from ..models import Theme, db
 from ..registry import RECORD_TYPES, RecordType
+from . import InvalidInputError
+
+MAX_QUERY_LENGTH = 200  # a search is a few words; a longer query is refused, never cut silently
 
 
 def _entry(rt: RecordType, record: Any) -> IndexEntry:
@@ -169,6 +173,8 @@ class Result:
 def search(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
            page: int = 1, page_size: int = 20) -> tuple[list[Result], int]:
     """Return one page of ranked results for `query` and the total number of hits."""
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidInputError(_("Recherche trop longue : %(n)d caractères au plus.", n=MAX_QUERY_LENGTH))
     page = min(max(1, page), 100_000)
     types = [t for t in record_types if t in RECORD_TYPES]
     if theme:

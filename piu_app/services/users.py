@@ -15,6 +15,7 @@ from ..models import ROLES, User, db
 from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # hashing cost grows with the length: a 15 MB "password" is refused unhashed
 MAX_LOCK_SECONDS = 3600
 _DUMMY_HASH = generate_password_hash("piu-timing-equaliser")
 
@@ -86,6 +87,9 @@ def from_session_id(value: str) -> User | None:
 
 
 def _check_password(password: str) -> None:
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInputError(_("Le mot de passe doit comporter au plus %(n)d caractères.", n=MAX_PASSWORD_LENGTH),
+                                field_errors={"password": _("Trop long.")})
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(_("Le mot de passe doit comporter au moins %(n)d caractères.", n=MIN_PASSWORD_LENGTH),
                                 field_errors={"password": _("Trop court.")})
@@ -149,6 +153,8 @@ def authenticate(username: str, password: str, *, throttle: LoginThrottle, clien
     wait = throttle.wait(key)
     if wait:
         raise PermissionDeniedError(_("Trop d'essais manqués. Réessayez dans %(s)d secondes.", s=wait))
+    if len(password) > MAX_PASSWORD_LENGTH:
+        password = ""  # never hash megabytes; such a password cannot be right (see _check_password)
     user = db.session.scalars(db.select(User).filter_by(username=name)).first() if len(name) <= 80 else None
     if user is None:
         check_password_hash(_DUMMY_HASH, password)  # same time as a real check: names are not probed

@@ -92,8 +92,8 @@ def make_blueprint(rt: RecordType) -> Blueprint:
             fill_from_record(form, record)
         else:
             keep_current_choices(form, record)
-        if form.validate_on_submit():
-            expected = int(form.version.data) if (form.version.data or "").isdigit() else None
+        if form.validate_on_submit() and not _version_missing(form):
+            expected = int(form.version.data)
             try:
                 record_service.update(rt, record, form_values(form), username=username(), expected_version=expected)
             except DomainError as exc:
@@ -183,6 +183,18 @@ def _export(rt: RecordType, fmt: str) -> Response:
                 else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
     return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _version_missing(form) -> bool:
+    """Tell (and say on the form) whether the version the user read is missing or not a number: the
+    edit-conflict check needs it, so such a post is refused rather than saved blindly."""
+    raw = form.version.data or ""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return False
+    message = _("Le formulaire ne dit pas quelle version de la fiche vous avez lue : rechargez la page et recommencez.")
+    form.version.errors = [*form.version.errors, message]
+    flash(message, "error")
+    return True
 
 
 def _form_error(rt: RecordType, form, exc: DomainError, record):

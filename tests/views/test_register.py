@@ -138,8 +138,10 @@ def test_editing_keeps_a_link_to_a_record_deleted_since(editor):
     _post_form(editor, f"/innovations/{inno}/delete", {})
     form = editor.get(f"/experiments/{exp}/edit").get_data(as_text=True)
     assert f'value="{inno}"' in form
+    version = re.search(r'name="version"[^>]*value="(\d+)"', form) or re.search(r'value="(\d+)"[^>]*name="version"', form)
     response = _post_form(editor, f"/experiments/{exp}/edit", {"title": "Essai prolongé", "innovation": inno,
-                                                               "status": "ongoing", "visibility": "network"})
+                                                               "status": "ongoing", "visibility": "network",
+                                                               "version": version.group(1)})
     assert response.status_code == 302
     assert "Kiosques" in editor.get(f"/experiments/{exp}").get_data(as_text=True)
 

@@ -175,3 +175,222 @@ def test_huge_and_ill_formed_ids_answer_404(admin):
                  "/admin/users/9223372036854775808", "/admin/users/-1", "/admin/users/1e9"):
         assert admin.post(path, data={"csrf_token": token}).status_code == 404, path
     assert admin.post("/admin/users/9223372036854775807", data={"csrf_token": token}).status_code == 404
+
+
+# --------------------------------------------------------------------------- forms (items 8, 9, Low)
+
+def _post(client: FlaskClient, path: str, data: dict):
+    return client.post(path, data={"csrf_token": csrf_token(client, path), **data})
+
+
+def _new_innovation(client: FlaskClient, **values) -> str:
+    import re
+
+    response = _post(client, "/innovations/new", {"name": "Kiosques solaires", "visibility": "network", **values})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    return re.search(r"/([0-9a-f-]{36})$", response.headers["Location"]).group(1)
+
+
+def _version(client: FlaskClient, uid: str) -> str:
+    import re
+
+    form = client.get(f"/innovations/{uid}/edit").get_data(as_text=True)
+    match = re.search(r'name="version"[^>]*value="(\d+)"', form) or re.search(r'value="(\d+)"[^>]*name="version"', form)
+    return match.group(1)
+
+
+def test_every_text_field_of_every_record_form_has_a_length_limit(app):
+    from piu_app.registry import RECORD_TYPES, TEXT_KINDS
+
+    for rt in RECORD_TYPES.values():
+        for f in rt.fields:
+            if f.kind in TEXT_KINDS:
+                assert f.max_length, (rt.key, f.name)
+                column = rt.model.__table__.c[f.column]
+                if getattr(column.type, "length", None):  # never longer than the column itself
+                    assert f.max_length <= column.type.length, (rt.key, f.name)
+
+
+def test_a_15_mb_text_is_refused_with_a_clear_message_and_nothing_is_truncated(app, editor):
+    huge = "mot " * (15 * 1024 * 1024 // 4)
+    response = _post(editor, "/innovations/new", {"name": "Énorme", "description": huge, "visibility": "network"})
+    assert response.status_code == 400
+    assert "20000 caractères au plus." in response.get_data(as_text=True)
+    just_over = "é" * 20_001
+    response = _post(editor, "/innovations/new", {"name": "Presque", "description": just_over, "visibility": "network"})
+    assert response.status_code == 400
+    uid = _new_innovation(editor, description="é" * 20_000)  # the bound itself is accepted, whole
+    with app.app_context():
+        from piu_app.registry import RECORD_TYPES
+        from piu_app.services import records
+
+        assert records.get(RECORD_TYPES["innovations"], uid).description == "é" * 20_000
+
+
+def test_over_long_texts_are_refused_by_the_service_too(ctx):
+    import pytest
+
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import InvalidInputError, records
+
+    with pytest.raises(InvalidInputError) as caught:
+        records.create(RECORD_TYPES["lessons"], {"title": "Leçon", "advice": "x" * 20_001}, username="cli")
+    assert "advice" in caught.value.field_errors
+
+
+def test_other_forms_are_bounded_too(app, admin, client):
+    response = _post(admin, "/admin/users", {"username": "u" * 81, "role": "reader", "password": "long-enough-pw"})
+    assert "80 caractères au plus." in response.get_data(as_text=True)
+    response = client.post("/login", data={"username": "x" * 5000, "password": "p" * 2_000_000,
+                                           "csrf_token": csrf_token(client, "/login")})
+    assert response.status_code == 200 and "caractères au plus." in response.get_data(as_text=True)
+
+
+def test_control_characters_are_refused_in_forms_with_a_clear_message(app, editor):
+    for bad in ("Kiosque\x00", "Kio\x1bsque", "Kiosque\x7f", "Kio\nsque", "Kio\tsque"):
+        response = _post(editor, "/innovations/new", {"name": bad, "visibility": "network"})
+        assert response.status_code == 400, repr(bad)
+        assert "Caractère de contrôle invisible interdit" in response.get_data(as_text=True), repr(bad)
+    response = _post(editor, "/innovations/new", {"name": "Kiosque", "description": "a\x00b", "visibility": "network"})
+    assert response.status_code == 400 and "U+0000" in response.get_data(as_text=True)
+    # multi-line fields keep their line breaks and tabs
+    _new_innovation(editor, description="Ligne 1\r\nLigne 2\n\tretrait")
+
+
+def test_control_characters_are_refused_by_the_service_so_imports_and_the_cli_obey(ctx):
+    import pytest
+
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import InvalidInputError, records
+
+    rt = RECORD_TYPES["innovations"]
+    for values in ({"name": "A\x00B"}, {"name": "Ok", "description": "x\x01y"}, {"name": "Ok", "themes": ["a\x00"]}):
+        with pytest.raises(InvalidInputError) as caught:
+            records.create(rt, values, username="cli")
+        assert caught.value.field_errors
+    record = records.create(rt, {"name": "Ok", "description": "a\r\n\tb"}, username="cli")
+    with pytest.raises(InvalidInputError):
+        records.update(rt, record, {"tagline": "\x08"}, username="cli")
+
+
+def test_a_record_saved_through_the_form_exports_a_bundle_that_a_peer_imports(app, editor, tmp_path,
+                                                                               register_template):
+    from tests.exchange.cities import export, import_, make_city
+
+    _new_innovation(editor, name="Kiosque « solaire » =1+1", tagline="@tous -moins +221 77 000 00 00",
+                    description="Ligne 1\r\nLigne 2\n\tretrait « é »")
+    refused = _post(editor, "/innovations/new", {"name": "Nul\x00", "visibility": "network"})
+    assert refused.status_code == 400
+    bundle = export(app, tmp_path / "test-city.zip")
+    peer = make_city(register_template, tmp_path / "cities", "peer-city")
+    totals, batch = import_(peer, bundle)
+    assert batch is not None, totals
+    with peer.app_context():
+        from piu_app.models import Innovation
+
+        names = [i.name for i in db.session.scalars(db.select(Innovation))]
+    assert "Kiosque « solaire » =1+1" in names
+
+
+def test_nan_and_infinity_are_refused_in_number_fields(app, editor):
+    for bad in ("nan", "NaN", "inf", "-inf", "1e999", "Infinity"):
+        response = _post(editor, "/innovations/new", {"name": "Prix", "price_indication": bad, "visibility": "network"})
+        assert response.status_code == 400, bad
+        assert "Nombre attendu" in response.get_data(as_text=True), bad
+    response = _post(editor, "/innovations/new", {"name": "Prix", "trl": "9" * 5000, "visibility": "network"})
+    assert response.status_code == 400
+
+
+def test_nan_is_refused_by_the_service(ctx):
+    import pytest
+
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import InvalidInputError, records
+
+    for bad in (float("nan"), float("inf"), "nan", "-inf", "1e999", "douze"):
+        with pytest.raises(InvalidInputError):
+            records.create(RECORD_TYPES["innovations"], {"name": "Prix", "price_indication": bad}, username="cli")
+
+
+def test_an_edit_without_a_numeric_version_is_refused_never_saved_blindly(app, editor):
+    uid = _new_innovation(editor)
+    for version in ("", "abc", "1.0", "٣", "99999999999999999999999", None):
+        data = {"name": "Écrasé", "visibility": "network"}
+        if version is not None:
+            data["version"] = version
+        response = _post(editor, f"/innovations/{uid}/edit", data)
+        assert response.status_code == 400, version
+        assert "rechargez la page" in response.get_data(as_text=True)
+    assert "Écrasé" not in editor.get(f"/innovations/{uid}").get_data(as_text=True)
+    response = _post(editor, f"/innovations/{uid}/edit", {"name": "Renommé", "visibility": "network",
+                                                         "version": _version(editor, uid)})
+    assert response.status_code == 302
+    stale = _post(editor, f"/innovations/{uid}/edit", {"name": "Ancien", "visibility": "network", "version": "1"})
+    assert stale.status_code == 409
+
+
+def test_a_deleted_foreign_record_shows_no_restore_button_and_the_service_says_why(app, editor):
+    import pytest
+
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import PermissionDeniedError, records
+    from tests.factories import make_foreign
+
+    with app.test_request_context(), writing():
+        record = make_foreign("innovations", name="Venue d'ailleurs")
+        record.deleted = True
+        uid = record.uid
+        db.session.commit()
+    page = editor.get(f"/innovations/{uid}").get_data(as_text=True)
+    assert "Cette fiche est dans la corbeille." in page
+    assert f"/innovations/{uid}/restore" not in page and "Seule « peer-city » peut la restaurer." in page
+    response = _post(editor, f"/innovations/{uid}/restore", {})
+    assert response.status_code == 403 and "seule cette ville peut la restaurer" in response.get_data(as_text=True)
+    with app.test_request_context(), writing():
+        with pytest.raises(PermissionDeniedError, match="seule cette ville"):
+            records.restore(RECORD_TYPES["innovations"], records.get(RECORD_TYPES["innovations"], uid), username="x")
+    own = _new_innovation(editor)
+    _post(editor, f"/innovations/{own}/delete", {})
+    assert f"/innovations/{own}/restore" in editor.get(f"/innovations/{own}").get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- search (item 8)
+
+def test_search_cost_is_bounded_whatever_the_size_of_a_text(ctx):
+    import time
+
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import records
+    from piu_app.services import search as search_service
+
+    rt = RECORD_TYPES["innovations"]
+    record = records.create(rt, {"name": "Très long"}, username="t")
+    # A text of an earlier release (no length limit then): 2 MB of matching words.
+    record.description = " ".join(["solaire vélo eau quartier"] * 80_000)
+    search_service.index(rt, record)
+    start = time.perf_counter()
+    results, total = search_service.search("velo eau")
+    elapsed = time.perf_counter() - start
+    assert total == 1 and "\x02" in results[0].snippet and len(results[0].snippet) < 400
+    assert elapsed < 2, elapsed  # it took 30 to 60 s before issue 10 (quadratic snippet)
+
+
+def test_the_snippet_is_linear_in_the_text(ctx):
+    import time
+
+    from piu_app.database import _snippet
+
+    def cost(n: int) -> float:
+        text = "rien " * n + "cible"
+        start = time.perf_counter()
+        snippet = _snippet(text, ["cible"])
+        assert "\x02cible\x03" in snippet or n * 5 > 20_000
+        return time.perf_counter() - start
+
+    assert cost(2_000_000) < 1
+
+
+def test_an_over_long_query_is_refused_with_a_message(reader):
+    response = reader.get("/search?q=" + "a" * 5000)
+    assert response.status_code == 400 and "Recherche trop longue" in response.get_data(as_text=True)
+    assert reader.get("/search?q=" + "mot " * 40).status_code == 200
