@@ -25,9 +25,7 @@ from ..services import (
 from ..services import instance as instance_service
 from ..services import records as record_service
 from ..services import users as user_service
-
-# Endpoints reachable without an account (everything else needs a login).
-PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "auth.set_language", "main.healthz", "static"}
+from .access import PUBLIC_ENDPOINTS, required_role
 
 
 def register(app: Flask) -> None:
@@ -64,6 +62,10 @@ def register(app: Flask) -> None:
             return redirect(url_for("auth.setup"))
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if request.endpoint is not None and required_role(app, request.endpoint) is None:
+            # Deny by default: a route that declares no role is a mistake, never an open door.
+            app.logger.error("endpoint %s declares no required role: refused", request.endpoint)
+            raise PermissionDeniedError(_("Votre rôle ne permet pas cette action."))
         return None
 
     @app.teardown_request

@@ -14,6 +14,7 @@ from ..i18n import LOCALES
 from ..services import DomainError, InvalidInputError, PermissionDeniedError, vocabularies
 from ..services import instance as instance_service
 from ..services import users as user_service
+from .access import require_role
 
 bp = Blueprint("auth", __name__)
 
@@ -52,6 +53,7 @@ def _throttle() -> user_service.LoginThrottle:
 
 
 @bp.route("/account", methods=["GET", "POST"])
+@require_role("reader")
 def account():
     """Change one's own password (every role)."""
     form = OwnPasswordForm()
@@ -71,6 +73,7 @@ def account():
 
 
 @bp.post("/logout")
+@require_role("reader")
 def logout():
     if current_user.is_authenticated:
         user_service.end_sessions(current_user)  # a copy of this session's cookie stops working too

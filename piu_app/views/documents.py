@@ -16,6 +16,7 @@ bp = Blueprint("documents", __name__, url_prefix="/documents")
 
 
 @bp.get("/<uid>")
+@require_role("reader")
 def download(uid: str):
     document = document_service.get(uid)
     path = document_service.stored_path(current_app.config["PIU_UPLOADS_DIR"], document)

@@ -7,10 +7,12 @@ from flask import Blueprint, render_template
 from ..registry import INNOVATIONS
 from ..services import innovations as innovation_service
 from ..services import records as record_service
+from .access import require_role
 
 
 def add_routes(bp: Blueprint) -> None:
     @bp.get("/<uid>/sheet")
+    @require_role("reader")
     def sheet(uid: str):
         record = record_service.get(INNOVATIONS, uid, include_deleted=False)
         return render_template("innovations/sheet.html", rt=INNOVATIONS, record=record,

@@ -11,11 +11,13 @@ from ..registry import RECORD_TYPES
 from ..services import records as record_service
 from ..services import search as search_service
 from ..services import vocabularies
+from .access import require_role
 
 bp = Blueprint("main", __name__)
 
 
 @bp.get("/")
+@require_role("reader")
 def dashboard():
     return render_template("main/dashboard.html", counts=record_service.counts(),
                            recent=record_service.recent_changes(15), drafts=record_service.drafts(15),
@@ -23,6 +25,7 @@ def dashboard():
 
 
 @bp.get("/search")
+@require_role("reader")
 def search():
     query = request.args.get("q", "").strip()
     record_type = request.args.get("type", "")

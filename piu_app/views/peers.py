@@ -9,11 +9,13 @@ from ..registry import INNOVATIONS
 from ..services import peers as peer_service
 from ..services import records as record_service
 from ..services import vocabularies
+from .access import require_role
 
 bp = Blueprint("peers", __name__, url_prefix="/peers")
 
 
 @bp.get("/")
+@require_role("reader")
 def index():
     code = request.args.get("theme", "")
     if code:  # the theme picker is a plain GET form, so it works without JavaScript
@@ -22,6 +24,7 @@ def index():
 
 
 @bp.get("/innovations/<uid>")
+@require_role("reader")
 def innovation(uid: str):
     record = record_service.get(INNOVATIONS, uid, include_deleted=False)
     return render_template("peers/results.html", innovation=record, theme=None, themes=vocabularies.themes(),
@@ -30,6 +33,7 @@ def innovation(uid: str):
 
 
 @bp.get("/themes/<code>")
+@require_role("reader")
 def theme(code: str):
     chosen = peer_service.theme(code)
     return render_template("peers/results.html", innovation=None, theme=chosen, themes=vocabularies.themes(),

@@ -33,6 +33,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     bp = Blueprint(rt.key, __name__, url_prefix=f"/{rt.key.replace('_', '-')}")
 
     @bp.get("/")
+    @require_role("reader")
     def index():
         filters = {k: v for k, v in request.args.items() if v}
         page = record_service.list_records(
@@ -44,6 +45,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
 
     @bp.get("/export.csv", defaults={"fmt": "csv"})
     @bp.get("/export.xlsx", defaults={"fmt": "xlsx"})
+    @require_role("reader")
     def export(fmt: str):
         return _export(rt, fmt)
 
@@ -67,6 +69,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return render_template("records/form.html", rt=rt, form=form, record=None), 400 if form.errors else 200
 
     @bp.get("/<uid>")
+    @require_role("reader")
     def detail(uid: str):
         record = record_service.get(rt, uid)
         link_forms = {}
@@ -123,6 +126,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return redirect(url_for(".detail", uid=uid))
 
     @bp.get("/<uid>/history")
+    @require_role("reader")
     def history(uid: str):
         record = record_service.get(rt, uid)
         return render_template("records/history.html", rt=rt, record=record, entries=record_service.history(record))
