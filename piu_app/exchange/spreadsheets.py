@@ -807,6 +807,10 @@ class _Previewer:
                 return None
         if f.max_length and len(text) > f.max_length:
             raise ValueError(_("%(n)d caractères au plus (la cellule en compte %(m)d).", n=f.max_length, m=len(text)))
+        bad = record_service.control_character(text, multiline=f.kind == "textarea")
+        if bad:  # the preview says it, as the import would (services.records refuses them)
+            raise ValueError(_("Caractère de contrôle invisible interdit (%(code)s) : retirez-le "
+                               "(il vient souvent d'un copier-coller).", code=bad))
         return text
 
     def _unknown(self, t: Target, text: str) -> None:

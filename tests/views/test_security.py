@@ -394,3 +394,19 @@ def test_an_over_long_query_is_refused_with_a_message(reader):
     response = reader.get("/search?q=" + "a" * 5000)
     assert response.status_code == 400 and "Recherche trop longue" in response.get_data(as_text=True)
     assert reader.get("/search?q=" + "mot " * 40).status_code == 200
+
+
+def test_a_spreadsheet_cell_with_a_control_character_is_refused_at_preview(ctx):
+    from piu_app.exchange import spreadsheets as ss
+    from piu_app.registry import RECORD_TYPES
+
+    rt = RECORD_TYPES["organisations"]
+    padding = "une présentation ordinaire " * 8  # one stray control character, not a binary file
+    data = (f"Nom;Sigle;Présentation courte\nLumisol;L\x07MS;{padding}\n"
+            f'Solaris;SOL;"{padding}\r\nligne 2\tfin"\n').encode()
+    table = ss.read_table(data)
+    report = ss.preview(rt, table, ss.suggest_mapping(rt, table.headers))
+    assert [r.status for r in report.rows][:1] == ["error"]
+    assert any("U+0007" in e for e in report.rows[0].errors)
+    assert not any("contrôle" in e for e in report.rows[1].errors), report.rows[1].errors  # line breaks, tab: fine
+    assert "\tfin" in report.rows[1].values["description_short"]
