@@ -30,7 +30,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PAGE_SIZE", 25, "Rows per page on list pages."),
     Setting("DEFAULT_LOCALE", "fr", "Language of the interface when the user has not chosen one (fr or en)."),
     Setting("LOGIN_MAX_FAILURES", 5,
-            "Failed logins allowed for one account before each new try must wait."),
+            "Failed logins allowed for one user name from one address before each new try from there must wait "
+            "(the account itself is never locked, and unknown names are counted the same way)."),
     Setting("LOGIN_LOCK_SECONDS", 30,
             "Wait imposed after too many failed logins; doubles at each further failure (capped at 1 hour)."),
     Setting("HOST", "127.0.0.1", "Address the officer's interface listens on. Keep 127.0.0.1: it is not meant for the LAN."),
