@@ -56,6 +56,11 @@ def register(app: Flask) -> None:
     def _gatekeeper():
         # Writes start with BEGIN IMMEDIATE so that concurrent writers queue instead of failing.
         g._write_token = set_write_intent(request.method not in ("GET", "HEAD", "OPTIONS"))
+        if _carries_nul():
+            # Never typed by a person; PostgreSQL refuses it in any query (a 500), and a record holding
+            # one made every peer refuse the city's bundle. Other control characters: see forms.base.
+            raise InvalidInputError(_("Caractère de contrôle invisible interdit (%(code)s) : retirez-le "
+                                      "(il vient souvent d'un copier-coller).", code="U+0000"))
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if instance_service.current() is None or user_service.count() == 0:
@@ -116,6 +121,14 @@ def register(app: Flask) -> None:
         "Fichier trop volumineux : %(mb)d Mo au plus.", mb=app.config["MAX_UPLOAD_MB"])))
     app.register_error_handler(500, lambda e: _page(500, _(
         "Une erreur inattendue s'est produite ; rien n'a été enregistré. Le détail est dans le journal.")))
+
+
+def _carries_nul() -> bool:
+    """Tell whether the request's path, query or form fields (names or values) hold a NUL character."""
+    if "\x00" in request.path:
+        return True
+    fields = [request.args] + ([request.form] if request.method == "POST" else [])
+    return any("\x00" in key or "\x00" in value for multi in fields for key, value in multi.items(multi=True))
 
 
 class _LabelCache(dict):

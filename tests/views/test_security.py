@@ -410,3 +410,22 @@ def test_a_spreadsheet_cell_with_a_control_character_is_refused_at_preview(ctx):
     assert any("U+0007" in e for e in report.rows[0].errors)
     assert not any("contrôle" in e for e in report.rows[1].errors), report.rows[1].errors  # line breaks, tab: fine
     assert "\tfin" in report.rows[1].values["description_short"]
+
+
+def test_a_nul_anywhere_in_a_request_is_refused_with_a_message_never_a_500(app, editor, client):
+    from tests.factories import make_innovation
+
+    with app.test_request_context(), writing():
+        uid = make_innovation().uid
+        db.session.commit()
+    token = csrf_token(editor, "/")
+    answers = [editor.get("/innovations/%00"), editor.get("/innovations/?deployment_stage=%00"),
+               editor.get("/search?q=a%00b"),
+               editor.post(f"/innovations/{uid}/links/carriers", data={"csrf_token": token, "carriers-target": "\x00",
+                                                                       "carriers-role": "carrier"}),
+               editor.post("/innovations/new", data={"csrf_token": token, "name\x00": "x", "visibility": "network"}),
+               client.post("/login", data={"username": "admin\x00", "password": "x",
+                                           "csrf_token": csrf_token(client, "/login")})]
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 400, n
+        assert "U+0000" in answer.get_data(as_text=True), n
