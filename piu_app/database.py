@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
+import functools
 import re
 import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -452,7 +453,13 @@ class SearchHit:
     record_type: str
     uid: str
     rank: float
-    snippet: str
+    text: str = field(default="", repr=False)   # the start of the record's text (SNIPPET_SCAN characters)
+    terms: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def snippet(self) -> str:
+        """The words around the first match, marked; cut only when shown (a theme filter reads 2 000 hits)."""
+        return _snippet(self.text, self.terms)
 
 
 RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, title matches then the most recent RANK_WINDOW others
@@ -462,7 +469,7 @@ RANK_WINDOW = 5000
 # A snippet is cut from the first SNIPPET_SCAN characters of a record's text, whatever its size: FTS5's
 # own snippet() scores every window of every column, a cost that grows with the square of the text
 # (1 MB took 15 to 60 s, 15 MB never ended, and four such searches held every server thread).
-SNIPPET_SCAN = 20_000
+SNIPPET_SCAN = 5_000
 
 
 def _ranked(conn: Connection, where: str, params: dict, limit: int, offset: int) -> list:
@@ -511,7 +518,7 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
                     {**params, "window": RANK_WINDOW - 1}).scalar() or 0
                 rows += _ranked(conn, where_b + " AND rowid >= :floor", params, limit - len(rows),
                                 max(0, offset - n_title))
-        return [SearchHit(r[0], r[1], float(r[2]), _snippet(r[3] or "", terms)) for r in rows], int(total)
+        return [SearchHit(r[0], r[1], float(r[2]), r[3] or "", tuple(terms)) for r in rows], int(total)
     params["q"] = " & ".join(f"{t}" for t in terms[:-1]) + (" & " if len(terms) > 1 else "") + f"{terms[-1]}:*"
     where = f"document @@ to_tsquery('simple', :q){extra}"
     total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
@@ -519,7 +526,7 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
         f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
         f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
         "ORDER BY rank DESC LIMIT :limit OFFSET :offset"), {**params, "scan": SNIPPET_SCAN}).all()
-    return [SearchHit(r[0], r[1], float(r[2]), _snippet(r[3] or "", terms)) for r in rows], int(total)
+    return [SearchHit(r[0], r[1], float(r[2]), r[3] or "", tuple(terms)) for r in rows], int(total)
 
 
 def _snippet(content: str, terms: Sequence[str], width: int = 12) -> str:

@@ -167,7 +167,11 @@ def rebuild(batch: int = 2000) -> int:
 class Result:
     record_type: RecordType
     record: Any
-    snippet: str
+    hit: SearchHit
+
+    @property
+    def snippet(self) -> str:
+        return self.hit.snippet
 
 
 def search(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
@@ -203,5 +207,5 @@ def _load(hits: Iterable[SearchHit]) -> list[Result]:
         for record in db.session.scalars(db.select(model).where(model.uid.in_(uids))):
             if not record.deleted:
                 records[record.uid] = record
-    return [Result(RECORD_TYPES[h.record_type], records[h.uid], h.snippet) for h in hits if h.uid in records]
+    return [Result(RECORD_TYPES[h.record_type], records[h.uid], h) for h in hits if h.uid in records]
 
