@@ -86,7 +86,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
-MAX_URL_INTEGER = 2**63 - 1  # the largest key any engine stores; a larger number in a URL names nothing
+MAX_URL_INTEGER = 2**31 - 1  # keys are INTEGER columns (4 bytes on PostgreSQL): a larger number names nothing
 
 
 def _security_headers(app: Flask) -> None:

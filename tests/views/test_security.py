@@ -172,9 +172,12 @@ def test_security_headers_on_pages_errors_static_files_and_redirects(app, client
 def test_huge_and_ill_formed_ids_answer_404(admin):
     token = csrf_token(admin, "/admin/users")
     for path in ("/admin/users/99999999999999999999", "/admin/users/99999999999999999999/password",
-                 "/admin/users/9223372036854775808", "/admin/users/-1", "/admin/users/1e9"):
+                 "/admin/users/9223372036854775808", "/admin/users/2147483648", "/admin/users/-1",
+                 "/admin/users/1e9", "/admin/users/0x10"):
         assert admin.post(path, data={"csrf_token": token}).status_code == 404, path
-    assert admin.post("/admin/users/9223372036854775807", data={"csrf_token": token}).status_code == 404
+    assert admin.post("/admin/users/2147483647", data={"csrf_token": token}).status_code == 404
+    assert admin.post("/innovations/00000000-0000-4000-8000-000000000000/links/carriers/99999999999999999999/remove",
+                      data={"csrf_token": token}).status_code == 404
 
 
 # --------------------------------------------------------------------------- forms (items 8, 9, Low)
