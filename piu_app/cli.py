@@ -37,6 +37,12 @@ def _app():
     return launcher.prepare(paths.data_dir())
 
 
+def _fail(message: str, code: int = 1) -> None:
+    """End the command with one clear sentence (in the register's language) and no traceback."""
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
 @main.command()
 def demo() -> None:
     """Charger le registre de démonstration (ville fictive de Port-Sable). Sans doublon si relancé."""
@@ -103,7 +109,7 @@ def backup(out: Path | None) -> None:
         try:
             target = backups.take_manual(db.engine, app.config["PIU_BACKUPS_DIR"], out=out)
         except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
+            _fail(exc.message)
     click.echo(str(target))
 
 
