@@ -602,6 +602,22 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def release_journal(engine: Engine) -> None:
+    """After a failed write (a full disk), shrink the write-ahead log back so its space is given back.
+
+    SQLite keeps the WAL file at its largest size; a checkpoint with TRUNCATE empties it when no
+    reader holds it. Best effort: on PostgreSQL, or if the checkpoint cannot run now, nothing happens.
+    """
+    if not is_sqlite(engine):
+        return
+    with contextlib.suppress(Exception):
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
