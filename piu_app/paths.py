@@ -83,7 +83,8 @@ def protect(base: Path, *, sqlite: bool = True) -> None:
     """
     if os.name == "nt":
         return
-    base.chmod(0o700)
+    with suppress(PermissionError):  # a folder someone else owns (PIU_HOME on a shared disk): leave it
+        base.chmod(0o700)
     database = database_file(base)
     if sqlite and not database.exists():
         # SQLite creates its -wal and -shm files with the database file's permissions.
@@ -92,9 +93,10 @@ def protect(base: Path, *, sqlite: bool = True) -> None:
                secret_key_file(base)]
     backups = base / "backups"
     if backups.is_dir():
-        backups.chmod(0o700)
+        with suppress(PermissionError):
+            backups.chmod(0o700)
         private += [p for p in backups.iterdir() if p.is_file()]
     for path in private:
-        with suppress(FileNotFoundError):
+        with suppress(FileNotFoundError, PermissionError):
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
