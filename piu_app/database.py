@@ -542,7 +542,7 @@ def backup_sqlite(engine: Engine, target: Path, *, verify: Callable[[Path], None
     """
     if not is_sqlite(engine):
         raise NotImplementedError("PostgreSQL hubs are backed up with pg_dump, outside the app.")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = target.parent / f"{BACKUP_TEMP_PREFIX}{target.name}.{os.getpid()}-{secrets.token_hex(4)}"
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite keeps the mode
     try:
