@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -132,3 +133,45 @@ def test_other_database_errors_are_not_hidden_as_a_full_disk(home, bundle, monke
     monkeypatch.setattr(exchange_service, "import_bundle", broken)
     result = CliRunner().invoke(main, ["import", str(bundle)])
     assert result.exit_code != 0 and isinstance(result.exception, OperationalError)
+
+
+@pytest.mark.skipif(os.name == "nt" or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="mounting a small tmpfs needs root on Linux")
+def test_a_really_full_disk_import_and_start(tmp_path, register_template, bundle):
+    """The data directory on a 6 MB tmpfs, filled up: `piu import` says so and leaves nothing, PIU still starts."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "small"
+    home.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(home)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIU_")} | {"PIU_HOME": str(home)}
+
+    def piu(*args: str, code: str = "from piu_app.cli import main; main()") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                              timeout=180)
+    try:
+        setup = ("from piu_app import launcher, paths; from piu_app.database import writing; "
+                 "from piu_app.extensions import db; from piu_app.services import instance; "
+                 "app = launcher.prepare(paths.data_dir()); ctx = app.app_context(); ctx.push(); "
+                 "w = writing(); w.__enter__(); "
+                 "instance.configure(city_name='Petite', country_code='SN', instance_code='petite'); "
+                 "db.session.commit()")
+        assert piu(code=setup).returncode == 0
+        for daily in (home / "backups").glob("piu-daily-*"):
+            daily.unlink()  # today's backup will be tried again, on a full disk
+        free = os.statvfs(home).f_bavail * os.statvfs(home).f_frsize
+        (home / "filler").write_bytes(b"\0" * max(0, free - 200_000))  # 200 KB left: less than one backup
+        before = sorted(p.name for p in home.rglob("*") if p.name != "piu.log")
+
+        result = piu("import", str(bundle))
+        assert result.returncode not in (0, None)
+        assert "Le disque est plein" in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert not list((home / "backups").glob("piu-*")) and not list((home / "backups").glob(".piu-partial-*"))
+        assert sorted(p.name for p in home.rglob("*") if p.name != "piu.log") == before
+
+        started = piu(code="from piu_app import launcher, paths; launcher.prepare(paths.data_dir()); print('prêt')")
+        assert started.returncode == 0 and "prêt" in started.stdout, started.stderr
+    finally:
+        subprocess.run(["umount", str(home)], check=False)
