@@ -358,9 +358,9 @@ def save_table(table: Table, path: Path) -> None:
             fh.write(json.dumps([line, *(encode(c) for c in cells)], ensure_ascii=False) + "\n")
 
 
-def load_table(path: Path, *, columns: Iterable[int] | None = None, max_rows: int | None = None) -> Table:
-    """Load a table stored by `save_table`: only the cells of `columns` (the others are None), and at most
-    `max_rows` rows, so that each step holds only what it shows or checks."""
+def load_table(path: Path, *, headers: Iterable[str] | None = None, max_rows: int | None = None) -> Table:
+    """Load a table stored by `save_table`: only the cells of the columns named in `headers` (the others
+    are None), and at most `max_rows` rows, so that each step holds only what it shows or checks."""
     def decode(value: Any) -> Cell:
         if isinstance(value, str) and value.startswith("\x00"):
             rest = value[len(_DATE_TAG):]
@@ -370,7 +370,8 @@ def load_table(path: Path, *, columns: Iterable[int] | None = None, max_rows: in
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         head = json.loads(fh.readline())
         width = len(head["headers"])
-        keep = sorted({i for i in columns if 0 <= i < width}) if columns is not None else range(width)
+        wanted = set(headers) if headers is not None else None
+        keep = [i for i, h in enumerate(head["headers"]) if wanted is None or h in wanted]
         rows: list[tuple[int, list[Cell]]] = []
         for text in fh:
             if max_rows is not None and len(rows) >= max_rows:

@@ -7,7 +7,6 @@ after the import, and forgotten after a day. Editors and administrators import; 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -201,14 +200,9 @@ def _load(token: str, *, mapped_only: bool = False,
     if meta.get("username") != username():
         raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau."))
     rt = RECORD_TYPES[meta["record_type"]]
-    columns = None
-    if mapped_only:
-        with gzip.open(area / f"{token}.bin", "rt", encoding="utf-8") as fh:
-            headers = json.loads(fh.readline())["headers"]
-        mapped = meta["mapping"].get("columns", {})
-        columns = [i for i, h in enumerate(headers) if mapped.get(h)]
+    mapped = {h for h, target in meta["mapping"].get("columns", {}).items() if target} if mapped_only else None
     try:
-        table = sheets.load_table(area / f"{token}.bin", columns=columns, max_rows=max_rows)
+        table = sheets.load_table(area / f"{token}.bin", headers=mapped, max_rows=max_rows)
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau.")) from exc
     return rt, table, meta
