@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app = Flask(__name__, instance_path=str(data_dir), instance_relative_config=False)
     app.config.update(settings)
     url = settings["DATABASE_URL"] or f"sqlite:///{paths.database_file(data_dir)}"
+    paths.protect(data_dir, sqlite=not settings["DATABASE_URL"])
     app.config.update(
         SECRET_KEY=settings["SECRET_KEY"] or _secret_key(data_dir),
         SQLALCHEMY_DATABASE_URI=url,

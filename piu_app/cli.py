@@ -37,6 +37,12 @@ def _app():
     return launcher.prepare(paths.data_dir())
 
 
+def _fail(message: str, code: int = 1) -> None:
+    """End the command with one clear sentence (in the register's language) and no traceback."""
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
 @main.command()
 def demo() -> None:
     """Charger le registre de démonstration (ville fictive de Port-Sable). Sans doublon si relancé."""
@@ -103,7 +109,7 @@ def backup(out: Path | None) -> None:
         try:
             target = backups.take_manual(db.engine, app.config["PIU_BACKUPS_DIR"], out=out)
         except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
+            _fail(exc.message)
     click.echo(str(target))
 
 
@@ -164,13 +170,30 @@ def where() -> None:
 @click.option("--documents", is_flag=True, help="Joindre les fichiers des pièces jointes partagées.")
 def export_bundle(level: str, out: Path | None, documents: bool) -> None:
     """Exporter un paquet d'échange (ce que la ville partage au niveau choisi ; jamais les fiches privées)."""
-    from .database import writing
+    from flask_babel import gettext as _
+
+    from .database import is_disk_full, writing
     from .services import exchange
+    from .services import instance as instance_service
 
     app = _app()
     with app.test_request_context(), writing():
+        if instance_service.current() is None:
+            _fail(_("Ce registre n'est pas encore installé (dossier de données %(path)s) : rien à exporter. "
+                    "Lancez d'abord PIU (commande « piu ») et terminez la mise en route.",
+                    path=str(app.config["PIU_DATA_DIR"])))
         target = out or Path.cwd() / exchange.default_filename()
-        summary = exchange.export(level, target, uploads=app.config["PIU_UPLOADS_DIR"], include_documents=documents)
+        if not target.parent.is_dir():
+            _fail(_("Le dossier %(path)s n'existe pas : créez-le ou choisissez un autre emplacement.",
+                    path=str(target.parent)))
+        try:
+            summary = exchange.export(level, target, uploads=app.config["PIU_UPLOADS_DIR"],
+                                      include_documents=documents)
+        except OSError as exc:
+            if is_disk_full(exc):
+                _fail(_("Le disque est plein : le paquet n'a pas été écrit. Libérez de la place puis recommencez."))
+            _fail(_("Le paquet n'a pas pu être écrit dans %(path)s (%(error)s).", path=str(target),
+                    error=exc.strerror or str(exc)))
     from .exchange.bundle_format import TABLE_ORDER
 
     shared = sum(n for name, n in summary.rows.items() if name in TABLE_ORDER)
@@ -182,10 +205,13 @@ def export_bundle(level: str, out: Path | None, documents: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Vérifier et montrer ce qui changerait, sans rien écrire.")
 def import_bundle(file: Path, dry_run: bool) -> None:
     """Importer le paquet d'échange FILE d'une autre ville (vérifié d'abord, sauvegarde avant d'écrire)."""
-    from .database import writing
+    from flask_babel import gettext as _
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .database import is_disk_full, release_journal, writing
     from .exchange.bundle_import import BundleError, reasons
     from .extensions import db
-    from .services import backups, exchange
+    from .services import DomainError, backups, exchange
 
     app = _app()
     with app.test_request_context(), writing():
@@ -209,6 +235,16 @@ def import_bundle(file: Path, dry_run: bool) -> None:
                 click.echo(f"  - {problem}", err=True)
             click.echo("Rien n'a été écrit.", err=True)
             sys.exit(2)
+        except DomainError as exc:  # e.g. the backup taken before writing could not be written
+            db.session.rollback()
+            _fail(exc.message)
+        except (OSError, SQLAlchemyError) as exc:
+            if not is_disk_full(exc):
+                raise
+            db.session.rollback()
+            release_journal(db.engine)  # give back the space the failed transaction took
+            _fail(_("Le disque est plein : l'import n'a rien écrit. Libérez de la place (par exemple en "
+                    "supprimant d'anciennes sauvegardes) puis recommencez."))
     bundle = plan.bundle
     click.echo(f"Paquet de {bundle.origin_name or '?'} ({bundle.origin_instance}), niveau {bundle.level}.")
     click.echo(f"{'table':<26}{'nouvelles':>10}{'mises à jour':>14}{'inchangées':>12}{'ignorées':>10}{'conflits':>10}")

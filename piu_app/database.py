@@ -26,11 +26,14 @@ import contextlib
 import contextvars
 import datetime
 import functools
+import os
 import re
+import secrets
 import sqlite3
 import threading
+import time
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -547,19 +550,112 @@ def _snippet(content: str, terms: Sequence[str], width: int = 12) -> str:
 
 # --------------------------------------------------------------------------- backups
 
-def backup_sqlite(engine: Engine, target: Path) -> Path:
-    """Copy a live SQLite database to `target` with the online backup API (consistent under writes)."""
+BACKUP_TEMP_PREFIX = ".piu-partial-"  # a backup being written: never matches a backup's final name
+
+
+def backup_sqlite(engine: Engine, target: Path, *, verify: Callable[[Path], None] | None = None) -> Path:
+    """Copy a live SQLite database to `target` with the online backup API (consistent under writes).
+
+    The copy is written to a temporary name beside `target` (private to this user), flushed to disk,
+    checked (`PRAGMA integrity_check`, then `verify`), and only then renamed to `target`: a backup
+    killed or failed half-way leaves nothing under a final name, and its temporary file is removed
+    (or, after a kill, by `remove_stale_backup_files`).
+    """
     if not is_sqlite(engine):
         raise NotImplementedError("PostgreSQL hubs are backed up with pg_dump, outside the app.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    raw = engine.raw_connection()
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = target.parent / f"{BACKUP_TEMP_PREFIX}{target.name}.{os.getpid()}-{secrets.token_hex(4)}"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite keeps the mode
     try:
-        source: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
-        with contextlib.closing(sqlite3.connect(str(target))) as dest:
-            source.backup(dest)
-    finally:
-        raw.close()
+        raw = engine.raw_connection()
+        try:
+            source: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            with contextlib.closing(sqlite3.connect(str(temp))) as dest:
+                source.backup(dest)
+        finally:
+            raw.close()
+        _fsync_file(temp)
+        with contextlib.closing(sqlite3.connect(_read_only_uri(temp), uri=True)) as conn:
+            if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity_check failed on the new backup")
+        if verify is not None:
+            verify(temp)
+        os.replace(temp, target)
+        fsync_dir(target.parent)
+    except BaseException:
+        for leftover in (temp, temp.with_name(temp.name + "-journal")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
     return target
+
+
+def remove_stale_backup_files(folder: Path, *, older_than: float = 3600) -> None:
+    """Remove temporary files of backups killed half-way (untouched for `older_than` seconds)."""
+    now = time.time()
+    for path in folder.glob(f"{BACKUP_TEMP_PREFIX}*") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+
+
+SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Tell whether an error, or one it wraps, says the disk (or the user's quota) is full."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return True
+        if isinstance(current, sqlite3.Error) and (getattr(current, "sqlite_errorcode", None) == SQLITE_FULL
+                                                   or "disk is full" in str(current)):
+            return True
+        if getattr(current, "pgcode", None) == _PG_DISK_FULL:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapper around the driver's error
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+def release_journal(engine: Engine) -> None:
+    """After a failed write (a full disk), shrink the write-ahead log back so its space is given back.
+
+    SQLite keeps the WAL file at its largest size; a checkpoint with TRUNCATE empties it when no
+    reader holds it. Best effort: on PostgreSQL, or if the checkpoint cannot run now, nothing happens.
+    """
+    if not is_sqlite(engine):
+        return
+    with contextlib.suppress(Exception):
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; Windows has no directory handles to flush)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_only_uri(path: Path) -> str:

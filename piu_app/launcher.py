@@ -96,10 +96,11 @@ def prepare(data_dir: Path | None = None) -> Flask:
 
 
 def _daily_backup(app: Flask) -> None:
+    """Take today's first backup; a failure is logged and never stops PIU from starting (retried next start)."""
     from datetime import date
 
     from .extensions import db
-    from .services import backups
+    from .services import DomainError, backups
 
     with app.app_context():
         from .services import instance as instance_service
@@ -109,7 +110,10 @@ def _daily_backup(app: Flask) -> None:
     today = date.today().strftime("%Y%m%d")
     if not any(p.name.startswith(f"piu-daily-{today}") for p in app.config["PIU_BACKUPS_DIR"].glob("piu-daily-*")):
         with app.app_context():
-            backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="daily", keep=app.config["BACKUP_KEEP"])
+            try:
+                backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="daily", keep=app.config["BACKUP_KEEP"])
+            except DomainError as exc:
+                log.warning("Daily backup skipped, retried at the next start: %s", exc.message)
 
 
 def serve(app: Flask, *, host: str, port: int, open_browser: bool, lock: InstanceLock | None = None) -> None:

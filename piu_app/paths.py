@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import platformdirs
@@ -69,5 +70,33 @@ def lock_file(base: Path) -> Path:
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def protect(base: Path, *, sqlite: bool = True) -> None:
+    """Keep the data private to this user: the folder 0700; the database, its -wal/-shm, the secret key
+    and the backups 0600 (created so, and tightened if an older version left them readable).
+
+    POSIX only: on Windows `chmod` can only set the read-only flag, and the per-user data folder
+    (under %LOCALAPPDATA%) is already private to its user by the folder's access rights.
+    """
+    if os.name == "nt":
+        return
+    with suppress(PermissionError):  # a folder someone else owns (PIU_HOME on a shared disk): leave it
+        base.chmod(0o700)
+    database = database_file(base)
+    if sqlite and not database.exists():
+        # SQLite creates its -wal and -shm files with the database file's permissions.
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    private = [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm"),
+               secret_key_file(base)]
+    backups = base / "backups"
+    if backups.is_dir():
+        with suppress(PermissionError):
+            backups.chmod(0o700)
+        private += [p for p in backups.iterdir() if p.is_file()]
+    for path in private:
+        with suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)

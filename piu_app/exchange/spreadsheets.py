@@ -21,18 +21,22 @@ as dates in every locale. XLSX carries real numbers and dates. Every text cell g
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import decimal
 import difflib
+import gzip
 import hashlib
 import io
+import json
 import math
 import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -68,12 +72,20 @@ class SpreadsheetError(InvalidInputError):
 
 @dataclass
 class Table:
-    """The header and data rows of a spreadsheet; `line` is the row number the user sees."""
+    """The header and data rows of a spreadsheet; `line` is the row number the user sees.
+
+    `total_rows` is set when only some rows were loaded back from the stored form (`load_table`).
+    """
 
     headers: list[str]
     rows: list[tuple[int, list[Cell]]]
     notes: list[str] = field(default_factory=list)
     header_line: int = 1
+    total_rows: int | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows) if self.total_rows is None else self.total_rows
 
 
 def read_table(data: bytes, *, max_rows: int = MAX_ROWS) -> Table:
@@ -89,39 +101,97 @@ def read_table(data: bytes, *, max_rows: int = MAX_ROWS) -> Table:
     return _tabulate(grid, notes, max_rows)
 
 
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+[0-9]+:[A-Z]+[0-9]+)"')
+
+
+def _merged_ranges(archive: zipfile.ZipFile, member: str) -> list[tuple[int, int, int, int]]:
+    """Return the merged ranges (min_col, min_row, max_col, max_row) of a sheet, read from its XML as a stream.
+
+    openpyxl's read-only mode (which streams the rows instead of building millions of cell objects)
+    does not give the merged cells: they are listed at the end of the sheet's XML.
+    """
+    from openpyxl.utils.cell import range_boundaries
+
+    found: set[bytes] = set()
+    tail = b""
+    with archive.open(member) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            chunk = tail + block
+            found.update(m.group(1) for m in _MERGE_REF.finditer(chunk))
+            tail = chunk[-200:]
+    return sorted(range_boundaries(ref.decode("ascii")) for ref in found)  # type: ignore[misc]
+
+
+def _has_content(ws: Any) -> bool:
+    if (ws.max_row or 0) > 1 or (ws.max_column or 0) > 1:
+        return True
+    return any(v is not None for row in ws.iter_rows(max_row=1, max_col=1, values_only=True) for v in row)
+
+
 def _read_xlsx(data: bytes, max_rows: int) -> tuple[list[list[Cell]], list[str]]:
+    """Stream the first sheet with content, row by row (openpyxl read-only: memory bounded by the values kept)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            if "xl/workbook.xml" not in names:
-                if "mimetype" in names and b"opendocument" in archive.read("mimetype"):
-                    raise SpreadsheetError(_("Fichier OpenDocument (.ods) : enregistrez-le en .xlsx ou en .csv, puis recommencez."))
-                raise SpreadsheetError(_("Ce fichier compressé n'est pas un classeur Excel (.xlsx)."))
-        book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)  # formulas: their last computed value
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = set(archive.namelist())
+        if "xl/workbook.xml" not in names:
+            if "mimetype" in names and b"opendocument" in archive.read("mimetype"):
+                raise SpreadsheetError(_("Fichier OpenDocument (.ods) : enregistrez-le en .xlsx ou en .csv, puis recommencez."))
+            raise SpreadsheetError(_("Ce fichier compressé n'est pas un classeur Excel (.xlsx)."))
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)  # formulas: last value
     except SpreadsheetError:
         raise
     except Exception as exc:  # openpyxl raises many kinds of errors on damaged files
         raise SpreadsheetError(_("Ce classeur Excel est illisible ou endommagé. Ouvrez-le et enregistrez-le "
                                  "à nouveau en .xlsx, ou exportez-le en .csv.")) from exc
-    sheets = [ws for ws in book.worksheets if ws.max_row > 1 or ws.max_column > 1 or ws.cell(1, 1).value is not None]
-    if not sheets:
-        raise SpreadsheetError(_("Le fichier est vide."))
-    sheet = book.active if book.active in sheets else sheets[0]
+    try:
+        with archive, contextlib.closing(book):
+            return _read_sheet(book, archive, max_rows)
+    except SpreadsheetError:
+        raise
+    except Exception as exc:
+        raise SpreadsheetError(_("Ce classeur Excel est illisible ou endommagé. Ouvrez-le et enregistrez-le "
+                                 "à nouveau en .xlsx, ou exportez-le en .csv.")) from exc
+
+
+def _read_sheet(book: Any, archive: zipfile.ZipFile, max_rows: int) -> tuple[list[list[Cell]], list[str]]:
+    active = book.active
+    sheet = active if active is not None and _has_content(active) else None
+    others = [ws for ws in book.worksheets if ws is not active and _has_content(ws)]
+    if sheet is None:
+        if not others:
+            raise SpreadsheetError(_("Le fichier est vide."))
+        sheet = others.pop(0)
     notes = []
-    if len(sheets) > 1:
-        notes.append(_("Le classeur a %(n)d feuilles : seule la feuille « %(name)s » est lue.", n=len(sheets), name=sheet.title))
-    if sheet.max_row > max_rows + HEADER_SEARCH_ROWS:
-        raise _too_many_rows(max_rows)
-    grid = [[_xlsx_value(cell) for cell in row[:MAX_COLUMNS]] for row in sheet.iter_rows()]
+    if others:
+        notes.append(_("Le classeur a %(n)d feuilles : seule la feuille « %(name)s » est lue.", n=len(others) + 1,
+                       name=sheet.title))
+    merged = [m for m in _merged_ranges(archive, sheet._worksheet_path)
+              if m[3] > m[1] and m[0] <= MAX_COLUMNS]  # merged down several rows
+    seen: dict[Any, Any] = {}  # one object per distinct value: a column of repeated values costs one
+    grid: list[list[Cell]] = []
+    for row in sheet.iter_rows():
+        if len(grid) >= max_rows + HEADER_SEARCH_ROWS:
+            raise _too_many_rows(max_rows)
+        values = []
+        for cell in row[:MAX_COLUMNS]:
+            value = _xlsx_value(cell)
+            if value is not None:
+                try:
+                    value = seen.setdefault((type(value), value), value)
+                except TypeError:
+                    pass
+            values.append(value)
+        grid.append(values)
     filled = 0
-    for merged in sheet.merged_cells.ranges:
+    for min_col, min_row, _max_col, max_row in merged:
         # A value merged down several rows (e.g. one financer for three aids) belongs to each row;
         # a value merged across columns (a title) belongs to its first column only.
-        if merged.max_row > merged.min_row and merged.min_col <= MAX_COLUMNS:
-            top = grid[merged.min_row - 1][merged.min_col - 1]
-            for r in range(merged.min_row, merged.max_row):
-                grid[r][merged.min_col - 1] = top
-            filled += 1
+        top = _at(grid[min_row - 1], min_col - 1) if min_row <= len(grid) else None
+        for r in range(min_row, min(max_row, len(grid))):
+            row_values = grid[r]
+            row_values.extend([None] * (min_col - len(row_values)))
+            row_values[min_col - 1] = top
+        filled += 1
     if filled:
         notes.append(_("%(n)d groupe(s) de cellules fusionnées : la valeur est reportée sur chaque ligne.", n=filled))
     return grid, notes
@@ -267,6 +337,51 @@ def _unique_headers(raw: list[Cell]) -> list[str]:
             name, n = f"{base} ({n})", n + 1
         headers.append(name)
     return headers
+
+
+# --------------------------------------------------------------------------- the table between steps
+
+_DATE_TAG, _TEXT_TAG = "\x00d", "\x00s"  # a date; a text that itself starts with NUL
+
+
+def save_table(table: Table, path: Path) -> None:
+    """Store a table read once in a compact form (gzip'd JSON lines), for the next steps of the import."""
+    def encode(value: Cell) -> Any:
+        if isinstance(value, dt.date):
+            return _DATE_TAG + value.isoformat()
+        return _TEXT_TAG + value if isinstance(value, str) and value.startswith("\x00") else value
+
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        fh.write(json.dumps({"headers": table.headers, "notes": table.notes, "header_line": table.header_line,
+                             "rows": len(table.rows)}, ensure_ascii=False) + "\n")
+        for line, cells in table.rows:
+            fh.write(json.dumps([line, *(encode(c) for c in cells)], ensure_ascii=False) + "\n")
+
+
+def load_table(path: Path, *, headers: Iterable[str] | None = None, max_rows: int | None = None) -> Table:
+    """Load a table stored by `save_table`: only the cells of the columns named in `headers` (the others
+    are None), and at most `max_rows` rows, so that each step holds only what it shows or checks."""
+    def decode(value: Any) -> Cell:
+        if isinstance(value, str) and value.startswith("\x00"):
+            rest = value[len(_DATE_TAG):]
+            return dt.date.fromisoformat(rest) if value.startswith(_DATE_TAG) else rest
+        return value
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        head = json.loads(fh.readline())
+        width = len(head["headers"])
+        wanted = set(headers) if headers is not None else None
+        keep = [i for i, h in enumerate(head["headers"]) if wanted is None or h in wanted]
+        rows: list[tuple[int, list[Cell]]] = []
+        for text in fh:
+            if max_rows is not None and len(rows) >= max_rows:
+                break
+            item = json.loads(text)
+            cells: list[Cell] = [None] * width
+            for i in keep:
+                cells[i] = decode(item[i + 1])
+            rows.append((item[0], cells))
+    return Table(head["headers"], rows, head["notes"], head["header_line"], total_rows=head["rows"])
 
 
 # --------------------------------------------------------------------------- cell parsers

@@ -7,6 +7,7 @@ automatic backups are skipped there, and asking for one or for a restore is refu
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Engine, inspect
 
-from ..database import backup_sqlite, is_sqlite, read_sqlite_file, restore_sqlite
+from ..database import (
+    backup_sqlite,
+    is_disk_full,
+    is_sqlite,
+    read_sqlite_file,
+    remove_stale_backup_files,
+    restore_sqlite,
+)
 from ..models import db
 from . import ConflictError, InvalidInputError, NotFoundError
 
@@ -28,6 +36,11 @@ _NAME = re.compile(r"^piu-(?P<reason>[a-z]+(?:-[a-z]+)*)-(?P<stamp>\d{8}-\d{6}-\
 _STAMP = "%Y%m%d-%H%M%S-%f"
 # Tables every PIU database has had since its first release.
 _PIU_TABLES = frozenset({"alembic_version", "instance_settings"})
+log = logging.getLogger(__name__)
+
+
+class BackupFailedError(ConflictError):
+    """A backup could not be written; nothing was left under a backup's name."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +70,38 @@ def _refuse_postgresql(engine: Engine) -> None:
 
 
 def take(engine: Engine, backups: Path, *, reason: str, keep: int | None = 10) -> Path | None:
-    """Copy the database to `backups/` (SQLite only) and keep the `keep` most recent of that reason (all if None)."""
+    """Copy the database to `backups/` (SQLite only) and keep the `keep` most recent of that reason (all if None).
+
+    Raise BackupFailedError (logged) if the copy cannot be written or checked: nothing is then
+    left under a backup's name, so the Backups page, rotation and the daily check never see it.
+    """
     if not is_sqlite(engine):
         return None
-    target = backup_sqlite(engine, backups / f"piu-{reason}-{datetime.now().strftime(_STAMP)}.sqlite3")
+    remove_stale_backup_files(backups)
+    target = _write(engine, backups / f"piu-{reason}-{datetime.now().strftime(_STAMP)}.sqlite3")
     if keep is not None:
         _rotate(backups, reason, keep)
     return target
+
+
+def _write(engine: Engine, target: Path) -> Path:
+    try:
+        return backup_sqlite(engine, target, verify=_check_copy)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("Backup %s failed: %s", target, exc)
+        if is_disk_full(exc):
+            raise BackupFailedError(_("Le disque est plein : la sauvegarde n'a pas pu être écrite. Libérez de "
+                                      "la place puis recommencez (rien n'a été changé).")) from exc
+        raise BackupFailedError(_("La sauvegarde n'a pas pu être écrite (%(error)s) ; rien n'a été changé.",
+                                  error=exc.strerror if isinstance(exc, OSError) and exc.strerror
+                                  else str(exc))) from exc
+
+
+def _check_copy(file: Path) -> None:
+    """Refuse a copy that does not read back as a PIU database with a schema revision."""
+    content = read_sqlite_file(file)
+    if not _PIU_TABLES <= content.tables or content.revision is None:
+        raise sqlite3.DatabaseError("the copy is not a PIU database with a schema revision")
 
 
 def _rotate(backups: Path, reason: str, keep: int, *, spare: Path | None = None) -> None:
@@ -82,7 +120,10 @@ def take_manual(engine: Engine, backups: Path, *, out: Path | None = None) -> Pa
         return target
     if out.exists():
         raise ConflictError(_("Le fichier %(path)s existe déjà : choisissez un autre nom.", path=str(out)))
-    return backup_sqlite(engine, out)
+    if not out.parent.is_dir():
+        raise InvalidInputError(_("Le dossier %(path)s n'existe pas : créez-le ou choisissez un autre "
+                                  "emplacement.", path=str(out.parent)))
+    return _write(engine, out)
 
 
 def _parse_all(backups: Path) -> list[Backup]:

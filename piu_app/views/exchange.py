@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import tempfile
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from flask import (
@@ -18,7 +21,10 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..database import is_disk_full, release_journal
 from ..exchange.bundle_import import BundleError, reasons
 from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
@@ -31,20 +37,50 @@ from .access import require_role, username
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
 
 
+_KEEP_SECONDS = 24 * 3600  # an upload never confirmed is forgotten after a day
+
+
 def _pending_dir() -> Path:
     path = Path(current_app.config["PIU_UPLOADS_DIR"]) / "pending-imports"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _pending(token: str) -> Path:
+def _pending(token: str) -> tuple[Path, str]:
+    """Return the uploaded bundle waiting under `token` and the user's name for it, for its uploader only.
+
+    Another user (even an editor) is answered as if the upload did not exist: a token seen in a
+    shared screen or a log gives nobody else the file, its preview or its import.
+    """
     if not token.isalnum() or len(token) > 64:
         abort(404)
     path = _pending_dir() / f"{token}.zip"
-    if not path.is_file():
+    meta = _pending_meta(path)
+    if not path.is_file() or meta is None or meta.get("user_id") != current_user.get_id():
         flash(_("Ce fichier n'est plus disponible : déposez-le à nouveau."), "error")
         abort(redirect(url_for(".index")))
-    return path
+    return path, str(meta.get("filename") or _("paquet.zip"))
+
+
+def _pending_meta(path: Path) -> dict | None:
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _forget_abandoned(folder: Path) -> None:
+    now = time.time()
+    for old in folder.iterdir():
+        with suppress(OSError):
+            if old.is_file() and now - old.stat().st_mtime > _KEEP_SECONDS:
+                old.unlink()
+
+
+def _disk_full_message() -> str:
+    return _("Le disque est plein : l'import n'a rien écrit. Libérez de la place (par exemple en supprimant "
+             "d'anciennes sauvegardes) puis recommencez.")
 
 
 def _table_labels() -> dict[str, str]:
@@ -92,37 +128,43 @@ def upload():
             for error in errors:
                 flash(error, "error")
         return redirect(url_for(".index"))
+    folder = _pending_dir()
+    _forget_abandoned(folder)
     token = secrets.token_hex(16)
-    path = _pending_dir() / f"{token}.zip"
+    path = folder / f"{token}.zip"
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 * 10  # bundles may be larger than one attachment
     size = 0
-    with path.open("wb") as out:
-        for block in iter(lambda: form.bundle.data.stream.read(1024 * 1024), b""):
-            size += len(block)
-            if size > limit:
-                out.close()
-                path.unlink(missing_ok=True)
-                flash(_("Ce fichier dépasse %(n)d Mo.", n=limit // (1024 * 1024)), "error")
-                return redirect(url_for(".index"))
-            out.write(block)
-    (path.with_suffix(".name")).write_text((form.bundle.data.filename or "paquet.zip")[:200], encoding="utf-8")
+    try:
+        with path.open("wb") as out:
+            for block in iter(lambda: form.bundle.data.stream.read(1024 * 1024), b""):
+                size += len(block)
+                if size > limit:
+                    out.close()
+                    _discard(path)
+                    flash(_("Ce fichier dépasse %(n)d Mo.", n=limit // (1024 * 1024)), "error")
+                    return redirect(url_for(".index"))
+                out.write(block)
+        name = (form.bundle.data.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:200]
+        path.with_suffix(".json").write_text(json.dumps({"filename": name, "user_id": current_user.get_id()},
+                                                        ensure_ascii=False), encoding="utf-8")
+    except OSError as exc:
+        _discard(path)
+        if not is_disk_full(exc):
+            raise
+        flash(_disk_full_message(), "error")
+        return redirect(url_for(".index"))
     return redirect(url_for(".preview", token=token))
-
-
-def _filename(path: Path) -> str:
-    name_file = path.with_suffix(".name")
-    return name_file.read_text(encoding="utf-8") if name_file.is_file() else path.name
 
 
 @bp.get("/import/<token>")
 @require_role("editor")
 def preview(token: str):
-    path = _pending(token)
+    path, filename = _pending(token)
     try:
-        plan = exchange_service.preview(path, filename=_filename(path))
+        plan = exchange_service.preview(path, filename=filename)
     except BundleError as exc:
         _discard(path)
-        return render_template("exchange/refused.html", error=exc, filename=_filename(path)), 400
+        return render_template("exchange/refused.html", error=exc, filename=filename), 400
     try:
         skipped = [d for decisions in plan.decisions.values() for d in decisions.values()
                    if d.action in ("skipped", "conflict")]
@@ -136,20 +178,33 @@ def preview(token: str):
 @bp.post("/import/<token>")
 @require_role("editor")
 def confirm(token: str):
-    path = _pending(token)
+    path, filename = _pending(token)
     config = current_app.config
 
     def backup() -> None:
         backup_service.take(db.engine, config["PIU_BACKUPS_DIR"], reason="import", keep=config["BACKUP_KEEP"])
 
     try:
-        plan, batch = exchange_service.import_bundle(path, filename=_filename(path), username=username(),
+        plan, batch = exchange_service.import_bundle(path, filename=filename, username=username(),
                                                      uploads=config["PIU_UPLOADS_DIR"], backup=backup)
+        db.session.commit()
     except BundleError as exc:
         db.session.rollback()
         _discard(path)
-        return render_template("exchange/refused.html", error=exc, filename=_filename(path)), 400
-    db.session.commit()
+        return render_template("exchange/refused.html", error=exc, filename=filename), 400
+    except DomainError as exc:  # e.g. the backup before the import could not be written
+        db.session.rollback()
+        _discard(path)
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    except (OSError, SQLAlchemyError) as exc:
+        if not is_disk_full(exc):
+            raise
+        db.session.rollback()
+        release_journal(db.engine)  # give back the space the failed transaction took
+        _discard(path)
+        flash(_disk_full_message(), "error")
+        return redirect(url_for(".index"))
     _discard(path)
     if batch is None:
         flash(_("Rien à importer : ce paquet ne contient rien de nouveau pour votre registre."), "info")
@@ -162,7 +217,7 @@ def confirm(token: str):
 
 def _discard(path: Path) -> None:
     path.unlink(missing_ok=True)
-    path.with_suffix(".name").unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
 
 
 @bp.get("/imports/<uid>")

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from ..database import is_disk_full
 from ..exchange import spreadsheets as sheets
 from ..extensions import db
 from ..i18n import current_lang
@@ -56,9 +57,16 @@ def upload():
             flash(exc.message, "error")
             return render_template("spreadsheets/upload.html", types=types, batches=_recent()), 400
         name = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:255]  # type: ignore[union-attr]
-        token = _store(data, {"filename": name, "record_type": rt.key,  # type: ignore[union-attr]
-                              "sha256": hashlib.sha256(data).hexdigest(), "username": username(),
-                              "mapping": sheets.suggest_mapping(rt, table.headers)})
+        try:
+            token = _store(table, {"filename": name, "record_type": rt.key,  # type: ignore[union-attr]
+                                  "sha256": hashlib.sha256(data).hexdigest(), "username": username(),
+                                  "mapping": sheets.suggest_mapping(rt, table.headers)})
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            flash(_("Le disque est plein : le fichier n'a pas pu être gardé pour l'étape suivante. Libérez de "
+                    "la place puis recommencez."), "error")
+            return render_template("spreadsheets/upload.html", types=types, batches=_recent()), 507
         return redirect(url_for(".mapping", token=token))
     return render_template("spreadsheets/upload.html", types=types, batches=_recent())
 
@@ -66,7 +74,7 @@ def upload():
 @bp.route("/<token>/mapping", methods=["GET", "POST"])
 @require_role("editor")
 def mapping(token: str):
-    rt, table, meta = _load(token)
+    rt, table, meta = _load(token, max_rows=3)  # the headers and a few samples: no need for every row
     choices = sheets.targets(rt)
     if request.method == "POST":
         names = {t.name for t in choices}
@@ -89,7 +97,7 @@ def mapping(token: str):
 @bp.get("/<token>/preview")
 @require_role("editor")
 def preview(token: str):
-    rt, table, meta = _load(token)
+    rt, table, meta = _load(token, mapped_only=True)
     report = sheets.preview(rt, table, meta["mapping"], lang=current_lang())
     labels = {t.name: t.label for t in sheets.targets(rt)}
     return render_template("spreadsheets/preview.html", rt=rt, report=report, meta=meta, token=token,
@@ -99,11 +107,16 @@ def preview(token: str):
 @bp.post("/<token>/values")
 @require_role("editor")
 def values(token: str):
-    rt, _table, meta = _load(token)
+    rt, _table, meta = _load(token, max_rows=0)
     chosen: dict[str, dict[str, str]] = meta["mapping"].setdefault("values", {})
+    names = {t.name for t in sheets.targets(rt) if t.has_choices}  # targets whose values the user matches
     for name, code in request.form.items():
         if name.startswith("value:") and code != "?":
-            target, key = name.removeprefix("value:").rsplit(":", 1)
+            target, sep, key = name.removeprefix("value:").rpartition(":")
+            if not sep or target not in names or len(key) > 500 or len(code) > 200 \
+                    or len(chosen.get(target, {})) >= sheets.MAX_OPTIONS * 10:
+                raise InvalidInputError(_("Ce formulaire ne correspond pas à l'aperçu de ce fichier : rechargez "
+                                          "l'aperçu, puis choisissez à nouveau les correspondances."))
             chosen.setdefault(target, {})[key] = code
     _save_meta(token, meta)
     flash(_("Correspondances enregistrées : l'aperçu en tient compte."), "success")
@@ -113,7 +126,7 @@ def values(token: str):
 @bp.post("/<token>/import")
 @require_role("editor")
 def confirm(token: str):
-    rt, table, meta = _load(token)
+    rt, table, meta = _load(token, mapped_only=True)
     try:
         batch = sheets.import_rows(rt, table, meta["mapping"], username=username(), filename=meta["filename"],
                                    sha256=meta["sha256"], valid_only=request.form.get("valid_only") == "1",
@@ -145,24 +158,41 @@ def _area() -> Path:
     return path
 
 
-def _store(data: bytes, meta: dict[str, Any]) -> str:
+def _store(table: sheets.Table, meta: dict[str, Any]) -> str:
+    """Keep the table read at upload (not the file: it is read once) and the import's state, under a new token."""
     area = _area()
     now = time.time()
     for old in area.iterdir():  # forget abandoned imports
         if old.is_file() and now - old.stat().st_mtime > _KEEP_SECONDS:
             old.unlink(missing_ok=True)
     token = secrets.token_urlsafe(24)
-    (area / f"{token}.bin").write_bytes(data)
-    _save_meta(token, meta)
+    try:
+        sheets.save_table(table, area / f"{token}.bin")
+        _save_meta(token, meta)
+    except OSError:
+        _delete(token)
+        raise
     return token
 
 
 def _save_meta(token: str, meta: dict[str, Any]) -> None:
-    (_area() / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    path = _area() / f"{token}.json"
+    temp = path.with_suffix(".json-new")
+    try:
+        temp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        temp.replace(path)  # the state of an import is never half-written
+    except OSError:
+        temp.unlink(missing_ok=True)
+        raise
 
 
-def _load(token: str) -> tuple[RecordType, sheets.Table, dict[str, Any]]:
-    """Return the record type, table and state of an upload of this user, or show a clear message."""
+def _load(token: str, *, mapped_only: bool = False,
+          max_rows: int | None = None) -> tuple[RecordType, sheets.Table, dict[str, Any]]:
+    """Return the record type, table and state of an upload of this user, or show a clear message.
+
+    The table is loaded back from its stored form: with `mapped_only`, only the cells of the columns
+    the mapping uses; with `max_rows`, only the first rows.
+    """
     area = _area()
     if not _TOKEN.fullmatch(token) or not (area / f"{token}.json").is_file():
         raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau."))
@@ -170,7 +200,12 @@ def _load(token: str) -> tuple[RecordType, sheets.Table, dict[str, Any]]:
     if meta.get("username") != username():
         raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau."))
     rt = RECORD_TYPES[meta["record_type"]]
-    return rt, sheets.read_table((area / f"{token}.bin").read_bytes()), meta
+    mapped = {h for h, target in meta["mapping"].get("columns", {}).items() if target} if mapped_only else None
+    try:
+        table = sheets.load_table(area / f"{token}.bin", headers=mapped, max_rows=max_rows)
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise InvalidInputError(_("Ce fichier n'est plus disponible : envoyez-le à nouveau.")) from exc
+    return rt, table, meta
 
 
 def _delete(token: str) -> None:

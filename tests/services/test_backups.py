@@ -46,7 +46,7 @@ def test_take_rotates_per_reason(sqlite_app, ctx, tmp_path):
     manual = backups.take_manual(db.engine, folder)
     kept = backups.list_backups(folder)
     assert [b.reason for b in kept] == ["manual", "daily", "daily"]  # newest first
-    assert kept[0].path == manual and kept[0].revision == "0004" and kept[0].size > 0
+    assert kept[0].path == manual and kept[0].revision == backups._revisions()[1] and kept[0].size > 0
     assert kept[1].taken_at > kept[2].taken_at
     for _ in range(3):
         backups.take_manual(db.engine, folder)
@@ -69,7 +69,7 @@ def test_list_ignores_foreign_files_and_find_refuses_paths(sqlite_app, ctx, tmp_
 
 def test_take_manual_to_a_file_refuses_to_overwrite(sqlite_app, ctx, tmp_path):
     out = backups.take_manual(db.engine, tmp_path / "b", out=tmp_path / "copy.sqlite3")
-    assert backups.check_file(out) == "0004"
+    assert backups.check_file(out) == backups._revisions()[1]
     with pytest.raises(ConflictError, match="existe déjà"):
         backups.take_manual(db.engine, tmp_path / "b", out=out)
 
@@ -83,7 +83,7 @@ def test_restore_brings_the_content_back(sqlite_app, ctx):
     db.session.commit()
 
     result = backups.restore(db.engine, taken, folder, keep=3)
-    assert result.revision == "0004" and not result.upgraded
+    assert result.revision == backups._revisions()[1] and not result.upgraded
     assert result.safety is not None and result.safety.name.startswith("piu-before-restore-")
     assert _dump(sqlite_app.config["PIU_DATA_DIR"] / "piu.sqlite3") == expected
     assert instance_service.current().city_name == "Ville de Test"
@@ -153,7 +153,7 @@ def test_restore_upgrades_a_backup_of_an_older_version(sqlite_app, ctx, tmp_path
     result = backups.restore(db.engine, older, folder)
     assert result.upgraded and result.revision == "0002"
     with sqlite3.connect(sqlite_app.config["PIU_DATA_DIR"] / "piu.sqlite3") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == backups._revisions()[1]
     assert instance_service.current().city_name == "Ville de Test"
 
 
