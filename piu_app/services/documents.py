@@ -56,7 +56,8 @@ _MAGIC: tuple[tuple[bytes, int, tuple[str, ...]], ...] = (
     (b"\xff\xd8\xff", 0, (".jpg", ".jpeg")),
     (b"GIF87a", 0, (".gif",)),
     (b"GIF89a", 0, (".gif",)),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, (".doc", ".xls", ".ppt")),  # OLE compound file: legacy office
+    # OLE compound file: legacy office, and also a password-protected OOXML document
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, (".doc", ".xls", ".ppt", ".docx", ".xlsx", ".pptx")),
     (b"{\\rtf", 0, (".rtf",)),
 )
 _ODF = {"application/vnd.oasis.opendocument.text": ".odt", "application/vnd.oasis.opendocument.spreadsheet": ".ods",
