@@ -335,3 +335,47 @@ def test_an_old_row_naming_a_file_outside_uploads_never_leaves_in_a_bundle(citie
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert not any(name.startswith("documents/") for name in zf.namelist())
         assert b"canary-secret-key" not in b"".join(zf.read(n) for n in zf.namelist())
+
+
+# --------------------------------------------------------------------------- the pages
+
+def _editor_of(app: Flask):
+    from piu_app.services import users as user_service
+    from tests.conftest import PASSWORD, login
+
+    with inside(app):
+        user_service.create(username="editor", password=PASSWORD, role="editor")
+    return login(app.test_client(), "editor")
+
+
+def _upload_bundle(client, bundle: Path):
+    from tests.conftest import csrf_token
+
+    with bundle.open("rb") as fh:
+        response = client.post("/exchange/import", data={"bundle": (fh, bundle.name),
+                                                         "csrf_token": csrf_token(client, "/exchange/")})
+    assert response.status_code == 302
+    return client.get(response.headers["Location"])
+
+
+def test_the_preview_page_refuses_a_path_and_shows_why_a_document_is_skipped(cities, tmp_path):
+    import html
+
+    a, b = cities("ville-a"), cities("ville-b")
+    city_a_bundle(a, tmp_path / "a.zip")
+    editor = _editor_of(b)
+    target = tmp_path / "outside" / "evil.pth"
+    hostile = rewrite(tmp_path / "a.zip", tmp_path / "abs.zip", rows=set_cells(sha256=str(target)),
+                      add={f"documents/{target}": PAYLOAD})
+    page = _upload_bundle(editor, hostile)
+    assert page.status_code == 400
+    assert "n'est pas une empreinte SHA-256" in html.unescape(page.get_data(as_text=True))
+    assert not target.parent.exists()
+
+    with inside(b):
+        own_uid = make_innovation(name="Fiche de B").uid
+    onto_ours = rewrite(tmp_path / "a.zip", tmp_path / "own.zip", rows=_linked_to(own_uid))
+    page = _upload_bundle(editor, onto_ours)
+    body = html.unescape(page.get_data(as_text=True))
+    assert page.status_code == 200 and "CCTP" in body
+    assert "pièce jointe d'une fiche que cet import n'apporte pas" in body

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import unicodedata
 import zipfile
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piu_app.registry import RECORD_TYPES
 from piu_app.services import InvalidInputError
@@ -140,3 +143,25 @@ def test_stored_paths_are_made_only_of_a_checked_digest(tmp_path):
     (uploads / digest[:2]).symlink_to(outside, target_is_directory=True)
     with pytest.raises(InvalidInputError):
         document_service.path_for_digest(uploads, digest)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=400))
+def test_any_name_becomes_a_bare_name_without_control_characters(name):
+    cleaned = document_service.clean_filename(name)
+    assert 0 < len(cleaned) <= 255
+    assert "/" not in cleaned and "\\" not in cleaned and cleaned not in (".", "..")
+    assert not any(unicodedata.category(c) == "Cc" for c in cleaned)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=120), st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+                 st.builds(lambda p: "/" + p, st.text(max_size=60))))
+def test_any_text_names_a_file_inside_uploads_or_nothing(tmp_path_factory, text):
+    uploads = tmp_path_factory.getbasetemp() / "uploads-property"
+    try:
+        path = document_service.path_for_digest(uploads, text)
+    except InvalidInputError:
+        assert not document_service.is_digest(text)
+        return
+    assert document_service.is_digest(text) and path.parent.parent == uploads.resolve() and path.name == text
