@@ -670,7 +670,7 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
         d = Decision("documents", uid, "created", title=values["title"], version=values["version"],
                      deleted=values["deleted"], origin=values["origin_instance"])
         record = plan.decisions.get(values["linked_type"], {}).get(values["linked_uid"])
-        data = files.get(values["sha256"])
+        size = files.get(values["sha256"])
         if values["origin_instance"] == plan.own_code:
             d.action, d.reason = "skipped", "own_record"
         elif record is None or record.action not in ("created", "updated", "unchanged"):
@@ -678,12 +678,12 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
             d.action, d.reason = "skipped", "attached_elsewhere"
         elif record.origin != values["origin_instance"]:
             d.action, d.reason = "skipped", "document_origin"
-        elif not values["file_included"] or data is None:
+        elif not values["file_included"] or size is None:
             d.action, d.reason = "skipped", "no_file"
-        elif (media_type := document_service.detect_media_type(io.BytesIO(data), values["filename"])) is None:
+        elif (media_type := _member_type(plan.bundle.zf, values["sha256"], values["filename"])) is None:
             d.action, d.reason = "skipped", "file_type"
         else:
-            values["media_type"], values["size"] = media_type, len(data)
+            values["media_type"], values["size"] = media_type, size
             if uid in local:
                 d.local_version = local[uid][0]
                 d.action = "unchanged" if local[uid][0] >= values["version"] else "updated"
@@ -695,11 +695,12 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
     plan.decisions["documents"] = decisions
 
 
-def _document_members(plan: Plan) -> dict[str, bytes]:
-    """The attachment files of the bundle, by digest: each member under documents/ must be named
+def _document_members(plan: Plan) -> dict[str, int]:
+    """The attachment files of the bundle (digest → size): each member under documents/ must be named
     `documents/<sha256>` (64 lowercase hex digits) and its bytes must hash to that name."""
-    found: dict[str, bytes] = {}
-    for name in plan.bundle.zf.namelist():
+    found: dict[str, int] = {}
+    for info in plan.bundle.zf.infolist():
+        name = info.filename
         if not name.startswith("documents/") or name == "documents/":
             continue
         digest = name.removeprefix("documents/")
@@ -708,13 +709,28 @@ def _document_members(plan: Plan) -> dict[str, bytes]:
                                  "(documents/ suivi de 64 chiffres hexadécimaux en minuscules) : refusé.",
                                  name=name[:100]))
             continue
-        data = _read_member(plan.bundle.zf, name, limit=MAX_MEMBER_BYTES)
-        if hashlib.sha256(data).hexdigest() != digest:
+        h = hashlib.sha256()
+        try:
+            with plan.bundle.zf.open(info) as fh:
+                for block in iter(lambda fh=fh: fh.read(1024 * 1024), b""):
+                    h.update(block)
+        except DAMAGED as exc:
+            raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=name[:80])) from exc
+        if h.hexdigest() != digest:
             plan.errors.append(_("Le contenu du fichier joint %(name)s ne correspond pas à son empreinte SHA-256 : "
                                  "pièce jointe falsifiée ou abîmée.", name=name[:100]))
             continue
-        found[digest] = data
+        found[digest] = info.file_size
     return found
+
+
+def _member_type(zf: zipfile.ZipFile, digest: str, filename: str) -> str | None:
+    """The media type the bytes of `documents/<digest>` show (None: not an accepted format, or not the name's)."""
+    try:
+        with zf.open(f"documents/{digest}") as fh:
+            return document_service.detect_media_type(fh, filename)
+    except DAMAGED as exc:
+        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=f"documents/{digest}")) from exc
 
 
 # --------------------------------------------------------------------------- 3. apply
@@ -993,11 +1009,15 @@ def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int)
         digest = values["sha256"]
         if not document_service.is_digest(digest):  # the plan refused such a bundle; never make a path of it
             raise BundleError(_("Empreinte SHA-256 invalide : ce document ne désigne aucun fichier."))
-        data = _read_member(plan.bundle.zf, f"documents/{digest}", limit=MAX_MEMBER_BYTES)
-        if hashlib.sha256(data).hexdigest() != digest:
+        try:
+            with plan.bundle.zf.open(f"documents/{digest}") as fh:
+                stored = document_service.store_stream(uploads, digest, fh)  # checks the bytes against the digest
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:  # not OSError: a full disk is no damage
+            raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=f"documents/{digest}")) from exc
+        except InvalidInputError as exc:
             raise BundleError(_("Le contenu du fichier joint %(name)s ne correspond pas à son empreinte SHA-256 : "
-                                "pièce jointe falsifiée ou abîmée.", name=f"documents/{digest}"))
-        if document_service.store_bytes(uploads, digest, data):
+                                "pièce jointe falsifiée ou abîmée.", name=f"documents/{digest}")) from exc
+        if stored:
             written.append(digest)
             document_service.forget_files_on_rollback(uploads, [digest])
         row = {c.attr: values[c.name] for c in bf.DOCUMENT_COLUMNS if c.attr}

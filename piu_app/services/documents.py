@@ -196,22 +196,25 @@ def _refused_type(ext: str) -> InvalidInputError:
 
 # --------------------------------------------------------------------------- writing files
 
-def store_bytes(uploads: Path, digest: str, data: bytes) -> bool:
-    """Write verified bytes under their digest, atomically; return True when a file was written.
-
-    A file already there is kept if its bytes hash to its name, replaced otherwise."""
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise InvalidInputError(_("Le contenu du fichier joint ne correspond pas à son empreinte SHA-256."))
+def store_stream(uploads: Path, digest: str, stream: IO[bytes]) -> bool:
+    """Store the bytes of `stream` under `digest` if they hash to it: written to a temporary name,
+    fsynced, then renamed. Return True when a file was written, False when the right one was there
+    already (a file whose bytes are not its name is replaced). Memory stays bounded whatever the size."""
     target = path_for_digest(uploads, digest)
     if target.is_file() and not target.is_symlink() and file_digest(target) == digest:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".import-")
     try:
+        h = hashlib.sha256()
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            while block := stream.read(1 << 20):
+                h.update(block)
+                fh.write(block)
             fh.flush()
             os.fsync(fh.fileno())
+        if h.hexdigest() != digest:
+            raise InvalidInputError(_("Le contenu du fichier joint ne correspond pas à son empreinte SHA-256."))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
