@@ -276,7 +276,7 @@ def undo_import(batch_uid: str) -> None:
     app = _app()
     with app.test_request_context(), writing():
         try:
-            exchange.undo(batch_uid, username="cli")
+            exchange.undo(batch_uid, username="cli", uploads=app.config["PIU_UPLOADS_DIR"])
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

@@ -33,6 +33,7 @@ from ..i18n import load_catalogue
 from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcnow
 from ..models.actors import Place, Territory
 from ..models.experiments import Experiment
+from ..services import documents as document_service
 from . import bundle_format as bf
 
 LEVELS = {"network": ("network", "public"), "public": ("public",)}
@@ -421,7 +422,8 @@ def _write_documents(writer: _ZipWriter, conn: Connection, allowed: tuple[str, .
     for doc in conn.execute(query.order_by(Document.id)).mappings():
         if doc["linked_uid"] not in shared_uids.get(doc["linked_type"], ()):
             continue  # attached to a record that stays here
-        path = uploads / doc["sha256"][:2] / doc["sha256"] if uploads else None
+        # a row whose digest names no file of uploads/ (an old, hostile import) never sends a file
+        path = document_service.stored_path(uploads, doc["sha256"]) if uploads else None
         has_file = bool(path and not doc["deleted"] and path.is_file() and doc["size"] <= max_bytes)
         if has_file and path is not None:
             data = path.read_bytes()

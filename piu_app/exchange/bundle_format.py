@@ -208,13 +208,16 @@ def _record_table(rt: RecordType) -> RecordTable:
 TABLES: dict[str, RecordTable] = {key: _record_table(RECORD_TYPES[key]) for key in TABLE_ORDER}
 assert set(TABLES) == set(RECORD_TYPES), "every record type travels in the bundle"
 
+# An attachment's `sha256` must be 64 lowercase hex digits equal to the hash of `documents/<sha256>`;
+# its media type and size are taken from those bytes, never from the cells.
 DOCUMENT_COLUMNS = (*_IDENTITY_COLUMNS,
-                    Column("title", "text", "title", required=True), Column("doc_type", "text", "doc_type"),
-                    Column("filename", "text", "filename", required=True),
-                    Column("media_type", "text", "media_type"), Column("size", "int", "size"),
-                    Column("sha256", "text", "sha256", required=True),
-                    Column("linked_type", "text", "linked_type", required=True),
-                    Column("linked_uid", "text", "linked_uid", required=True),
+                    Column("title", "text", "title", required=True, max_length=200),
+                    Column("doc_type", "text", "doc_type", max_length=40),
+                    Column("filename", "text", "filename", required=True, max_length=255),
+                    Column("media_type", "text", "media_type", max_length=100), Column("size", "int", "size", minimum=0),
+                    Column("sha256", "text", "sha256", required=True),  # checked as a digest in _plan_documents
+                    Column("linked_type", "text", "linked_type", required=True, max_length=40),
+                    Column("linked_uid", "text", "linked_uid", required=True, max_length=36),
                     Column("file_included", "bool"))
 
 VOCABULARY_COLUMNS = ("code", "label_fr", "label_en", "definition_fr", "parent", "source", "version")

@@ -50,6 +50,7 @@ from ..models import (
 )
 from ..registry import RECORD_TYPES
 from ..services import ConflictError, InvalidInputError, NotFoundError
+from ..services import documents as document_service
 from ..services import search as search_service
 from . import bundle_format as bf
 from .cells import restore
@@ -253,7 +254,9 @@ def reasons() -> dict[str, str]:
         "origin_mismatch": _("cette fiche existe ici avec une autre ville d'origine"),
         "same_version_differs": _("même version, contenu différent, relayée par une autre ville"),
         "no_file": _("fichier joint absent du paquet"),
-        "attached_elsewhere": _("pièce jointe d'une fiche absente"),
+        "attached_elsewhere": _("pièce jointe d'une fiche que cet import n'apporte pas"),
+        "document_origin": _("pièce jointe d'une autre ville que celle de sa fiche"),
+        "file_type": _("fichier joint d'un type non accepté (son contenu n'est pas celui qu'annonce son nom)"),
     }
 
 
@@ -641,7 +644,10 @@ def _vocab_rows(bundle: Bundle, path: str, plan: Plan) -> Iterator[tuple[int, di
 
 
 def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping[str, set[str]]) -> None:
+    """Decide on each attachment: only for a record this import brings, of the same origin, with a file
+    whose bytes hash to its `sha256` cell. A cell or a member that could name a path refuses the bundle."""
     conn = db.session.connection()
+    files = _document_members(plan)
     local = {r.uid: (r.version, r.origin_instance) for r in conn.execute(
         select(Document.uid, Document.version, Document.origin_instance))}
     decisions: dict[str, Decision] = {}
@@ -651,24 +657,80 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
                             in_bundle, {}, conn)
         if values is None:
             continue
+        if not document_service.is_digest(values["sha256"]):
+            plan.errors.append(_("documents, ligne %(line)d : sha256 : « %(value)s » n'est pas une empreinte SHA-256 "
+                                 "(64 chiffres hexadécimaux en minuscules).", line=line, value=values["sha256"][:80]))
+            continue
         uid = values["uid"]
-        d = Decision("documents", uid, "created", title=values["title"], version=values["version"])
+        if uid in decisions:
+            plan.errors.append(_("%(table)s, ligne %(line)d : l'identifiant %(uid)s apparaît deux fois.",
+                                 table="documents", line=line, uid=uid))
+            continue
+        values["filename"] = document_service.clean_filename(values["filename"])
+        d = Decision("documents", uid, "created", title=values["title"], version=values["version"],
+                     deleted=values["deleted"], origin=values["origin_instance"])
+        record = plan.decisions.get(values["linked_type"], {}).get(values["linked_uid"])
+        size = files.get(values["sha256"])
         if values["origin_instance"] == plan.own_code:
             d.action, d.reason = "skipped", "own_record"
-        elif values["linked_type"] not in bf.TABLES or (
-                values["linked_uid"] not in in_bundle.get(values["linked_type"], ())
-                and not _exists(conn, values["linked_type"], values["linked_uid"])):
+        elif record is None or record.action not in ("created", "updated", "unchanged"):
+            # only a record of this bundle that this import brings, never one of ours or another's
             d.action, d.reason = "skipped", "attached_elsewhere"
-        elif not values["file_included"] or not plan.bundle.has(f"documents/{values['sha256']}"):
+        elif record.origin != values["origin_instance"]:
+            d.action, d.reason = "skipped", "document_origin"
+        elif not values["file_included"] or size is None:
             d.action, d.reason = "skipped", "no_file"
-        elif uid in local:
-            d.action = "unchanged" if local[uid][0] >= values["version"] else "updated"
-            if local[uid][1] != values["origin_instance"]:
-                d.action, d.reason = "conflict", "origin_mismatch"
+        elif (media_type := _member_type(plan.bundle.zf, values["sha256"], values["filename"])) is None:
+            d.action, d.reason = "skipped", "file_type"
+        else:
+            values["media_type"], values["size"] = media_type, size
+            if uid in local:
+                d.local_version = local[uid][0]
+                d.action = "unchanged" if local[uid][0] >= values["version"] else "updated"
+                if local[uid][1] != values["origin_instance"]:
+                    d.action, d.reason = "conflict", "origin_mismatch"
         if d.action in ("created", "updated"):
             plan.documents.append(values)
         decisions[uid] = d
     plan.decisions["documents"] = decisions
+
+
+def _document_members(plan: Plan) -> dict[str, int]:
+    """The attachment files of the bundle (digest → size): each member under documents/ must be named
+    `documents/<sha256>` (64 lowercase hex digits) and its bytes must hash to that name."""
+    found: dict[str, int] = {}
+    for info in plan.bundle.zf.infolist():
+        name = info.filename
+        if not name.startswith("documents/") or name == "documents/":
+            continue
+        digest = name.removeprefix("documents/")
+        if not document_service.is_digest(digest):
+            plan.errors.append(_("Le fichier joint %(name)s n'est pas nommé par son empreinte SHA-256 "
+                                 "(documents/ suivi de 64 chiffres hexadécimaux en minuscules) : refusé.",
+                                 name=name[:100]))
+            continue
+        h = hashlib.sha256()
+        try:
+            with plan.bundle.zf.open(info) as fh:
+                for block in iter(lambda fh=fh: fh.read(1024 * 1024), b""):
+                    h.update(block)
+        except DAMAGED as exc:
+            raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=name[:80])) from exc
+        if h.hexdigest() != digest:
+            plan.errors.append(_("Le contenu du fichier joint %(name)s ne correspond pas à son empreinte SHA-256 : "
+                                 "pièce jointe falsifiée ou abîmée.", name=name[:100]))
+            continue
+        found[digest] = info.file_size
+    return found
+
+
+def _member_type(zf: zipfile.ZipFile, digest: str, filename: str) -> str | None:
+    """The media type the bytes of `documents/<digest>` show (None: not an accepted format, or not the name's)."""
+    try:
+        with zf.open(f"documents/{digest}") as fh:
+            return document_service.detect_media_type(fh, filename)
+    except DAMAGED as exc:
+        raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=f"documents/{digest}")) from exc
 
 
 # --------------------------------------------------------------------------- 3. apply
@@ -712,12 +774,12 @@ def apply_import(plan: Plan, *, username: str, uploads: Path) -> ImportBatch | N
                 touched[key] += write_records(conn, rtable, maps, chunk, plan.children, batch_id=batch.id,
                                               origin_label=bundle.origin_name, username=username)
             link_self_refs(conn, rtable, maps, list(_self_refs(bundle, resources, key, header, plan, wanted)))
-    _write_documents(conn, plan, uploads, batch.id)
+    files_written = _write_documents(conn, plan, uploads, batch.id)
     for d in _new_conflicts(conflicts):
         db.session.add(ImportConflict(batch_id=batch.id, record_type=d.table, record_uid=d.uid, reason=d.reason,
                                       origin_instance=bundle.origin_instance, local_version=d.local_version,
                                       incoming_version=d.version, incoming={"title": d.title}))
-    batch.report = report_of(plan)
+    batch.report = report_of(plan) | {"files_written": files_written}
     db.session.flush()
     reindex(touched)
     return batch
@@ -940,15 +1002,24 @@ def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, 
     return incomplete
 
 
-def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> None:
+def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> list[str]:
+    """Write the planned attachments; return the digests of the files written (absent before)."""
+    written: list[str] = []
     for values in plan.documents:
-        data = _read_member(plan.bundle.zf, f"documents/{values['sha256']}", limit=MAX_MEMBER_BYTES)
-        target = uploads / values["sha256"][:2] / values["sha256"]
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+        digest = values["sha256"]
+        if not document_service.is_digest(digest):  # the plan refused such a bundle; never make a path of it
+            raise BundleError(_("Empreinte SHA-256 invalide : ce document ne désigne aucun fichier."))
+        try:
+            with plan.bundle.zf.open(f"documents/{digest}") as fh:
+                stored = document_service.store_stream(uploads, digest, fh)  # checks the bytes against the digest
+        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:  # not OSError: a full disk is no damage
+            raise BundleError(_("L'archive est abîmée (fichier %(name)s illisible).", name=f"documents/{digest}")) from exc
+        except InvalidInputError as exc:
+            raise BundleError(_("Le contenu du fichier joint %(name)s ne correspond pas à son empreinte SHA-256 : "
+                                "pièce jointe falsifiée ou abîmée.", name=f"documents/{digest}")) from exc
+        if stored:
+            written.append(digest)
+            document_service.forget_files_on_rollback(uploads, [digest])
         row = {c.attr: values[c.name] for c in bf.DOCUMENT_COLUMNS if c.attr}
         row["draft"] = False
         existing = conn.execute(select(Document.id).where(Document.uid == row["uid"])).scalar()
@@ -963,6 +1034,7 @@ def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int)
             conn.execute(insert(ImportChange.__table__), [{"batch_id": batch_id, "record_type": "documents",
                                                            "record_uid": row["uid"], "action": "created",
                                                            "before": None}])
+    return written
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -979,8 +1051,11 @@ def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
 
 # --------------------------------------------------------------------------- undo
 
-def undo_import(batch_uid: str, *, username: str) -> ImportBatch:
-    """Remove what an import brought and put back what it replaced (the most recent import first)."""
+def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -> ImportBatch:
+    """Remove what an import brought and put back what it replaced (the most recent import first).
+
+    With `uploads`, the attachment files the import wrote go too, once the undo commits, unless
+    a remaining document still names them."""
     batch = db.session.scalars(select(ImportBatch).filter_by(uid=batch_uid)).first()
     if batch is None:
         raise NotFoundError(_("Cet import n'existe pas."))
@@ -1049,6 +1124,9 @@ def undo_import(batch_uid: str, *, username: str) -> ImportBatch:
     conn.execute(delete(ImportConflict.__table__).where(ImportConflict.batch_id == batch.id))
     batch.status, batch.undone_at, batch.undone_by = "undone", utcnow(), username
     db.session.flush()
+    if uploads is not None:
+        written = (batch.report or {}).get("files_written") or []
+        document_service.remove_files_after_commit(uploads, sorted(document_service.unreferenced(written)))
     reindex(touched)
     return batch
 

@@ -59,8 +59,9 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
         plan.bundle.close()
 
 
-def undo(batch_uid: str, *, username: str) -> ImportBatch:
-    return bundle_import.undo_import(batch_uid, username=username)
+def undo(batch_uid: str, *, username: str, uploads: Path | None = None) -> ImportBatch:
+    """Undo an import in the current transaction; the attachment files it wrote go once the caller commits."""
+    return bundle_import.undo_import(batch_uid, username=username, uploads=uploads)
 
 
 def imports(kind: str = "bundle", limit: int = 50) -> list[ImportBatch]:

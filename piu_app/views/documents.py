@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 
 from ..extensions import db
 from ..registry import RECORD_TYPES
-from ..services import NotFoundError
 from ..services import documents as document_service
 from ..services import records as record_service
 from .access import require_role, username
@@ -19,11 +18,15 @@ bp = Blueprint("documents", __name__, url_prefix="/documents")
 @require_role("reader")
 def download(uid: str):
     document = document_service.get(uid)
-    path = document_service.stored_path(current_app.config["PIU_UPLOADS_DIR"], document)
-    if not path.is_file():
-        raise NotFoundError(_("Le fichier de ce document manque dans le dossier de données."))
-    inline = request.args.get("inline") == "1" and document.media_type in ("application/pdf", "image/png", "image/jpeg")
-    return send_file(path, mimetype=document.media_type, as_attachment=not inline, download_name=document.filename)
+    path, media_type = document_service.open_stored(current_app.config["PIU_UPLOADS_DIR"], document)
+    # Shown in the page only for images whose content was just checked; everything else is a download.
+    inline = request.args.get("inline") == "1" and media_type in document_service.INLINE_TYPES
+    response = send_file(path, mimetype=media_type, as_attachment=not inline,
+                         download_name=document_service.clean_filename(document.filename), max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if inline:
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    return response
 
 
 @bp.post("/<uid>/delete")

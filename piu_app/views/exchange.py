@@ -231,7 +231,7 @@ def report(uid: str):
 @require_role("editor")
 def undo(uid: str):
     try:
-        exchange_service.undo(uid, username=username())
+        exchange_service.undo(uid, username=username(), uploads=current_app.config["PIU_UPLOADS_DIR"])
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
