@@ -367,3 +367,15 @@ def test_themes_of_a_peer_keep_their_full_code(genuine: Files, city_b: Flask, tm
     import_(city_b, write(tmp_path / "t.zip", files))
     with city_b.app_context():
         assert code in set(db.session.scalars(select(Theme.code)))
+
+
+def test_undo_puts_back_text_kept_by_a_release_that_escaped_it() -> None:
+    """What an import replaced is kept to undo it; a release writing format 1.0 kept it escaped."""
+    columns = bf.TABLES["innovations"].columns
+    kept_then = {"row": {"name": "'=1", "tagline": "''+2", "version": "3"}, "children": {}}
+    assert bi._as_entered(columns, kept_then, kept_then["row"]) == {"name": "=1", "tagline": "'+2", "version": "3"}
+    kept_now = {**kept_then, "as_entered": True}
+    assert bi._as_entered(columns, kept_now, kept_now["row"]) == kept_then["row"]
+    scores = bf.TABLES["reviews"].children[-1].columns[1:]
+    assert bi._as_entered(scores, kept_then, dict(enumerate(["benefit", "5", "'-faible"]))) == {
+        0: "benefit", 1: "5", 2: "-faible"}
