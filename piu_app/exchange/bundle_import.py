@@ -195,6 +195,8 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
     if not isinstance(descriptor.get("x-piu-origin") or {}, dict) or not isinstance(resources, list) \
             or not all(isinstance(r, dict) for r in resources):
         raise BundleError(_("datapackage.json est mal formé (x-piu-origin ou resources)."))
+    if descriptor.get("x-piu-level") not in (None, "", "network", "public"):
+        raise BundleError(_("Le niveau de partage du paquet (x-piu-level) est inconnu : paquet refusé."))
     origin = descriptor.get("x-piu-origin") or {}
     code, city = origin.get("instance_code"), origin.get("city_name")
     if code and (not isinstance(code, str) or _INSTANCE_CODE.fullmatch(code) is None):
@@ -206,10 +208,9 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
     fmt = descriptor.get("x-piu-format") or {}
     if not isinstance(fmt, dict) or fmt.get("name") != bf.FORMAT_NAME:
         raise BundleError(_("Ce n'est pas un paquet d'échange PIU (format inconnu)."))
-    try:
-        version = tuple(int(part) for part in str(fmt.get("version", "")).split("."))
-    except ValueError as exc:
-        raise BundleError(_("La version du format du paquet est illisible.")) from exc
+    if _FORMAT_VERSION.fullmatch(str(fmt.get("version", ""))) is None:  # major.minor, as every PIU writes it
+        raise BundleError(_("La version du format du paquet est illisible."))
+    version = tuple(int(part) for part in str(fmt.get("version", "")).split("."))
     if version[:1] > bf.FORMAT_VERSION[:1] or version > bf.FORMAT_VERSION:
         raise BundleError(_("Ce paquet a été fait par une version plus récente de PIU (format %(theirs)s ; "
                             "celle-ci lit jusqu'au format %(ours)s). Mettez PIU à jour pour l'importer.",
@@ -220,6 +221,7 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _JSON_BRACKETS = re.compile(r"[\[\]{}]")
 _INSTANCE_CODE = re.compile(bf.INSTANCE_CODE_PATTERN)
+_FORMAT_VERSION = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -435,11 +437,8 @@ def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[
 
 def _escaped(bundle: Bundle) -> bool:
     """Whether the bundle's text cells carry the formula escape (format 1.0; never since 1.1)."""
-    try:
-        version = tuple(int(part) for part in bundle.format_version.split("."))
-    except ValueError:
-        return False  # `_descriptor` refused an unreadable version already
-    return version in bf.ESCAPED_FORMATS or version == (1,)
+    version = tuple(int(part) for part in bundle.format_version.split("."))  # major.minor (`_descriptor`)
+    return version in bf.ESCAPED_FORMATS
 
 
 # (table, column) -> kind, for every table of a bundle
