@@ -384,7 +384,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         _decide(plan, rtable, local, incoming, digests, children, conn)
         # A record the import will not write and that is not here (one claiming to be of this city)
         # is nothing a link can point to: links to it are refused below, never written as empty links.
-        in_bundle[key] -= {uid for uid, d in incoming.items() if uid not in local and d.action not in ("created",)}
+        in_bundle[key] -= {uid for uid, d in incoming.items() if uid not in local and d.action != "created"}
         for line, target in self_refs:
             if target not in in_bundle[key] and target not in local:
                 plan.errors.append(_("%(table)s, ligne %(line)d : le lien vers %(uid)s ne mène à aucune fiche.",
@@ -446,6 +446,7 @@ _COLUMN_KINDS = {(table, col.name): col.kind for table, columns in (
     *((key, rtable.columns) for key, rtable in bf.TABLES.items()),
     *((child.name, child.columns) for rtable in bf.TABLES.values() for child in rtable.children),
     ("documents", bf.DOCUMENT_COLUMNS)) for col in columns}
+
 
 @contextmanager
 def _csv_reader(bundle: Bundle, path: str, name: str, *, as_dicts: bool = False) -> Iterator[Any]:
