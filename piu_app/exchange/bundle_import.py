@@ -3,9 +3,11 @@
 The order is strict, so that a bad file changes nothing:
 1. `open_bundle` checks the archive itself (paths, links, sizes, compression ratio, member count),
    the format version and the SHA-256 of every file, without extracting anything to disk;
-2. `plan_import` reads every table, checks types, required values, sharing levels and links (to a
-   record of the bundle or of this register), and decides per record: new, updated, unchanged,
-   skipped (with the reason) or in conflict: the preview;
+2. `plan_import` reads every table and checks every cell against its schema (type, range, length:
+   refused, never cut; codes, identifiers, duplicate join keys, links to a record of the bundle
+   that the import writes or of this register), and decides per record: new, updated, unchanged,
+   skipped (with the reason) or in conflict: the preview. Applying it runs no other check, so a
+   bundle the preview calls valid does not fail half-way;
 3. `apply_import` writes that plan in the caller's transaction after a backup, and records what it
    created and what it replaced, so that `undo_import` can put everything back.
 
@@ -182,7 +184,7 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
         raise BundleError(_("datapackage.json est démesuré (%(size)d Mo, au plus %(max)d Mo) : paquet refusé.",
                             size=info.file_size // 1024**2, max=MAX_DESCRIPTOR_BYTES // 1024**2))
     try:
-        text = _read_member(zf, "datapackage.json", limit=MAX_DESCRIPTOR_BYTES).decode("utf-8")
+        text = _read_member(zf, "datapackage.json", limit=MAX_DESCRIPTOR_BYTES).decode("utf-8-sig")
         if _json_depth(text) > MAX_JSON_DEPTH:
             raise BundleError(_("datapackage.json est imbriqué trop profondément (plus de %(max)d niveaux) : "
                                 "paquet refusé.", max=MAX_JSON_DEPTH))
