@@ -367,7 +367,8 @@ REVIEWS = RecordType(
         _f("overall_comment", _l("Commentaire général"), "textarea"),
         _f("would_recommend", _l("Recommanderait cette solution"), "bool", in_list=True),
         _f("date", _l("Date"), "date", in_list=True),
-        Field("scores", _l("Grille d'évaluation (1 = faible, 5 = excellent)"), "scores", vocab="review_criterion"),
+        Field("scores", _l("Grille d'évaluation (1 = faible, 5 = excellent)"), "scores", vocab="review_criterion",
+              min_value=1, max_value=5),
     ),
 )
 

@@ -542,6 +542,14 @@ identifiant (`uid`) et sa ville d'origine (`origin_instance`) : seule cette vill
 
 Pour l'ouvrir : PIU → Échanges → Importer un paquet, ou `piu import FICHIER.zip`.
 
+**Ouvrir les CSV dans un tableur.** Les cellules contiennent les données telles qu'elles ont été
+saisies : un texte peut commencer par `=`, `+`, `-` ou `@` (un numéro de téléphone « +221 … »,
+par exemple). Un tableur lancé par un double-clic sur le fichier exécuterait un tel texte comme une
+formule. N'ouvrez donc pas un CSV par double-clic : importez-le comme texte (LibreOffice Calc :
+Fichier → Ouvrir, puis dans la boîte d'import cochez « Format des colonnes : Texte » pour toutes les
+colonnes ; Excel : Données → À partir d'un fichier texte/CSV, puis « Ne pas détecter les types de
+données »). Pour un tableau prêt à lire, exportez plutôt la liste en XLSX depuis PIU.
+
 | table | lignes / rows |
 | --- | --- |
 {counts}
@@ -555,6 +563,13 @@ This bundle holds the records {city} chose to share. Private records, drafts and
 of persons without consent are never in it. Every record keeps its identifier (`uid`) and its
 origin city (`origin_instance`): only that city edits it. Open it in PIU (Exchange → Import a
 bundle, or `piu import FILE.zip`); the tables are plain UTF-8 CSV described by `datapackage.json`.
+
+**Opening the CSVs in a spreadsheet program.** Cells hold the data as it was entered: a text may
+start with `=`, `+`, `-` or `@` (a phone number "+221 …", for example), which a spreadsheet opened
+by double-clicking the file would run as a formula. Do not double-click a CSV: import it as text
+(LibreOffice Calc: File → Open, then set every column's type to Text in the import dialog; Excel:
+Data → From Text/CSV, then "Do not detect data types"). For a table ready to read, export the list
+as XLSX from PIU instead.
 """
 
 

@@ -22,12 +22,15 @@ from sqlalchemy import Connection, Table, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from ..database import driver_rows, stored_date_text, stored_datetime_text
-from ..models import ReviewScore, Theme
+from ..models import ReviewScore, Theme, VocabularyTerm
 from ..registry import RECORD_TYPES, RecordType
-from .cells import FORMULA_TRIGGERS, neutralise, restore
+from ..services.instance import CODE_PATTERN
 
 FORMAT_NAME = "piu-registre"
-FORMAT_VERSION = (1, 0)  # major, minor: a bundle of a newer format is refused
+FORMAT_VERSION = (1, 1)  # major, minor: a bundle of a newer format is refused
+# Format 1.0 wrote text starting with = + - @ tab CR with a leading apostrophe (`cells.neutralise`);
+# since 1.1 every cell holds the value as it was entered. A 1.0 bundle is un-escaped when read.
+ESCAPED_FORMATS = ((1, 0),)
 SCHEMA_BASE_URI = "https://piu.example.org/schemas/registre/1.0/"  # stable URI named in dct:conformsTo
 
 # Record types in an order where every link points to a table already written (territories
@@ -41,6 +44,8 @@ EXTRA_COLUMNS = {"reviews": ("verified",)}  # derived columns a peer cannot reco
 
 T = TypeVar("T")
 UID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+INSTANCE_CODE_PATTERN = CODE_PATTERN  # the shape of an `origin_instance`, as the set-up makes instance codes
+VOCABULARY_CODE_LENGTH: int = VocabularyTerm.__table__.c.code.type.length
 
 
 class CellError(Exception):
@@ -50,7 +55,7 @@ class CellError(Exception):
 # --------------------------------------------------------------------------- cell values
 
 def write_value(kind: str, value: Any) -> str:
-    """Return the CSV text of a stored value (ISO 8601 dates, `true`/`false`, escaped text)."""
+    """Return the CSV text of a stored value (ISO 8601 dates, `true`/`false`, text as it was entered)."""
     if value is None:
         return ""
     if kind == "bool":
@@ -63,7 +68,7 @@ def write_value(kind: str, value: Any) -> str:
         return value.isoformat()
     if kind == "datetime":
         return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
-    return neutralise(str(value))
+    return str(value)
 
 
 def read_value(kind: str, text: str) -> Any:
@@ -90,7 +95,7 @@ def read_value(kind: str, text: str) -> Any:
             return dt.datetime.fromisoformat(text[:-1])
     except ValueError as exc:
         raise CellError(kind) from exc
-    return restore(text)
+    return text
 
 
 FIELD_KINDS = {"text": "text", "textarea": "text", "url": "text", "email": "text", "vocab": "text",
@@ -115,6 +120,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     personal: bool = False
+    pattern: str | None = None       # text: the shape every non-empty value must have (a regular expression)
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class ChildTable:
     columns: tuple[Column, ...]      # the first is the owner's uid
     title: str
     title_en: str
+    key_size: int = 1                # the columns after the owner's uid that an owner may hold once (its key)
 
     @property
     def owner_column(self) -> str:
@@ -151,15 +158,16 @@ class RecordTable:
 
 
 _IDENTITY_COLUMNS = (
-    Column("uid", "text", "uid", required=True),
-    Column("origin_instance", "text", "origin_instance", required=True),
+    Column("uid", "text", "uid", required=True, max_length=36),
+    Column("origin_instance", "text", "origin_instance", required=True, max_length=64,
+           pattern=INSTANCE_CODE_PATTERN),
     Column("created_at", "datetime", "created_at", required=True),
     Column("updated_at", "datetime", "updated_at", required=True),
     Column("version", "int", "version", required=True),
     Column("deleted", "bool", "deleted", required=True),
-    Column("visibility", "text", "visibility", required=True),
-    Column("lang", "text", "lang"),
-    Column("licence", "text", "licence"),
+    Column("visibility", "text", "visibility", required=True, max_length=16),
+    Column("lang", "text", "lang", max_length=16),
+    Column("licence", "text", "licence", max_length=32),
     Column("source", "text", "source"),
 )
 
@@ -169,13 +177,20 @@ def singular(key: str) -> str:
     return {"territories": "territory"}.get(key, key.removesuffix("s"))
 
 
+def _stored_length(table: Table, attr: str) -> int | None:
+    """The length of a VARCHAR column (None for TEXT): a longer cell is refused, never cut."""
+    return getattr(table.c[attr].type, "length", None) if attr in table.c else None
+
+
 def _record_table(rt: RecordType) -> RecordTable:
     columns = list(_IDENTITY_COLUMNS)
+    table = rt.model.__table__
     for f in rt.fields:
         if f.kind in FIELD_KINDS:
             name = f"{f.name}_uid" if f.kind == "ref" else f.name
+            length = None if f.kind == "ref" else f.max_length or _stored_length(table, f.column)
             columns.append(Column(name, FIELD_KINDS[f.kind], f.column, ref=f.ref, vocab=f.vocab, label=f.label,
-                                  help=f.help, required=f.required, max_length=f.max_length, personal=f.personal,
+                                  help=f.help, required=f.required, max_length=length, personal=f.personal,
                                   minimum=f.min_value, maximum=f.max_value))
     for extra in EXTRA_COLUMNS.get(rt.key, ()):
         columns.append(Column(extra, "bool", extra))
@@ -184,23 +199,31 @@ def _record_table(rt: RecordType) -> RecordTable:
     owner = Column(f"{one}_uid", "ref", ref=rt.key, required=True)
     if rt.has_themes:
         children.append(ChildTable(f"{one}_themes", rt.key,
-                                   (owner, Column("theme_code", "text", vocab="themes", required=True)),
+                                   (owner, Column("theme_code", "text", vocab="themes", required=True,
+                                                  max_length=_stored_length(Theme.__table__, "code"))),
                                    "Thématiques", "Themes"))
     for f in rt.fields:
         if f.kind == "vocab_list":
             children.append(ChildTable(f"{one}_{f.name}", rt.key,
-                                       (owner, Column(f.name.removesuffix("s"), "text", vocab=f.vocab, required=True)),
+                                       (owner, Column(f.name.removesuffix("s"), "text", vocab=f.vocab, required=True,
+                                                      max_length=VOCABULARY_CODE_LENGTH)),
                                        str(f.label), f.name))
     for link in rt.links:
         cols = [owner, Column(f"{singular(link.target)}_uid", "ref", ref=link.target, required=True),
-                Column("role", "text", vocab=link.role_vocab, required=True)]
+                Column("role", "text", vocab=link.role_vocab, required=True,
+                       max_length=_stored_length(link.model.__table__, "role"))]
         if "match_note" in link.model.__table__.c:
             cols.append(Column("match_note", "text"))
-        children.append(ChildTable(link.model.__tablename__, rt.key, tuple(cols), str(link.label), link.name))
+        children.append(ChildTable(link.model.__tablename__, rt.key, tuple(cols), str(link.label), link.name,
+                                   key_size=2))  # unique (owner, target, role)
     if rt.key == "reviews":
+        scores = next(f for f in rt.fields if f.kind == "scores")  # the grid's scale is declared in the register
         children.append(ChildTable("review_scores", rt.key,
-                                   (owner, Column("criterion", "text", vocab="review_criterion", required=True),
-                                    Column("score", "int", required=True), Column("evidence", "text")),
+                                   (owner, Column("criterion", "text", vocab=scores.vocab, required=True,
+                                                  max_length=_stored_length(ReviewScore.__table__, "criterion")),
+                                    Column("score", "int", required=True, minimum=scores.min_value,
+                                           maximum=scores.max_value),
+                                    Column("evidence", "text")),
                                    "Notes par critère", "Scores per criterion"))
     return RecordTable(rt, tuple(columns), tuple(children))
 
@@ -324,16 +347,9 @@ def raw_select(table: Table) -> Any:
     return select(*(type_coerce(c, NullType()).label(c.name) for c in table.c))
 
 
-_RISKY_START = frozenset(FORMULA_TRIGGERS + "'")  # text starting otherwise never needs `neutralise`
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else neutralise(value) if value[:1] in _RISKY_START else value
-
-
 CELL_TEXT: dict[str, Any] = {
     # kind -> raw stored value -> CSV text; the same text as `write_value` gives for the typed value
-    "text": _text,
+    "text": lambda v: "" if v is None else v,
     "bool": lambda v: "" if v is None else "true" if v else "false",
     "int": lambda v: "" if v is None else str(int(v)),
     "float": lambda v: "" if v is None else repr(float(v)),
@@ -351,12 +367,12 @@ def row_text_function(rtable: RecordTable, position: Mapping[str, int],
     The function is generated once per table: one expression per column, inlined for the text and
     link cells that make most of a row, because a Python call per cell costs as much as the rest
     of the export over 100 000 records."""
-    env: dict[str, Any] = {"neutralise": neutralise, "RISKY": _RISKY_START}
+    env: dict[str, Any] = {}
     cells = []
     for n, col in enumerate(rtable.columns):
         raw = f"r[{position[col.attr]}]"
         if col.kind == "text":
-            cells.append(f"('' if (v := {raw}) is None else neutralise(v) if v[:1] in RISKY else v)")
+            cells.append(f"('' if (v := {raw}) is None else v)")
         elif col.kind == "ref":
             env[f"uids{n}"] = uids_of(col.ref or "")
             cells.append(f"('' if (v := {raw}) is None else uids{n}.get(v, ''))")

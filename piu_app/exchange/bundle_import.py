@@ -3,9 +3,11 @@
 The order is strict, so that a bad file changes nothing:
 1. `open_bundle` checks the archive itself (paths, links, sizes, compression ratio, member count),
    the format version and the SHA-256 of every file, without extracting anything to disk;
-2. `plan_import` reads every table, checks types, required values, sharing levels and links (to a
-   record of the bundle or of this register), and decides per record: new, updated, unchanged,
-   skipped (with the reason) or in conflict: the preview;
+2. `plan_import` reads every table and checks every cell against its schema (type, range, length:
+   refused, never cut; codes, identifiers, duplicate join keys, links to a record of the bundle
+   that the import writes or of this register), and decides per record: new, updated, unchanged,
+   skipped (with the reason) or in conflict: the preview. Applying it runs no other check, so a
+   bundle the preview calls valid does not fail half-way;
 3. `apply_import` writes that plan in the caller's transaction after a backup, and records what it
    created and what it replaced, so that `undo_import` can put everything back.
 
@@ -17,6 +19,7 @@ may have hidden a link before) but kept as a conflict when it is relayed by a th
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -30,6 +33,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -64,6 +68,9 @@ MAX_ERRORS_SHOWN = 30
 ACTIONS = ("created", "updated", "unchanged", "skipped", "conflict")
 WRITE_CHUNK = 5000
 INT_RANGE = (-2**31, 2**31 - 1)         # INTEGER columns (PostgreSQL int4; SQLite overflows at 2**63)
+MAX_DESCRIPTOR_BYTES = 8 * 1024 * 1024  # datapackage.json: ours is a few hundred KB whatever the register's size
+MAX_JSON_DEPTH = 32                     # ours nests 6 levels; Python's parser overflows its stack near 1 000
+CITY_NAME_LENGTH = 200                  # ImportBatch.origin_name
 # What a damaged member raises when read (a cut or corrupted stream, an unknown compression method).
 DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, OSError)
 
@@ -173,9 +180,17 @@ def _read_member(zf: zipfile.ZipFile, name: str, limit: int = 64 * 1024 * 1024) 
 def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
     if "datapackage.json" not in zf.NameToInfo:
         raise BundleError(_("Ce n'est pas un paquet d'échange PIU : datapackage.json est absent."))
+    info = zf.NameToInfo["datapackage.json"]
+    if info.file_size > MAX_DESCRIPTOR_BYTES:
+        raise BundleError(_("datapackage.json est démesuré (%(size)d Mo, au plus %(max)d Mo) : paquet refusé.",
+                            size=info.file_size // 1024**2, max=MAX_DESCRIPTOR_BYTES // 1024**2))
     try:
-        descriptor = json.loads(_read_member(zf, "datapackage.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = _read_member(zf, "datapackage.json", limit=MAX_DESCRIPTOR_BYTES).decode("utf-8-sig")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise BundleError(_("datapackage.json est imbriqué trop profondément (plus de %(max)d niveaux) : "
+                                "paquet refusé.", max=MAX_JSON_DEPTH))
+        descriptor = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleError(_("datapackage.json est illisible (JSON invalide).")) from exc
     if not isinstance(descriptor, dict):
         raise BundleError(_("datapackage.json est illisible (JSON invalide)."))
@@ -183,18 +198,47 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
     if not isinstance(descriptor.get("x-piu-origin") or {}, dict) or not isinstance(resources, list) \
             or not all(isinstance(r, dict) for r in resources):
         raise BundleError(_("datapackage.json est mal formé (x-piu-origin ou resources)."))
+    if descriptor.get("x-piu-level") not in (None, "", "network", "public"):
+        raise BundleError(_("Le niveau de partage du paquet (x-piu-level) est inconnu : paquet refusé."))
+    origin = descriptor.get("x-piu-origin") or {}
+    code, city = origin.get("instance_code"), origin.get("city_name")
+    if code and (not isinstance(code, str) or _INSTANCE_CODE.fullmatch(code) is None):
+        raise BundleError(_("Le code de la ville d'origine du paquet (x-piu-origin) n'a pas la forme d'un code "
+                            "d'instance (minuscules, chiffres et tirets, 3 à 64 caractères) : paquet refusé."))
+    if city and (not isinstance(city, str) or len(city) > CITY_NAME_LENGTH or _CONTROL.search(city)):
+        raise BundleError(_("Le nom de la ville d'origine du paquet (x-piu-origin) est invalide (texte de "
+                            "%(max)d caractères au plus) : paquet refusé.", max=CITY_NAME_LENGTH))
     fmt = descriptor.get("x-piu-format") or {}
     if not isinstance(fmt, dict) or fmt.get("name") != bf.FORMAT_NAME:
         raise BundleError(_("Ce n'est pas un paquet d'échange PIU (format inconnu)."))
-    try:
-        version = tuple(int(part) for part in str(fmt.get("version", "")).split("."))
-    except ValueError as exc:
-        raise BundleError(_("La version du format du paquet est illisible.")) from exc
+    if _FORMAT_VERSION.fullmatch(str(fmt.get("version", ""))) is None:  # major.minor, as every PIU writes it
+        raise BundleError(_("La version du format du paquet est illisible."))
+    version = tuple(int(part) for part in str(fmt.get("version", "")).split("."))
     if version[:1] > bf.FORMAT_VERSION[:1] or version > bf.FORMAT_VERSION:
         raise BundleError(_("Ce paquet a été fait par une version plus récente de PIU (format %(theirs)s ; "
                             "celle-ci lit jusqu'au format %(ours)s). Mettez PIU à jour pour l'importer.",
                             theirs=fmt.get("version"), ours=".".join(map(str, bf.FORMAT_VERSION))))
     return descriptor
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+_INSTANCE_CODE = re.compile(bf.INSTANCE_CODE_PATTERN)
+_FORMAT_VERSION = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _json_depth(text: str) -> int:
+    """Return how deeply the arrays and objects of a JSON text nest, without parsing it (a parser
+    recurses once per level: a text of nested brackets would overflow its stack)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):  # brackets inside strings do not count
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _check_checksums(bundle: Bundle) -> None:
@@ -320,7 +364,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
             if check(row):  # the values a Decision needs, as `_check_row` would give them
                 origin = row[at["origin_instance"]]
                 values = {"version": int(row[at["version"]]), "deleted": row[at["deleted"]] == "true",
-                          "origin_instance": restore(origin) if origin else "",
+                          "origin_instance": origin,
                           rtable.rt.title_attr: bf.read_value(title.kind, row[at[title.name]]) if title else None}
             else:
                 values = _check_row(plan, key, line, rtable.columns, dict(zip(header, row, strict=True)), in_bundle,
@@ -339,14 +383,17 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
                                      origin=values["origin_instance"])
             if uid in local:  # only a record already here is compared, content against content
                 digests[uid] = _digest(row)
-        for line, target in self_refs:
-            if target not in in_bundle[key] and target not in local:
-                plan.errors.append(_("%(table)s, ligne %(line)d : le lien vers %(uid)s ne mène à aucune fiche.",
-                                     table=key, line=line, uid=target))
         children: dict[str, dict[str, list[tuple]]] = {}
         for child in rtable.children:
             children[child.name] = _child_rows(bundle, resources, child, plan, in_bundle, vocab, conn)
         _decide(plan, rtable, local, incoming, digests, children, conn)
+        # A record the import will not write and that is not here (one claiming to be of this city)
+        # is nothing a link can point to: links to it are refused below, never written as empty links.
+        in_bundle[key] -= {uid for uid, d in incoming.items() if uid not in local and d.action != "created"}
+        for line, target in self_refs:
+            if target not in in_bundle[key] and target not in local:
+                plan.errors.append(_("%(table)s, ligne %(line)d : le lien vers %(uid)s ne mène à aucune fiche.",
+                                     table=key, line=line, uid=target))
         writing = plan.to_write(key)
         plan.children.update({name: {owner: rows for owner, rows in per_owner.items() if owner in writing}
                               for name, per_owner in children.items()})
@@ -378,23 +425,53 @@ def _rows(bundle: Bundle, resources: Mapping[str, Any], name: str, header: list[
         positions = [got.index(h) for h in header]
         width = len(got)
         in_order = positions == list(range(width))  # the file's own columns, in our order: zip them
+        # A bundle of format 1.0 wrote risky text with a leading apostrophe: take it off here, once,
+        # so that every check, comparison and write below sees the value as it was entered.
+        texts = [i for i, h in enumerate(header) if _COLUMN_KINDS.get((name, h)) == "text"] if _escaped(bundle) else []
         for line, cells in enumerate(reader, start=2):
             if len(cells) != width:
                 plan.errors.append(_("%(table)s, ligne %(line)d : %(n)d cellules au lieu de %(w)d.",
                                      table=name, line=line, n=len(cells), w=width))
                 continue
-            yield line, (cells if in_order else [cells[p] for p in positions])
+            row = cells if in_order else [cells[p] for p in positions]
+            for i in texts:
+                if row[i][:1] == "'":
+                    row[i] = restore(row[i])
+            yield line, row
+
+
+def _escaped(bundle: Bundle) -> bool:
+    """Whether the bundle's text cells carry the formula escape (format 1.0; never since 1.1)."""
+    version = tuple(int(part) for part in bundle.format_version.split("."))  # major.minor (`_descriptor`)
+    return version in bf.ESCAPED_FORMATS
+
+
+# (table, column) -> kind, for every table of a bundle
+_COLUMN_KINDS = {(table, col.name): col.kind for table, columns in (
+    *((key, rtable.columns) for key, rtable in bf.TABLES.items()),
+    *((child.name, child.columns) for rtable in bf.TABLES.values() for child in rtable.children),
+    ("documents", bf.DOCUMENT_COLUMNS)) for col in columns}
+
 
 @contextmanager
 def _csv_reader(bundle: Bundle, path: str, name: str, *, as_dicts: bool = False) -> Iterator[Any]:
     """Read a CSV member; turn every way it can be unreadable into one clear refusal."""
     reader: Any = None
     try:
-        with bundle.open_text(path) as fh:
+        with bundle.zf.open(path) as raw:
+            start = raw.read(4096)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or start.count(b"\x00") * 4 >= len(start) > 0:
+            # UTF-16 (or UTF-32): every other byte is NUL; read as UTF-8 it would only say "columns missing"
+            raise BundleError(_("La table %(name)s est encodée en UTF-16, pas en UTF-8 : enregistrez le fichier "
+                                "en UTF-8 (CSV UTF-8) puis refaites le paquet.", name=name))
+        # A UTF-8 byte order mark (added by some spreadsheet programs) is not part of the first column's name
+        encoding = "utf-8-sig" if start.startswith(codecs.BOM_UTF8) else "utf-8"
+        with io.TextIOWrapper(bundle.zf.open(path), encoding=encoding, newline="") as fh:
             reader = csv.DictReader(fh, strict=True) if as_dicts else csv.reader(fh, strict=True)
             yield reader
     except UnicodeDecodeError as exc:
-        raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8.", name=name)) from exc
+        raise BundleError(_("La table %(name)s n'est pas encodée en UTF-8 : enregistrez le fichier en UTF-8 "
+                            "(CSV UTF-8) puis refaites le paquet.", name=name)) from exc
     except csv.Error as exc:
         raise _csv_error(name, exc, reader.line_num if reader is not None else 0) from exc
     except DAMAGED as exc:
@@ -417,8 +494,8 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
     deleted = row.get("deleted") == "true"
     for col in columns:
         text = row[col.name]
-        if col.kind in _TEXT_KINDS:  # most cells: no parsing, only the formula escape to take off
-            values[col.name] = restore(text) if text else ""
+        if col.kind in _TEXT_KINDS:  # most cells: no parsing (a bundle holds text as it was entered)
+            values[col.name] = text
         else:
             try:
                 values[col.name] = bf.read_value(col.kind, text)
@@ -435,6 +512,8 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
         if "\x00" in text:
             problems.append(_("%(col)s : caractère nul interdit.", col=col.name))
             continue  # not looked up either: PostgreSQL refuses NUL in a query's text
+        if col.pattern and re.fullmatch(col.pattern, text) is None:
+            problems.append(_("%(col)s : « %(value)s » n'a pas la forme attendue.", col=col.name, value=text[:40]))
         if col.kind in ("int", "float") and (
                 (col.kind == "int" and not INT_RANGE[0] <= values[col.name] <= INT_RANGE[1])
                 or (col.minimum is not None and values[col.name] < col.minimum)
@@ -468,8 +547,8 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
 
     Generated once per table, one expression per column (see `_db_row_function`): calling
     `_check_row` on each of 500 000 rows costs seconds, for rows that are nearly always right.
-    It may say False of a row that is right (a text longer than its limit before its formula
-    escape comes off): the caller then asks `_check_row`, which also words what is wrong."""
+    It says True exactly when `_check_row` finds nothing wrong (a property test holds them
+    together); on False the caller asks `_check_row`, which words what is wrong."""
     env: dict[str, Any] = {"uid_match": _UID.fullmatch, "isfinite": math.isfinite, "int": int, "float": float,
                            "date_of": dt.date.fromisoformat, "datetime_of": dt.datetime.fromisoformat,
                            "exists": lambda key, uid: _exists(conn, key, uid)}
@@ -486,6 +565,9 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
         if col.kind in _TEXT_KINDS:
             if col.max_length:
                 tests.append(f"len(v) <= {col.max_length}")
+            if col.pattern:
+                env[f"shape{n}"] = re.compile(col.pattern).fullmatch
+                tests.append(f"shape{n}(v) is not None")
         elif col.kind in ("int", "float"):
             number = f"{col.kind}(v)"
             low = max(col.minimum, INT_RANGE[0]) if col.kind == "int" and col.minimum is not None else (
@@ -567,8 +649,15 @@ def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTab
                                          in_bundle, vocab, conn) is None:
             continue
         per_owner.setdefault(row[0], []).append(tuple(row[1:]))
-    for rows in per_owner.values():
+    size = child.key_size
+    for owner, rows in per_owner.items():
         rows.sort()
+        # The key (a theme, a criterion, a target and role) comes first: sorted, two rows of one key meet
+        for before, after in pairwise(rows):
+            if before[:size] == after[:size]:
+                plan.errors.append(_("%(table)s : la fiche %(uid)s a deux lignes pour « %(key)s ».",
+                                     table=child.name, uid=owner[:40], key=" / ".join(after[:size])[:80]))
+                break
     return per_owner
 
 
@@ -618,6 +707,7 @@ def _vocabularies(bundle: Bundle, resources: Mapping[str, Any], conn: Connection
     for vocabulary, code in conn.execute(select(VocabularyTerm.vocabulary, VocabularyTerm.code)):
         known.setdefault(vocabulary, set()).add(code)
     known["themes"] = set(conn.execute(select(Theme.code)).scalars())
+    unescape = restore if _escaped(bundle) else str
     for name, resource in resources.items():
         if not name.startswith("vocabulary_"):
             continue
@@ -625,14 +715,46 @@ def _vocabularies(bundle: Bundle, resources: Mapping[str, Any], conn: Connection
         path = str(resource.get("path", ""))
         if not path.startswith("vocabularies/") or not bundle.has(path):
             continue
-        for _line, row in _vocab_rows(bundle, path, plan):
+        if _VOCABULARY_NAME.fullmatch(vocabulary) is None:
+            plan.errors.append(_("Le vocabulaire « %(name)s » a un nom invalide (minuscules, chiffres et _, "
+                                 "%(max)d caractères au plus).", name=vocabulary[:40], max=_VOCABULARY_LENGTH))
+            continue
+        for line, row in _vocab_rows(bundle, path, plan):
             code = row["code"]
             if code and code not in known.setdefault(vocabulary, set()):
+                term = [code, unescape(row.get("label_fr", "")) or code, unescape(row.get("label_en", "")),
+                        row.get("parent", "")]
+                problems = _term_problems(term)
+                if problems:
+                    plan.errors.extend(_("%(table)s, ligne %(line)d : %(problem)s", table=path, line=line, problem=p)
+                                       for p in problems)
+                    continue
                 known[vocabulary].add(code)
-                plan.missing_terms.setdefault(vocabulary, []).append(
-                    [code, restore(row.get("label_fr", "")) or code, restore(row.get("label_en", "")),
-                     row.get("parent", "")])
+                plan.missing_terms.setdefault(vocabulary, []).append(term)
     return known
+
+
+_VOCABULARY_LENGTH = VocabularyTerm.__table__.c.vocabulary.type.length
+_VOCABULARY_NAME = re.compile(rf"[a-z0-9_]{{1,{_VOCABULARY_LENGTH}}}")
+# code, label_fr, label_en, parent: what a term keeps (the shortest of the vocabulary and theme tables)
+_TERM_COLUMNS = (("code", bf.VOCABULARY_CODE_LENGTH), ("label_fr", VocabularyTerm.__table__.c.label_fr.type.length),
+                 ("label_en", VocabularyTerm.__table__.c.label_en.type.length),
+                 ("parent", Theme.__table__.c.parent_code.type.length))
+
+
+def _term_problems(term: Sequence[str]) -> list[str]:
+    """What makes a term brought by a bundle unfit to be stored (too long: refused, never cut)."""
+    problems = []
+    for (name, limit), text in zip(_TERM_COLUMNS, term, strict=True):
+        if len(text) > limit:
+            problems.append(_("%(col)s : %(n)d caractères au plus.", col=name, n=limit))
+        if _CONTROL.search(text):
+            problems.append(_("%(col)s : caractère de contrôle interdit.", col=name))
+    if ";" in term[0] or term[0] != term[0].strip():
+        # codes are joined with ";" where a record holds several (territory features)
+        problems.append(_("code : « %(code)s » ne peut contenir ni « ; » ni espace au début ou à la fin.",
+                          code=term[0][:40]))
+    return problems
 
 
 def _vocab_rows(bundle: Bundle, path: str, plan: Plan) -> Iterator[tuple[int, dict[str, str]]]:
@@ -824,13 +946,13 @@ def report_of(plan: Plan) -> dict[str, Any]:
 def _add_terms(conn: Connection, missing: Mapping[str, list[list[str]]]) -> None:
     for vocabulary, terms in missing.items():
         if vocabulary == "themes":
-            for code, label_fr, label_en, parent in terms:
-                db.session.add(Theme(code=code, label_fr=label_fr[:200], label_en=label_en[:200],
-                                     parent_code=parent[:60], position=900, origin_instance=""))
+            for code, label_fr, label_en, parent in terms:  # lengths checked by the plan (`_term_problems`)
+                db.session.add(Theme(code=code, label_fr=label_fr, label_en=label_en,
+                                     parent_code=parent, position=900, origin_instance=""))
         else:
             for code, label_fr, label_en, _parent in terms:
-                db.session.add(VocabularyTerm(vocabulary=vocabulary, code=code[:60], label_fr=label_fr[:200],
-                                              label_en=label_en[:200], position=900))
+                db.session.add(VocabularyTerm(vocabulary=vocabulary, code=code, label_fr=label_fr,
+                                              label_en=label_en, position=900))
     db.session.flush()
 
 
@@ -859,7 +981,8 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
             new_rows.append(values)
     befores = {}
     if changed and batch_id is not None:
-        befores = {id_: {"row": row, "children": kids} for id_, row, kids in
+        # "as_entered": text without formula escapes (what an older release kept had them)
+        befores = {id_: {"row": row, "children": kids, "as_entered": True} for id_, row, kids in
                    bf.local_rows(conn, rtable, maps, ids=[id_ for id_, _v in changed])}
     if new_rows:
         new_ids = reserve_ids(conn, table, len(new_rows))
@@ -931,9 +1054,9 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
     `rtable.columns`) -> their values.
 
     Generated once per batch, one expression per column (see `bf.row_text_function`): a Python
-    call per cell costs more than the conversion itself over 100 000 records. A text that starts
-    with an apostrophe may carry the formula escape, which `restore` takes off."""
-    env: dict[str, Any] = {"restore": restore, "fold": fold, "date_of": dt.date.fromisoformat, "datetime_of": dt.datetime.fromisoformat}
+    call per cell costs more than the conversion itself over 100 000 records. Text is taken as it
+    is (`_rows` took the formula escape off the cells of a 1.0 bundle)."""
+    env: dict[str, Any] = {"fold": fold, "date_of": dt.date.fromisoformat, "datetime_of": dt.datetime.fromisoformat}
     # As `bf.read_value` reads them, without its checks: the plan refused every import with a bad cell.
     typed = {"int": "(int(v) if (v := {}) else None)", "float": "(float(v) if (v := {}) else None)",
              "date": "(date_of(v) if (v := {}) else None)", "bool": "({} == 'true')",
@@ -943,7 +1066,7 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
         text = f"row[{n}]"
         columns.append(col.attr)
         if col.kind == "text":
-            cells.append(f"((restore(v) if v[0] == \"'\" else v) if (v := {text}) else '')")
+            cells.append(f"({text} or '')")
         elif col.kind == "ref":
             env[f"ids{n}"] = maps.id_of(col.ref or "")
             cells.append(f"(ids{n}.get(v) if (v := {text}) else None)")
@@ -952,7 +1075,7 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
     if any(bf.is_column_child(child) for child in rtable.children):
         columns.append("features")
         cells.append("''")  # filled by _write_children
-    # the sort key as `records.save` makes it, from the values (formula escapes taken off)
+    # the sort key as `records.save` makes it, from the values
     order = " + ' ' + ".join(f"str(t[{columns.index(a)}] or '')" if a in columns else "''"
                              for a in rtable.rt.order_by) or "''"
     columns += ["draft", "sort_key"]
@@ -1085,13 +1208,17 @@ def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -
         if key not in updated:
             continue
         rtable = bf.TABLES[key]
-        before = {ch["record_uid"]: ch["before"]["row"] for ch in updated[key]}
+        before = {ch["record_uid"]: _as_entered(rtable.columns, ch["before"], ch["before"]["row"])
+                  for ch in updated[key]}
         # in the order of the table's columns; a cell missing from a row kept by an older release reads as empty
         rows = {uid: [row.get(c.name, "") for c in rtable.columns] for uid, row in before.items()}
         kids: dict[str, dict[str, list[tuple]]] = {}
+        child_columns = {child.name: child.columns[1:] for child in rtable.children}
         for ch in updated[key]:
             for name, values in ch["before"]["children"].items():
-                kids.setdefault(name, {})[ch["record_uid"]] = [tuple(v) for v in values]
+                kids.setdefault(name, {})[ch["record_uid"]] = [
+                    tuple(_as_entered(child_columns.get(name, ()), ch["before"], dict(enumerate(v))).values())
+                    for v in values]
         touched[key] = write_records(conn, rtable, maps, rows, kids, batch_id=None, origin_label=batch.origin_name,
                                      username=username, action="import-undo")
         self_ref = next((c.name for c in rtable.columns if c.kind == "ref" and c.ref == key), None)
@@ -1129,6 +1256,16 @@ def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -
         document_service.remove_files_after_commit(uploads, sorted(document_service.unreferenced(written)))
     reindex(touched)
     return batch
+
+
+def _as_entered(columns: Sequence[bf.Column], before: Mapping[str, Any], cells: Mapping[Any, str]) -> dict[Any, str]:
+    """The cells of a replaced record kept by an import, without the formula escapes that releases
+    writing format 1.0 kept in them (`cells` by column name, or by position in `columns`)."""
+    if before.get("as_entered"):
+        return dict(cells)
+    texts = {n for n, col in enumerate(columns) if col.kind == "text"} | {col.name for col in columns
+                                                                          if col.kind == "text"}
+    return {k: restore(v) if k in texts and isinstance(v, str) else v for k, v in cells.items()}
 
 
 def _refuse_if_depended_on(conn: Connection, created_ids: Mapping[str, set[int]],

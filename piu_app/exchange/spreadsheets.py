@@ -14,8 +14,13 @@ record type and header row (`SpreadsheetMapping`), and offered again for the sam
 
 Exports: CSV is written in UTF-8 with a BOM, `;` separators, CRLF and decimal commas, which French
 Excel and LibreOffice open without an import dialog; dates are ISO (yyyy-mm-dd), which both read
-as dates in every locale. XLSX carries real numbers and dates. Every text cell goes through
-`cells.neutralise`, so no cell can run as a formula.
+as dates in every locale. XLSX carries real numbers and dates. No exported cell can run as a formula:
+in XLSX every text is a cell typed as text (never a formula, whatever its first character, and shown
+without an apostrophe: a phone number "+221 77 …" reads as typed); in CSV, which has no types, a text
+starting with = + - @ tab or CR gets a leading apostrophe (`cells.neutralise`), phone numbers
+included. A "+" followed only by digits, spaces, dots, dashes and parentheses cannot call a function
+or reach another cell or file, but a spreadsheet would still compute it ("+33-1-23" shows 9,
+"+221 77" an error): the apostrophe keeps the number's digits; the XLSX export is the readable one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import openpyxl
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import Cell as XlsxCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -51,7 +57,7 @@ from ..models import ImportBatch, ImportChange, SpreadsheetMapping, Theme, Vocab
 from ..registry import RECORD_TYPES, TEXT_KINDS, Field, Link, RecordType
 from ..services import InvalidInputError
 from ..services import records as record_service
-from .cells import neutralise, restore
+from .cells import FORMULA_TRIGGERS, keep_apostrophes, neutralise, restore
 
 IMPORTABLE = ("organisations", "innovations", "funding_aids", "persons")
 MAX_ROWS = 20_000
@@ -1107,12 +1113,11 @@ def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, title:
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = re.sub(r"[\[\]:*?/\\]", " ", title)[:31] or "PIU"
-    sheet.append([_xlsx_text(h) for h in headers])
+    sheet.append([_xlsx_text(sheet, h) for h in headers])
     widths = [len(h) for h in headers]
     for row in rows:
-        cells = [_xlsx_text(c) if isinstance(c, str) else c for c in row]
-        sheet.append(cells)
-        for i, c in enumerate(cells):
+        sheet.append([_xlsx_text(sheet, c) if isinstance(c, str) else c for c in row])
+        for i, c in enumerate(row):
             if c is not None:
                 widths[i] = max(widths[i], min(60, len(str(c))))
     for column in sheet.iter_cols(min_row=2):
@@ -1131,9 +1136,14 @@ def xlsx_bytes(headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, title:
     return out.getvalue()
 
 
-def _xlsx_text(value: str) -> str:
-    # openpyxl stores a string starting with "=" as a formula: neutralise first, always.
-    return neutralise(ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_MAX_TEXT])
+def _xlsx_text(sheet: Any, value: str) -> XlsxCell:
+    """A cell typed as text: never a formula, shown as typed (no apostrophe)."""
+    text = keep_apostrophes(ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_MAX_TEXT])
+    cell = XlsxCell(sheet, value=text)
+    cell.data_type = "s"  # openpyxl takes a string starting with "=" for a formula: force the type
+    if text[:1] in FORMULA_TRIGGERS:
+        cell.quotePrefix = True  # and the spreadsheet keeps it text when someone edits the cell
+    return cell
 
 
 def export_rows(rt: RecordType, records: Iterable[Any], fmt: str, *, lang: str = "fr") -> bytes:

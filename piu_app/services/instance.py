@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from ..models import InstanceSettings, Territory, db
 from . import InvalidInputError, NotFoundError
 
-_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"  # an instance code; also the shape of a record's origin
+_CODE = re.compile(CODE_PATTERN)
 
 
 def current() -> InstanceSettings | None:

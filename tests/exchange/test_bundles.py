@@ -59,7 +59,8 @@ def test_a_network_bundle_carries_what_is_shared_and_nothing_else(cities, tmp_pa
     assert b"awa@ville-a.sn" in content  # public and consented
     rows = data_rows(bundle)
     names = {r[10] for r in rows["data/innovations.csv"]}
-    assert names == {"Éclairage solaire", "'=HYPERLINK(\"http://evil\")"}  # the formula is neutralised
+    # format 1.1: data as it was entered, no formula escape (the bundle's README says how to open it safely)
+    assert names == {"Éclairage solaire", "=HYPERLINK(\"http://evil\")"}
     experiment = next(iter(rows["data/experiments.csv"]))
     assert experiment[13] == ""  # buyer_uid: the private buyer is not revealed, not even by its uid
     assert len(rows["data/innovation_organisations.csv"]) == 1  # the link to the private partner stays home

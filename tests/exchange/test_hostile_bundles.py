@@ -20,6 +20,7 @@ from jinja2 import TemplateNotFound
 from sqlalchemy import select
 
 from piu_app.database import is_sqlite, writing
+from piu_app.exchange.bundle_format import FORMAT_VERSION
 from piu_app.exchange.bundle_import import BundleError
 from piu_app.extensions import db
 from piu_app.models import Innovation
@@ -51,6 +52,7 @@ HOSTILE = {
     "missing-datapackage.zip": "datapackage.json est absent",
     "not-a-zip.zip": "n'est pas une archive zip lisible",
 }
+OURS = ".".join(map(str, FORMAT_VERSION))  # the format this release reads up to
 FUTURE_MSGID = ("Ce paquet a été fait par une version plus récente de PIU (format %(theirs)s ; celle-ci lit "
                 "jusqu'au format %(ours)s). Mettez PIU à jour pour l'importer.")
 
@@ -151,9 +153,9 @@ def test_refusal_in_english(app: Flask) -> None:
         with pytest.raises(BundleError) as exc:
             exchange_service.preview(BUNDLES / "future-format.zip")
         with force_locale("en"):
-            expected = gettext(FUTURE_MSGID, theirs="99.0", ours="1.0")
+            expected = gettext(FUTURE_MSGID, theirs="99.0", ours=OURS)
     message = str(exc.value.message)
-    assert "99.0" in message and "1.0" in message
+    assert "99.0" in message and OURS in message
     # The message is the English catalogue's. Until the translation pass adds this string, gettext
     # falls back to the French text, so this checks the locale is followed, not the English wording.
     assert message == expected
@@ -175,7 +177,7 @@ def test_refusal_page_in_english(app: Flask) -> None:
     assert page.status_code == 400
     body = html.unescape(page.get_data(as_text=True))
     with app.test_request_context(), force_locale("en"):
-        expected = gettext(FUTURE_MSGID, theirs="99.0", ours="1.0")
+        expected = gettext(FUTURE_MSGID, theirs="99.0", ours=OURS)
     assert expected in body  # French until the English catalogue has the string (see above)
     assert not list((Path(app.config["PIU_UPLOADS_DIR"]) / "pending-imports").glob("*.zip"))
 
