@@ -25,6 +25,7 @@ import json
 import math
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -65,6 +66,9 @@ WRITE_CHUNK = 5000
 INT_RANGE = (-2**31, 2**31 - 1)         # INTEGER columns (PostgreSQL int4; SQLite overflows at 2**63)
 # What a damaged member raises when read (a cut or corrupted stream, an unknown compression method).
 DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, OSError)
+# What a damaged archive raises when its directory is read: the above, and a header whose fields
+# do not add up (found by tests/exchange/test_bundle_fuzz.py).
+UNREADABLE = (*DAMAGED, ValueError, struct.error)
 
 
 class BundleError(InvalidInputError):
@@ -106,7 +110,7 @@ def open_bundle(path: Path, *, filename: str = "") -> Bundle:
             digest.update(block)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except UNREADABLE as exc:
         raise BundleError(_("Ce fichier n'est pas une archive zip lisible (fichier tronqué ou abîmé ?).")) from exc
     try:
         _check_members(zf)
