@@ -28,6 +28,7 @@ import json
 import math
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -73,6 +74,9 @@ MAX_JSON_DEPTH = 32                     # ours nests 6 levels; Python's parser o
 CITY_NAME_LENGTH = 200                  # ImportBatch.origin_name
 # What a damaged member raises when read (a cut or corrupted stream, an unknown compression method).
 DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, OSError)
+# What a damaged archive raises when its directory is read: the above, and a header whose fields
+# do not add up (found by tests/exchange/test_bundle_fuzz.py).
+UNREADABLE = (*DAMAGED, ValueError, struct.error)
 
 
 class BundleError(InvalidInputError):
@@ -114,7 +118,7 @@ def open_bundle(path: Path, *, filename: str = "") -> Bundle:
             digest.update(block)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except UNREADABLE as exc:
         raise BundleError(_("Ce fichier n'est pas une archive zip lisible (fichier tronqué ou abîmé ?).")) from exc
     try:
         _check_members(zf)
