@@ -112,7 +112,8 @@ def make_xlsx(path: Path, rows: int, columns: int) -> None:
         '<fonts count="1"><font/></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
         '<borders count="1"><border/></borders>'
         '<cellStyleXfs count="1"><xf/></cellStyleXfs><cellXfs count="2"><xf numFmtId="0"/>'
-        '<xf numFmtId="14" applyNumberFormat="1"/></cellXfs></styleSheet>',
+        '<xf numFmtId="14" applyNumberFormat="1"/></cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>',
         "xl/sharedStrings.xml": '<?xml version="1.0" encoding="UTF-8"?><sst xmlns="' + ns
         + f'/spreadsheetml/2006/main" count="{len(strings)}" uniqueCount="{len(strings)}">{shared}</sst>',
         "xl/worksheets/sheet1.xml": "".join(parts),

@@ -160,7 +160,7 @@ def _read_xlsx(data: bytes, max_rows: int) -> tuple[list[list[Cell]], list[str]]
 
 
 def _read_sheet(book: Any, archive: zipfile.ZipFile, max_rows: int) -> tuple[list[list[Cell]], list[str]]:
-    active = book.active
+    active = book.active if book.active in book.worksheets else None  # a chart sheet has no cells
     sheet = active if active is not None and _has_content(active) else None
     others = [ws for ws in book.worksheets if ws is not active and _has_content(ws)]
     if sheet is None:
@@ -171,7 +171,8 @@ def _read_sheet(book: Any, archive: zipfile.ZipFile, max_rows: int) -> tuple[lis
     if others:
         notes.append(_("Le classeur a %(n)d feuilles : seule la feuille « %(name)s » est lue.", n=len(others) + 1,
                        name=sheet.title))
-    merged = [m for m in _merged_ranges(archive, sheet._worksheet_path)
+    member = getattr(sheet, "_worksheet_path", None)  # openpyxl's read-only sheet knows its XML member
+    merged = [m for m in (_merged_ranges(archive, member.lstrip("/")) if member else [])
               if m[3] > m[1] and m[0] <= MAX_COLUMNS]  # merged down several rows
     seen: dict[Any, Any] = {}  # one object per distinct value: a column of repeated values costs one
     grid: list[list[Cell]] = []
