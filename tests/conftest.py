@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, make_url, text
 
 from piu_app import create_app, upgrade_database
 from piu_app.database import writing
@@ -25,11 +27,28 @@ PASSWORD = "correct-horse-battery"
 ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("PIU_TEST_DATABASE_URL") else [])
 
 
+@functools.cache
+def postgresql_url() -> str:
+    """PIU_TEST_DATABASE_URL, or under pytest-xdist a database of this worker's own next to it
+    (created on first use), since each test empties the schema of the database it uses."""
+    url = make_url(os.environ["PIU_TEST_DATABASE_URL"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url.render_as_string(hide_password=False)
+    own = f"{url.database}_{worker}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{own}"'))  # a worker name: gw0, gw1, …
+    engine.dispose()
+    return url.set(database=own).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=ENGINES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     config = {"TESTING": True, "SECRET_KEY": "test", "LOGIN_LOCK_SECONDS": 30}
     if request.param == "postgresql":
-        config["DATABASE_URL"] = os.environ["PIU_TEST_DATABASE_URL"]
+        config["DATABASE_URL"] = postgresql_url()
     app = create_app(config, instance_path=tmp_path / "data")
     if config.get("DATABASE_URL"):
         with app.app_context():

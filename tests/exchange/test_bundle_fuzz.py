@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from piu_app.database import writing
@@ -40,7 +40,9 @@ from .forging import forge_signature, refresh_checksums
 EXAMPLES = int(os.environ.get("PIU_FUZZ_EXAMPLES", "300"))
 # Shrinking a failure over a bundle of 300 KB takes minutes: the long job reports the first form found.
 PHASES = [Phase.explicit, Phase.generate] if os.environ.get("PIU_FUZZ_NO_SHRINK") else list(Phase)
-OUTSIDE = "piu-fuzz-outside"  # hostile paths aim at this name, next to and above the data directory
+# Hostile paths aim at this name, next to and above the data directory (one per pytest-xdist worker).
+OUTSIDE = "piu-fuzz-outside-" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+LANES = 4  # the inputs are drawn in independent lanes, so that parallel test workers share them
 
 HOSTILE_TEXT = [
     "", " ", "x" * 70, "x" * 5000, "x" * 300_000, "\x00", "a\x00b", "\x01\x02\x1b[31m", "\ufeffbom", "\ud7ff\ue000",
@@ -81,9 +83,9 @@ def world(tmp_path_factory):
     for target in _outside_targets(root):  # left by an earlier run of a defective importer
         if target.is_file():
             target.unlink()
-    yield _World({"victim": victim, "seed": seed_bundle.read_bytes(), "root": root})
+    yield _World({"victim": victim, "seed": _members(seed_bundle.read_bytes()), "root": root})
     if os.environ.get("PIU_FUZZ_STATS"):  # the figures docs/SECURITY.md quotes
-        Path(os.environ["PIU_FUZZ_STATS"]).write_text(json.dumps(
+        Path(f"{os.environ['PIU_FUZZ_STATS']}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}").write_text(json.dumps(
             {"inputs": sum(OUTCOMES.values()), **OUTCOMES, "refusals": dict(REFUSALS.most_common(40))},
             ensure_ascii=False, indent=1))
 
@@ -124,7 +126,7 @@ def _members(data: bytes) -> list[tuple[str, bytes]]:
 
 def _zip(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, data in members:
             zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
@@ -285,15 +287,15 @@ def _outside_targets(root: Path) -> list[Path]:
             root / OUTSIDE, Path(f"C:/{OUTSIDE}"), Path(f"C:{OUTSIDE}")]
 
 
-@seed(20261207)
-@settings(max_examples=EXAMPLES, deadline=None, database=None, phases=PHASES,
+@pytest.mark.parametrize("lane", range(LANES))
+@settings(max_examples=max(EXAMPLES // LANES, 1), deadline=None, database=None, phases=PHASES,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
                                  HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_mutated_bundle_is_refused_cleanly_or_imported_safely(world, data, tmp_path_factory):
+def test_a_mutated_bundle_is_refused_cleanly_or_imported_safely(world, lane, data):
     victim, root = world["victim"], world["root"]
     home = Path(victim.instance_path)
-    members = _members(world["seed"])
+    members = list(world["seed"])
     for _ in range(data.draw(st.integers(1, 2), label="mutations")):
         kind = data.draw(st.sampled_from(sorted(MUTATIONS)), label="kind")
         members = MUTATIONS[kind](data, members)
@@ -302,7 +304,7 @@ def test_a_mutated_bundle_is_refused_cleanly_or_imported_safely(world, data, tmp
         members = refresh_checksums(members)
     if fix == "checksums+signature":
         members = forge_signature(members, data.draw(st.sampled_from(["forger", "absent", "garbage"]), label="sig"))
-    bundle = root.parent / "incoming.zip"
+    bundle = root.parent / f"incoming-{lane}.zip"
     bundle.write_bytes(_zip(members) if data.draw(st.integers(0, 9), label="raw") else
                        _flip_raw(_zip(members), data))
 
@@ -357,7 +359,7 @@ def _import_and_roll_back(app, bundle: Path) -> str:
 
 def test_the_seed_bundle_itself_imports(world):
     """The mutations start from a bundle that is right: otherwise every input would be refused at once."""
-    assert _import_and_roll_back(world["victim"], _write(world["root"].parent / "seed-copy.zip", world["seed"])) \
+    assert _import_and_roll_back(world["victim"], _write(world["root"].parent / "seed-copy.zip", _zip(world["seed"]))) \
         == "accepted", _last_refusal
 
 
