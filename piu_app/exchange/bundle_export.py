@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import zipfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcn
 from ..models.actors import Place, Territory
 from ..models.experiments import Experiment
 from . import bundle_format as bf
+from . import signing
 
 LEVELS = {"network": ("network", "public"), "public": ("public",)}
 DEFAULT_LICENCE = {"public": "etalab-2.0", "network": "network-agreement"}
@@ -238,8 +239,9 @@ def bundle_filename(instance_code: str, when: dt.date | None = None) -> str:
 
 
 def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include_documents: bool = False,
-                  max_document_bytes: int = MAX_DOCUMENT_BYTES) -> ExportSummary:
-    """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed)."""
+                  max_document_bytes: int = MAX_DOCUMENT_BYTES, key: signing.SigningKey | None = None) -> ExportSummary:
+    """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed),
+    signed with `key` (see `signing`; None: unsigned, as earlier releases wrote them)."""
     if level not in LEVELS:
         raise ValueError(level)
     conn = db.session.connection()
@@ -249,7 +251,8 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             writer = _ZipWriter(zf)
-            _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes)
+            _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes,
+                   signer=key)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -258,8 +261,10 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
 
 
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
-           instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int) -> None:
+           instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int,
+           *, signer: signing.SigningKey | None = None) -> None:
     allowed = LEVELS[level]
+    manifest = _ManifestBuilder(instance.instance_code if instance else "") if signer else None
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
@@ -279,15 +284,17 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         # shared records only.
         # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
         with closing(bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)) as batches:
-            summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, map(_redactor(rtable), batches))
+            rows = map(_redactor(rtable), batches)
+            summary.rows[key] = writer.write_csv(f"data/{key}.csv", header,
+                                                 manifest.rows(rtable, rows) if manifest else rows)
         schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
         resources.append(_resource(key, rtable.rt.label_plural))
         for child in rtable.children:
             # a tombstone carries no list
             with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as rows:
-                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv",
-                                                            [c.name for c in child.columns], rows)
+                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as kids:
+                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
+                                                            manifest.children(rtable, child, kids) if manifest else kids)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]
@@ -337,11 +344,79 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         "x-vocabulary-versions": {name: "1" for name in _vocabulary_names(conn)},
         "resources": resources,
     }
+    if signer is not None and manifest is not None:
+        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer, level)
     writer.write_bytes("datapackage.json", _json(package))
     writer.write_bytes("dcat.jsonld", _json(_dcat(package, instance, licence, conn)))
     writer.write_bytes("LISEZMOI.md", _readme(package, summary, city, level, licence).encode("utf-8"))
     sums = "".join(f"{digest}  {name}\n" for name, (digest, _size) in sorted(writer.files.items()))
     writer.write_bytes("checksums.sha256", sums.encode("utf-8"))
+    if signer is not None:
+        writer.write_bytes(signing.BUNDLE_SIGNATURE, signer.sign(sums.encode("utf-8")).encode("ascii"))
+
+
+class _ManifestBuilder:
+    """Fingerprint this city's own records as their rows go into the zip (see `signing`): the row
+    of each in one pass, the join rows of each owner batch by batch, so memory holds 32 bytes per
+    record and the tables are read once. Remember the other cities whose records are relayed."""
+
+    def __init__(self, own: str) -> None:
+        self.own = own
+        self.records: dict[str, dict[str, tuple[str, bytes]]] = {}  # table -> uid -> (version, row digest)
+        self.kids: dict[str, dict[str, bytes]] = {}                  # join table -> owner uid -> digest
+        self.origins: set[str] = set()
+
+    def rows(self, rtable: bf.RecordTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
+        names = [c.name for c in rtable.columns]
+        uid_at, origin_at, version_at = names.index("uid"), names.index("origin_instance"), names.index("version")
+        mine = self.records.setdefault(rtable.name, {})
+        own, digest, others = self.own, signing.row_digest, self.origins
+        for rows in batches:
+            for row in rows:
+                if row[origin_at] == own:
+                    mine[row[uid_at]] = (row[version_at], digest(row))
+                else:
+                    others.add(row[origin_at])
+            yield rows
+
+    def children(self, rtable: bf.RecordTable, child: bf.ChildTable,
+                 batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
+        mine = self.records.get(rtable.name, {})
+        found = self.kids.setdefault(child.name, {})
+        for rows in batches:  # an owner's join rows all come in one batch (see `bf.child_text_rows`)
+            per_owner: dict[str, list[Sequence[str]]] = {}
+            for row in rows:
+                if row[0] in mine:
+                    per_owner.setdefault(row[0], []).append(row[1:])
+            for uid, kids in per_owner.items():
+                found[uid] = signing.children_digest(kids)
+            yield rows
+
+    def lines(self) -> Iterator[tuple[str, str, int, str]]:
+        empty = signing.EMPTY_CHILDREN
+        for key in bf.TABLE_ORDER:
+            kids = [(child.name, self.kids.get(child.name, {})) for child in bf.TABLES[key].children]
+            for uid, (version, row) in self.records.get(key, {}).items():
+                yield key, uid, int(version), signing.record_fingerprint(
+                    row, {name: found.get(uid, empty) for name, found in kids})
+
+
+def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey,
+                    level: str) -> dict[str, Any]:
+    """Write this city's signed manifest and the manifests of the cities it relays; return the
+    descriptor's `x-piu-signature`."""
+    created = utcnow().isoformat() + "Z"
+    text = signing.manifest_text(manifest.own, created, level, manifest.lines())
+    writer.write_bytes(signing.MANIFEST, text)
+    relayed = []
+    for kept in signing.kept_manifests(o for o in manifest.origins if o != manifest.own and signing.is_origin_code(o)):
+        path = signing.relayed_path(kept.origin_instance)
+        writer.write_bytes(path, kept.manifest.encode("utf-8"))
+        relayed.append({"origin": kept.origin_instance, "path": path, "public_key": kept.public_key,
+                        "fingerprint": signing.fingerprint(kept.public_key), "signature": kept.signature})
+    return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,
+            "manifest": signing.MANIFEST, "manifest_signature": key.sign(text),
+            "bundle_signature": signing.BUNDLE_SIGNATURE, "relayed": relayed}
 
 
 def _shared_here(table: Any, allowed: Iterable[str]) -> Any:
