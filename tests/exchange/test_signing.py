@@ -462,3 +462,60 @@ def test_an_older_release_bundle_that_raised_a_version_is_undone_by_the_origins_
     assert _innovation(e, uids["lamp"]) == ("Écrasée", 99, False)
     _plan, _report = _import(e, genuine)
     assert _innovation(e, uids["lamp"]) == _innovation(a, uids["lamp"])
+
+
+# --------------------------------------------------------------------------- any change, anywhere
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(("-wal", "-shm", "-journal"))}
+
+
+def _counts(app) -> tuple[int, ...]:
+    with inside(app):
+        return tuple(db.session.scalar(text(f"SELECT count(*) FROM {t}"))  # noqa: S608 - our own table names
+                     for t in ("innovations", "organisations", "peer_keys", "signed_manifests", "import_batches"))
+
+
+def test_any_byte_changed_or_member_dropped_in_a_signed_bundle_is_refused_and_changes_nothing(cities, tmp_path):
+    """Property: a signed bundle changed anywhere (a byte of any member, signatures and descriptor
+    included, or a member dropped) is refused, by a city that pinned the producer and by one that
+    never met it, and leaves the register and the data directory as they were."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    a, d, e = cities("ville-a"), cities("ville-d"), cities("ville-e")
+    _fill_a(a)
+    genuine = export(a, tmp_path / "a.zip")
+    import_(d, genuine)
+    members = _members(genuine)
+    names = sorted(members)
+    before = {app: (_counts(app), _files(Path(app.config["PIU_DATA_DIR"]))) for app in (d, e)}
+    outside = set(tmp_path.iterdir())
+
+    @settings(max_examples=120, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(name=st.sampled_from(names), where=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255),
+           drop=st.booleans())
+    def attack(name, where, flip, drop):
+        changed = dict(members)
+        if drop:
+            if name == "datapackage.json":
+                return  # not a bundle at all: covered by the archive checks
+            del changed[name]
+        else:
+            data = bytearray(changed[name])
+            if not data:
+                return
+            at = int(where * len(data))
+            data[at] ^= flip
+            changed[name] = bytes(data)
+        bundle = _write(changed, tmp_path / "attack.zip")
+        for app in (d, e):
+            with pytest.raises(BundleError):
+                _import(app, bundle)
+        bundle.unlink()
+
+    attack()
+    for app in (d, e):
+        assert (_counts(app), _files(Path(app.config["PIU_DATA_DIR"]))) == before[app]
+    assert set(tmp_path.iterdir()) == outside
