@@ -267,10 +267,10 @@ def _check_signature(bundle: Bundle) -> signing.BundleSignature | None:
     if not text or not signing.verify(public, text, manifest_signature):
         raise unreadable
     try:
-        manifest = signing.parse_manifest(text)
+        manifest = signing.parse_manifest(text, records=False)  # the producer's own records need no check
     except (ValueError, UnicodeDecodeError) as exc:
         raise unreadable from exc
-    if manifest.origin != bundle.origin_instance:
+    if manifest.origin != bundle.origin_instance or not signing.is_origin_code(manifest.origin):
         raise unreadable
     found = signing.BundleSignature(public, key_fingerprint, text, str(manifest_signature), manifest)
     entries = declared.get("relayed") or []

@@ -40,7 +40,7 @@ MANIFEST_HEADER = "piu-manifest\t1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
 _HEX_SIGNATURE = re.compile(r"[0-9a-f]{128}")
-_ORIGIN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_ORIGIN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 # --------------------------------------------------------------------------- this instance's key
@@ -164,9 +164,9 @@ def manifest_text(origin: str, created: str, level: str, lines: Iterable[tuple[s
     return (head + "".join(f"{t}\t{u}\t{v}\t{fp}\n" for t, u, v, fp in lines)).encode("utf-8")
 
 
-def parse_manifest(data: bytes) -> Manifest:
-    """Read a manifest; ValueError when it is not one."""
-    text = data.decode("utf-8")
+def parse_manifest(data: bytes, *, records: bool = True) -> Manifest:
+    """Read a manifest (its head only unless `records`); ValueError when it is not one."""
+    text = data.decode("utf-8") if records else data[:4096].decode("utf-8", "replace")
     head, sep, body = text.partition("\n\n")
     lines = head.split("\n")
     if not sep or lines[0] != MANIFEST_HEADER or len(lines) != 4:
@@ -175,10 +175,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if set(fields) != {"origin", "created", "level"}:
         raise ValueError("not a manifest")
     manifest = Manifest(fields["origin"], fields["created"], fields["level"])
-    records = manifest.records
-    for line in body.splitlines():
-        table, uid, version, fp = line.split("\t")
-        records[(table, uid)] = (int(version), fp)
+    if records:
+        found = manifest.records
+        for line in body.splitlines():
+            table, uid, version, fp = line.split("\t")
+            found[(table, uid)] = (int(version), fp)
     return manifest
 
 
