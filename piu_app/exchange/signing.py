@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -133,8 +132,10 @@ def row_digest(row: Sequence[str]) -> bytes:
 
 
 def children_digest(rows: Iterable[Sequence[str]]) -> bytes:
-    """SHA-256 of a record's join rows of one table (without the owner's uid), in any order."""
-    return hashlib.sha256("\n".join(sorted(json.dumps(list(r), ensure_ascii=False) for r in rows)).encode()).digest()
+    """SHA-256 of a record's join rows of one table (without the owner's uid), in any order: the
+    rows' cells joined by NUL, rows sorted, then joined by NUL too (the rows of one table all have
+    the same number of cells, so the cells still split back into the same rows)."""
+    return hashlib.sha256("\x00".join(sorted(["\x00".join(r) for r in rows])).encode()).digest()
 
 
 def record_fingerprint(row: bytes, children: Mapping[str, bytes]) -> str:
