@@ -281,9 +281,8 @@ def _check_signature(bundle: Bundle) -> signing.BundleSignature | None:
         if not isinstance(entry, dict) or not signing.is_origin_code(origin) or origin in found.relayed \
                 or entry.get("path") != signing.relayed_path(origin) or not bundle.has(entry["path"]):
             raise unreadable
-        found.relayed[origin] = signing.CarriedManifest(
-            origin, str(entry.get("public_key") or ""), str(entry.get("signature") or ""),
-            _read_member(zf, entry["path"], limit=signing.MAX_MANIFEST_BYTES))
+        found.relayed[origin] = signing.CarriedManifest(origin, str(entry.get("public_key") or ""),
+                                                        str(entry.get("signature") or ""), entry["path"])
     return found
 
 
@@ -725,6 +724,7 @@ def _relay_proof(plan: Plan, origin: str) -> signing.RelayProof:
         proof = signing.RelayProof(origin, "missing" if pinned else "unverified",
                                    pinned.fingerprint if pinned else "")
     else:
+        carried.text = _read_member(plan.bundle.zf, carried.path, limit=signing.MAX_MANIFEST_BYTES)
         key = pinned.public_key if pinned else carried.public_key
         proof = signing.RelayProof(origin, "invalid", signing.fingerprint(key) if signing.is_public_key(key) else "",
                                    key, carried=carried)

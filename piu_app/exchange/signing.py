@@ -270,7 +270,8 @@ class CarriedManifest:
     origin: str
     public_key: str
     signature: str
-    text: bytes
+    path: str          # read only when the bundle relays records of that city
+    text: bytes = b""
 
 
 @dataclass
