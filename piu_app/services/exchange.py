@@ -38,6 +38,14 @@ def own_key(data_dir: Path | None = None) -> signing.SigningKey:
     return signing.instance_key(Path(data_dir or current_app.config["PIU_DATA_DIR"]))
 
 
+def own_fingerprint() -> str:
+    """Return the fingerprint of this instance's key, or "" when it cannot be made (a full disk)."""
+    try:
+        return own_key().fingerprint
+    except OSError:
+        return ""
+
+
 def default_filename() -> str:
     return bundle_export.bundle_filename(instance_service.instance_code() or "piu")
 

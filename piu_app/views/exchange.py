@@ -58,7 +58,7 @@ def _table_labels() -> dict[str, str]:
 def index():
     return render_template("exchange/index.html", export_form=ExportForm(), import_form=ImportForm(),
                            imports=exchange_service.imports(), conflict_count=exchange_service.conflict_count(),
-                           own_fingerprint=exchange_service.own_key().fingerprint)
+                           own_fingerprint=exchange_service.own_fingerprint())
 
 
 @bp.post("/export")
@@ -199,7 +199,7 @@ def conflicts():
 @require_role("admin")
 def keys():
     return render_template("exchange/keys.html", peers=exchange_service.pinned_keys(),
-                           own_fingerprint=exchange_service.own_key().fingerprint)
+                           own_fingerprint=exchange_service.own_fingerprint())
 
 
 @bp.post("/keys/<origin>/forget")

@@ -172,6 +172,18 @@ def test_an_instance_of_an_earlier_release_gets_its_key_at_its_first_export(citi
     assert signing.BUNDLE_SIGNATURE in _members(tmp_path / "a.zip")
 
 
+def test_two_first_uses_at_once_agree_on_one_key_and_leave_no_temporary_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / f".{signing.KEY_FILE}.1.dead.part").write_bytes(b"half a key")  # a crash during an earlier attempt
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _i: signing.instance_key(home).public_key, range(16)))
+    assert len(set(keys)) == 1
+    assert sorted(p.name for p in home.iterdir()) == sorted([signing.KEY_FILE, f".{signing.KEY_FILE}.1.dead.part"])
+
+
 # --------------------------------------------------------------------------- the producer's signature
 
 def test_the_first_signed_bundle_pins_the_key_at_apply_never_at_preview(cities, tmp_path):
