@@ -16,6 +16,7 @@ import io
 import json
 import os
 import queue
+import tempfile
 import threading
 import zipfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -168,6 +169,17 @@ class _ZipWriter:
         self.zf.writestr(_info(name), data)
         self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
 
+    def write_file(self, name: str, fh: IO[bytes]) -> str:
+        """Copy a file into a member; return its SHA-256."""
+        digest, size = hashlib.sha256(), 0
+        with self.zf.open(_info(name), "w") as out:
+            for block in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+        self.files[name] = (digest.hexdigest(), size)
+        return digest.hexdigest()
+
     def write_csv(self, name: str, header: list[str], batches: Iterable[list[list[str]]]) -> int:
         """Write a CSV member from batches of rows; return the number of rows."""
         digest, count = hashlib.sha256(), 0
@@ -252,7 +264,7 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             writer = _ZipWriter(zf)
             _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes,
-                   signer=key)
+                   signer=key, spool_dir=tmp.parent)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -262,9 +274,9 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
 
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
            instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int,
-           *, signer: signing.SigningKey | None = None) -> None:
+           *, signer: signing.SigningKey | None = None, spool_dir: Path | None = None) -> None:
     allowed = LEVELS[level]
-    manifest = _ManifestBuilder(instance.instance_code if instance else "") if signer else None
+    manifest = _ManifestBuilder(instance.instance_code if instance else "", level, spool_dir) if signer else None
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
@@ -345,7 +357,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         "resources": resources,
     }
     if signer is not None and manifest is not None:
-        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer, level)
+        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer)
     writer.write_bytes("datapackage.json", _json(package))
     writer.write_bytes("dcat.jsonld", _json(_dcat(package, instance, licence, conn)))
     writer.write_bytes("LISEZMOI.md", _readme(package, summary, city, level, licence).encode("utf-8"))
@@ -356,58 +368,59 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
 
 
 class _ManifestBuilder:
-    """Fingerprint this city's own records as their rows go into the zip (see `signing`): the row
-    of each in one pass, the join rows of each owner batch by batch, so memory holds 32 bytes per
-    record and the tables are read once. Remember the other cities whose records are relayed."""
+    """Write this city's manifest (see `signing`) as the rows go into the zip: one line per own
+    record (its row's fingerprint) and one per own record and join table with rows (their
+    fingerprint), into a spooled temporary file, so that memory stays flat; remember the other
+    cities whose records are relayed."""
 
-    def __init__(self, own: str) -> None:
+    def __init__(self, own: str, level: str, spool_dir: Path | None) -> None:
         self.own = own
-        self.records: dict[str, dict[str, tuple[str, bytes]]] = {}  # table -> uid -> (version, row digest)
-        self.kids: dict[str, dict[str, bytes]] = {}                  # join table -> owner uid -> digest
         self.origins: set[str] = set()
+        self.owners: dict[str, set[str]] = {}  # table -> uids of own records (to pick their join rows)
+        self.out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=spool_dir)
+        self.out.write(signing.manifest_head(own, utcnow().isoformat() + "Z", level))
 
     def rows(self, rtable: bf.RecordTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
         names = [c.name for c in rtable.columns]
         uid_at, origin_at, version_at = names.index("uid"), names.index("origin_instance"), names.index("version")
-        mine = self.records.setdefault(rtable.name, {})
-        own, digest, others = self.own, signing.row_digest, self.origins
+        mine = self.owners.setdefault(rtable.name, set()) if rtable.children else None
+        own, fingerprint, others, table = self.own, signing.row_fingerprint, self.origins, rtable.name
         for rows in batches:
+            lines = []
             for row in rows:
                 if row[origin_at] == own:
-                    mine[row[uid_at]] = (row[version_at], digest(row))
+                    lines.append(f"{table}\t{row[uid_at]}\t{row[version_at]}\t{fingerprint(row)}\n")
+                    if mine is not None:
+                        mine.add(row[uid_at])
                 else:
                     others.add(row[origin_at])
+            self.out.write("".join(lines).encode())
             yield rows
 
     def children(self, rtable: bf.RecordTable, child: bf.ChildTable,
                  batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
-        mine = self.records.get(rtable.name, {})
-        found = self.kids.setdefault(child.name, {})
+        mine = self.owners.get(rtable.name, set())
         for rows in batches:  # an owner's join rows all come in one batch (see `bf.child_text_rows`)
             per_owner: dict[str, list[Sequence[str]]] = {}
             for row in rows:
                 if row[0] in mine:
                     per_owner.setdefault(row[0], []).append(row[1:])
-            for uid, kids in per_owner.items():
-                found[uid] = signing.children_digest(kids)
+            self.out.write("".join(f"{child.name}\t{uid}\t0\t{signing.children_fingerprint(kids)}\n"
+                                   for uid, kids in per_owner.items()).encode())
             yield rows
 
-    def lines(self) -> Iterator[tuple[str, str, int, str]]:
-        empty = signing.EMPTY_CHILDREN
-        for key in bf.TABLE_ORDER:
-            kids = [(child.name, self.kids.get(child.name, {})) for child in bf.TABLES[key].children]
-            for uid, (version, row) in self.records.get(key, {}).items():
-                yield key, uid, int(version), signing.record_fingerprint(
-                    row, {name: found.get(uid, empty) for name, found in kids})
+    def write(self, writer: _ZipWriter) -> str:
+        """Put the manifest into the zip; return its SHA-256."""
+        self.owners.clear()
+        self.out.seek(0)
+        with self.out:
+            return writer.write_file(signing.MANIFEST, self.out)
 
 
-def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey,
-                    level: str) -> dict[str, Any]:
+def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey) -> dict[str, Any]:
     """Write this city's signed manifest and the manifests of the cities it relays; return the
     descriptor's `x-piu-signature`."""
-    created = utcnow().isoformat() + "Z"
-    text = signing.manifest_text(manifest.own, created, level, manifest.lines())
-    writer.write_bytes(signing.MANIFEST, text)
+    sha256 = manifest.write(writer)
     relayed = []
     for kept in signing.kept_manifests(o for o in manifest.origins if o != manifest.own and signing.is_origin_code(o)):
         path = signing.relayed_path(kept.origin_instance)
@@ -415,7 +428,7 @@ def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing
         relayed.append({"origin": kept.origin_instance, "path": path, "public_key": kept.public_key,
                         "fingerprint": signing.fingerprint(kept.public_key), "signature": kept.signature})
     return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,
-            "manifest": signing.MANIFEST, "manifest_signature": key.sign(text),
+            "manifest": signing.MANIFEST, "manifest_signature": key.sign(signing.manifest_message(sha256)),
             "bundle_signature": signing.BUNDLE_SIGNATURE, "relayed": relayed}
 
 

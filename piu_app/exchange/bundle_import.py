@@ -255,34 +255,38 @@ def _check_signature(bundle: Bundle) -> signing.BundleSignature | None:
         raise BundleError(_("La signature du paquet ne correspond pas à son contenu (clé %(fingerprint)s) : il a été "
                             "modifié après avoir été signé. Paquet refusé ; demandez un nouvel export à la ville.",
                             fingerprint=key_fingerprint))
-    listed = {line.partition("  ")[2] for line in sums.decode("utf-8", "replace").splitlines() if line.strip()}
+    listed = {name: digest.strip().lower() for digest, _sep, name in
+              (line.partition("  ") for line in sums.decode("utf-8", "replace").splitlines() if line.strip())}
     unlisted = [name for name in zf.namelist()
                 if name not in listed and name not in (signing.BUNDLE_SIGNATURE, "checksums.sha256")
                 and not name.endswith("/")]
     if unlisted:
         raise BundleError(_("Le paquet contient des fichiers que sa signature ne couvre pas (%(names)s) : paquet "
                             "refusé.", names=", ".join(n[:80] for n in unlisted[:5])))
-    text = _read_member(zf, signing.MANIFEST, limit=signing.MAX_MANIFEST_BYTES) if bundle.has(signing.MANIFEST) else b""
+    # The manifest's SHA-256 is in checksums.sha256, checked against its bytes: its signature signs that.
     manifest_signature = declared.get("manifest_signature")
-    if not text or not signing.verify(public, text, manifest_signature):
+    if signing.MANIFEST not in listed or not signing.verify(public, signing.manifest_message(listed[signing.MANIFEST]),
+                                                            manifest_signature):
         raise unreadable
     try:
-        manifest = signing.parse_manifest(text, records=False)  # the producer's own records need no check
-    except (ValueError, UnicodeDecodeError) as exc:
+        with zf.open(signing.MANIFEST) as fh:
+            manifest = signing.parse_manifest(fh.read(4096), records=False)  # its records need no check
+    except (ValueError, *DAMAGED) as exc:
         raise unreadable from exc
     if manifest.origin != bundle.origin_instance or not signing.is_origin_code(manifest.origin):
         raise unreadable
-    found = signing.BundleSignature(public, key_fingerprint, text, str(manifest_signature), manifest)
+    found = signing.BundleSignature(public, key_fingerprint, str(manifest_signature), manifest)
     entries = declared.get("relayed") or []
     if not isinstance(entries, list):
         raise unreadable
     for entry in entries:
         origin = entry.get("origin") if isinstance(entry, dict) else None
         if not isinstance(entry, dict) or not signing.is_origin_code(origin) or origin in found.relayed \
-                or entry.get("path") != signing.relayed_path(origin) or not bundle.has(entry["path"]):
+                or entry.get("path") != signing.relayed_path(origin) or entry["path"] not in listed:
             raise unreadable
         found.relayed[origin] = signing.CarriedManifest(origin, str(entry.get("public_key") or ""),
-                                                        str(entry.get("signature") or ""), entry["path"])
+                                                        str(entry.get("signature") or ""), entry["path"],
+                                                        listed[entry["path"]])
     return found
 
 
@@ -375,7 +379,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         incoming: dict[str, Decision] = {}
         self_refs: list[tuple[int, str]] = []
         self_ref_columns = [col.name for col in rtable.columns if col.kind == "ref" and col.ref == key]
-        relayed: dict[str, bytes] = {}  # uid -> row digest, of the records of a third city
+        relayed: dict[str, str] = {}  # uid -> row fingerprint, of the records of a third city
         header = [c.name for c in rtable.columns]
         at = {name: i for i, name in enumerate(header)}
         check = _row_check_function(key, rtable.columns, in_bundle, vocab, conn)
@@ -404,7 +408,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
             if uid in local:  # only a record already here is compared, content against content
                 digests[uid] = _digest(row)
             if values["origin_instance"] not in (bundle.origin_instance, own_code):
-                relayed[uid] = signing.row_digest(row)
+                relayed[uid] = signing.row_fingerprint(row)
         for line, target in self_refs:
             if target not in in_bundle[key] and target not in local:
                 plan.errors.append(_("%(table)s, ligne %(line)d : le lien vers %(uid)s ne mène à aucune fiche.",
@@ -724,11 +728,11 @@ def _relay_proof(plan: Plan, origin: str) -> signing.RelayProof:
         proof = signing.RelayProof(origin, "missing" if pinned else "unverified",
                                    pinned.fingerprint if pinned else "")
     else:
-        carried.text = _read_member(plan.bundle.zf, carried.path, limit=signing.MAX_MANIFEST_BYTES)
         key = pinned.public_key if pinned else carried.public_key
         proof = signing.RelayProof(origin, "invalid", signing.fingerprint(key) if signing.is_public_key(key) else "",
                                    key, carried=carried)
-        if signing.verify(key, carried.text, carried.signature):
+        if signing.verify(key, signing.manifest_message(carried.sha256), carried.signature):
+            carried.text = _read_member(plan.bundle.zf, carried.path, limit=signing.MAX_MANIFEST_BYTES)
             try:
                 manifest = signing.parse_manifest(carried.text)
             except (ValueError, UnicodeDecodeError):
@@ -739,7 +743,7 @@ def _relay_proof(plan: Plan, origin: str) -> signing.RelayProof:
     return proof
 
 
-def _check_relayed(plan: Plan, rtable: bf.RecordTable, incoming: Mapping[str, Decision], relayed: Mapping[str, bytes],
+def _check_relayed(plan: Plan, rtable: bf.RecordTable, incoming: Mapping[str, Decision], relayed: Mapping[str, str],
                    children: Mapping[str, Mapping[str, list[tuple]]]) -> None:
     """Skip the records of a third city that its signed manifest does not vouch for: absent from it, or with
     another version, content or deletion. Count those taken without a verified proof."""
@@ -753,11 +757,12 @@ def _check_relayed(plan: Plan, rtable: bf.RecordTable, incoming: Mapping[str, De
             else:
                 d.action, d.reason = "skipped", "relay_unproven" if proof.status == "missing" else "relay_bad_signature"
             continue
-        signed = proof.manifest.records.get((rtable.name, uid))
-        if signed is None:
+        signed = proof.manifest.records
+        if (rtable.name, uid) not in signed:
             d.action, d.reason = "skipped", "relay_not_in_manifest"
-        elif signed[1] != signing.record_fingerprint(row, {name: signing.children_digest(children[name].get(uid, ()))
-                                                           for name in names}):
+        elif signed[(rtable.name, uid)][1] != row or any(
+                signed.get((name, uid), (0, signing.NO_CHILDREN))[1]
+                != signing.children_fingerprint(children[name].get(uid, ())) for name in names):
             d.action, d.reason = "skipped", "relay_differs"
         elif proof.status != "verified":
             plan.unverified[d.origin] = plan.unverified.get(d.origin, 0) + 1
@@ -779,11 +784,12 @@ def keep_signature(plan: Plan, *, username: str) -> None:
         return
     if plan.trust == "first":
         signing.pin(bundle.origin_instance, bundle.origin_name, signature.public_key, username=username)
-    signing.keep_manifest(bundle.origin_instance, signature.public_key, signature.manifest_text,
+    signing.keep_manifest(bundle.origin_instance, signature.public_key,
+                          lambda: _read_member(bundle.zf, signing.MANIFEST, limit=signing.MAX_MANIFEST_BYTES),
                           signature.manifest_signature, signature.manifest.created, authoritative=True)
     for origin, proof in plan.relays.items():
         if proof.manifest is not None and proof.carried is not None and origin != plan.own_code:
-            signing.keep_manifest(origin, proof.public_key, proof.carried.text, proof.carried.signature,
+            signing.keep_manifest(origin, proof.public_key, lambda text=proof.carried.text: text, proof.carried.signature,
                                   proof.manifest.created, authoritative=proof.status == "verified")
     db.session.flush()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,44 +125,44 @@ def verify(public_key: str, data: bytes, signature: str) -> bool:
 
 # --------------------------------------------------------------------------- record fingerprints
 
-def row_digest(row: Sequence[str]) -> bytes:
-    """SHA-256 of a record's bundle row (its cells in column order; NUL, refused in a bundle's
-    cells, cannot blur the boundary between two cells)."""
-    return hashlib.sha256("\x00".join(row).encode()).digest()
+def row_fingerprint(row: Sequence[str]) -> str:
+    """SHA-256 of a record's bundle row, its first 16 bytes in hex (128 bits: no one can make other
+    content with the same fingerprint; a manifest of 400 000 lines stays 30 MB): the cells in column
+    order joined by NUL (NUL, refused in a bundle's cells, cannot blur the boundary between two cells)."""
+    return hashlib.sha256("\x00".join(row).encode()).hexdigest()[:32]
 
 
-def children_digest(rows: Iterable[Sequence[str]]) -> bytes:
-    """SHA-256 of a record's join rows of one table (without the owner's uid), in any order: the
+def children_fingerprint(rows: Iterable[Sequence[str]]) -> str:
+    """SHA-256 (hex) of a record's join rows of one table (without the owner's uid), in any order: the
     rows' cells joined by NUL, rows sorted, then joined by NUL too (the rows of one table all have
-    the same number of cells, so the cells still split back into the same rows)."""
-    return hashlib.sha256("\x00".join(sorted(["\x00".join(r) for r in rows])).encode()).digest()
+    the same number of cells, so the cells still split back into the same rows). 16 bytes, in hex."""
+    return hashlib.sha256("\x00".join(sorted(["\x00".join(r) for r in rows])).encode()).hexdigest()[:32]
 
 
-def record_fingerprint(row: bytes, children: Mapping[str, bytes]) -> str:
-    """The fingerprint a manifest lists: the row's digest and, per join table by name, the digest
-    of its rows (`children` names every join table of the record's type, empty ones included)."""
-    h = hashlib.sha256(row)
-    for name in sorted(children):
-        h.update(name.encode() + b"\x00" + children[name])
-    return h.hexdigest()
-
-
-EMPTY_CHILDREN = children_digest(())
+NO_CHILDREN = children_fingerprint(())
 
 
 # --------------------------------------------------------------------------- manifests
 
 @dataclass
 class Manifest:
+    """A city's list of its records: (table, uid) -> (version, fingerprint of the row); and, for a
+    record with join rows, (join table, owner uid) -> (0, fingerprint of its rows of that table)."""
+
     origin: str
     created: str
     level: str
-    records: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)  # (table, uid) -> (version, fp)
+    records: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
 
-def manifest_text(origin: str, created: str, level: str, lines: Iterable[tuple[str, str, int, str]]) -> bytes:
-    head = f"{MANIFEST_HEADER}\norigin\t{origin}\ncreated\t{created}\nlevel\t{level}\n\n"
-    return (head + "".join(f"{t}\t{u}\t{v}\t{fp}\n" for t, u, v, fp in lines)).encode("utf-8")
+def manifest_head(origin: str, created: str, level: str) -> bytes:
+    return f"{MANIFEST_HEADER}\norigin\t{origin}\ncreated\t{created}\nlevel\t{level}\n\n".encode()
+
+
+def manifest_message(sha256_hex: str) -> bytes:
+    """What a manifest's signature signs: its SHA-256, which checksums.sha256 already lists, so that
+    neither the signer nor the verifier holds a large manifest in memory to sign or check it."""
+    return f"piu-manifest-sha256:{sha256_hex}".encode()
 
 
 def parse_manifest(data: bytes, *, records: bool = True) -> Manifest:
@@ -227,7 +227,7 @@ def forget(peer: PeerKey, *, username: str) -> None:
                              changes={"fingerprint": [old, ""]}))
 
 
-def keep_manifest(origin: str, public_key: str, text: bytes, signature: str, created: str, *,
+def keep_manifest(origin: str, public_key: str, read: Callable[[], bytes], signature: str, created: str, *,
                   authoritative: bool) -> None:
     """Keep a city's signed manifest to relay its records, if it is newer than the one kept.
 
@@ -242,7 +242,8 @@ def keep_manifest(origin: str, public_key: str, text: bytes, signature: str, cre
     else:
         kept = SignedManifest(origin_instance=origin)
         db.session.add(kept)
-    kept.public_key, kept.manifest, kept.signature, kept.received_at = (public_key, text.decode("utf-8"),
+    # read only now: at a re-import the manifest kept is the same, and is not read again
+    kept.public_key, kept.manifest, kept.signature, kept.received_at = (public_key, read().decode("utf-8"),
                                                                         signature, utcnow())
 
 
@@ -271,6 +272,7 @@ class CarriedManifest:
     public_key: str
     signature: str
     path: str          # read only when the bundle relays records of that city
+    sha256: str        # as checksums.sha256 lists it (checked)
     text: bytes = b""
 
 
@@ -280,9 +282,8 @@ class BundleSignature:
 
     public_key: str
     fingerprint: str
-    manifest_text: bytes
     manifest_signature: str
-    manifest: Manifest
+    manifest: Manifest  # its head only: the producer's own records need no check
     relayed: dict[str, CarriedManifest] = field(default_factory=dict)
 
 
