@@ -27,7 +27,7 @@ from piu_app.registry import RECORD_TYPES
 from piu_app.services import exchange, records
 
 from ..factories import make, make_experiment, make_innovation, make_organisation, make_territory
-from .cities import all_bytes, export, import_, inside, make_city
+from .cities import all_bytes, export, import_, inside, make_city, unsigned_copy
 
 INNOVATIONS = RECORD_TYPES["innovations"]
 
@@ -258,6 +258,7 @@ def test_an_unsigned_bundle_imports_unverified_from_a_city_not_pinned_and_is_ref
     legacy = _unsigned(genuine, tmp_path / "legacy.zip")
     plan, report = _import(e, legacy)
     assert plan.trust == "unverified" and report["signature"]["trust"] == "unverified"
+    assert _preview(cities("ville-f"), unsigned_copy(genuine, tmp_path / "legacy3.zip")).trust == "unverified"
     assert _innovation(e, uids["lamp"]) == _innovation(a, uids["lamp"])
     with inside(e):
         assert db.session.scalars(select(PeerKey)).all() == []  # nothing to pin
