@@ -331,7 +331,7 @@ class Plan:
     missing_terms: dict[str, list[list[str]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     # first (a signed bundle of a city not pinned yet: its key is pinned at apply), verified (signed
-    # by the key pinned for the city) or unverified (unsigned, from a city not pinned)
+    # by the key pinned for the city), unverified (unsigned, from a city not pinned) or own (our code)
     trust: str = "unverified"
     relays: dict[str, signing.RelayProof] = field(default_factory=dict)  # origin -> proof, of relayed records
     unverified: dict[str, int] = field(default_factory=dict)  # origin -> records taken without proof
@@ -695,7 +695,8 @@ def _check_trust(plan: Plan) -> None:
     unsigned or signed by another key when the city's key is pinned."""
     bundle = plan.bundle
     if bundle.origin_instance == plan.own_code:
-        return  # our own records are never replaced by a bundle
+        plan.trust = "own"  # our own records are never replaced by a bundle
+        return
     pinned = signing.pinned_key(bundle.origin_instance)
     city = bundle.origin_name or bundle.origin_instance
     signature = bundle.signature

@@ -532,3 +532,14 @@ def test_any_byte_changed_or_member_dropped_in_a_signed_bundle_is_refused_and_ch
     for app in (d, e):
         assert (_counts(app), _files(Path(app.config["PIU_DATA_DIR"]))) == before[app]
     assert set(tmp_path.iterdir()) == outside
+
+
+def test_a_citys_own_bundle_pins_nothing_and_says_so(cities, tmp_path):
+    a = cities("ville-a")
+    _fill_a(a)
+    bundle = export(a, tmp_path / "a.zip")
+    assert _preview(a, bundle).trust == "own"
+    _import(a, bundle)
+    with inside(a):
+        assert db.session.scalars(select(PeerKey)).all() == []
+        assert db.session.scalars(select(SignedManifest)).all() == []
