@@ -251,9 +251,11 @@ def bundle_filename(instance_code: str, when: dt.date | None = None) -> str:
 
 
 def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include_documents: bool = False,
-                  max_document_bytes: int = MAX_DOCUMENT_BYTES, key: signing.SigningKey | None = None) -> ExportSummary:
+                  max_document_bytes: int = MAX_DOCUMENT_BYTES, key: signing.SigningKey | None = None,
+                  manifests: Path | None = None) -> ExportSummary:
     """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed),
-    signed with `key` (see `signing`; None: unsigned, as earlier releases wrote them)."""
+    signed with `key` (see `signing`; None: unsigned, as earlier releases wrote them), with the kept
+    manifests (in the folder `manifests`) of the other cities whose records it relays."""
     if level not in LEVELS:
         raise ValueError(level)
     conn = db.session.connection()
@@ -264,7 +266,7 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             writer = _ZipWriter(zf)
             _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes,
-                   signer=key, spool_dir=tmp.parent)
+                   signer=key, spool_dir=tmp.parent, manifests=manifests)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -274,7 +276,8 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
 
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
            instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int,
-           *, signer: signing.SigningKey | None = None, spool_dir: Path | None = None) -> None:
+           *, signer: signing.SigningKey | None = None, spool_dir: Path | None = None,
+           manifests: Path | None = None) -> None:
     allowed = LEVELS[level]
     manifest = _ManifestBuilder(instance.instance_code if instance else "", level, spool_dir) if signer else None
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
@@ -357,7 +360,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         "resources": resources,
     }
     if signer is not None and manifest is not None:
-        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer)
+        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer, manifests)
     writer.write_bytes("datapackage.json", _json(package))
     writer.write_bytes("dcat.jsonld", _json(_dcat(package, instance, licence, conn)))
     writer.write_bytes("LISEZMOI.md", _readme(package, summary, city, level, licence).encode("utf-8"))
@@ -417,14 +420,20 @@ class _ManifestBuilder:
             return writer.write_file(signing.MANIFEST, self.out)
 
 
-def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey) -> dict[str, Any]:
+def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey,
+                    manifests: Path | None) -> dict[str, Any]:
     """Write this city's signed manifest and the manifests of the cities it relays; return the
     descriptor's `x-piu-signature`."""
     sha256 = manifest.write(writer)
     relayed = []
-    for kept in signing.kept_manifests(o for o in manifest.origins if o != manifest.own and signing.is_origin_code(o)):
+    relays = [o for o in manifest.origins if o != manifest.own and signing.is_origin_code(o)]
+    for kept in signing.kept_manifests(relays) if manifests is not None else []:
+        found = signing.kept_file(manifests, kept)
+        if found is None:
+            continue  # lost (a restored database): those records travel unproven
         path = signing.relayed_path(kept.origin_instance)
-        writer.write_bytes(path, kept.manifest.encode("utf-8"))
+        with found.open("rb") as fh:
+            writer.write_file(path, fh)
         relayed.append({"origin": kept.origin_instance, "path": path, "public_key": kept.public_key,
                         "fingerprint": signing.fingerprint(kept.public_key), "signature": kept.signature})
     return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,

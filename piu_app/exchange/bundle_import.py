@@ -275,7 +275,8 @@ def _check_signature(bundle: Bundle) -> signing.BundleSignature | None:
         raise unreadable from exc
     if manifest.origin != bundle.origin_instance or not signing.is_origin_code(manifest.origin):
         raise unreadable
-    found = signing.BundleSignature(public, key_fingerprint, str(manifest_signature), manifest)
+    found = signing.BundleSignature(public, key_fingerprint, str(manifest_signature), manifest,
+                                    listed[signing.MANIFEST])
     entries = declared.get("relayed") or []
     if not isinstance(entries, list):
         raise unreadable
@@ -777,21 +778,27 @@ def signature_summary(plan: Plan) -> dict[str, Any]:
             "unverified": dict(plan.unverified)}
 
 
-def keep_signature(plan: Plan, *, username: str) -> None:
-    """After an import is applied: pin the city's key at its first signed bundle, and keep the manifests
-    that prove its records and the records it relayed, to relay them in turn."""
+def keep_signature(plan: Plan, *, username: str, manifests: Path) -> None:
+    """After an import is applied: pin the city's key at its first signed bundle, and keep (in the folder
+    `manifests`) the manifests that prove its records and the records it relayed, to relay them in turn."""
     bundle, signature = plan.bundle, plan.bundle.signature
     if signature is None or bundle.origin_instance == plan.own_code:
         return
     if plan.trust == "first":
         signing.pin(bundle.origin_instance, bundle.origin_name, signature.public_key, username=username)
-    signing.keep_manifest(bundle.origin_instance, signature.public_key,
-                          lambda: _read_member(bundle.zf, signing.MANIFEST, limit=signing.MAX_MANIFEST_BYTES),
-                          signature.manifest_signature, signature.manifest.created, authoritative=True)
+
+    def copy_manifest(out: IO[bytes]) -> None:
+        with bundle.zf.open(signing.MANIFEST) as fh:
+            for block in iter(lambda: fh.read(1024 * 1024), b""):
+                out.write(block)
+
+    signing.keep_manifest(manifests, bundle.origin_instance, signature.public_key, signature.manifest_signature,
+                          signature.manifest, signature.manifest_sha256, copy_manifest, authoritative=True)
     for origin, proof in plan.relays.items():
         if proof.manifest is not None and proof.carried is not None and origin != plan.own_code:
-            signing.keep_manifest(origin, proof.public_key, lambda text=proof.carried.text: text, proof.carried.signature,
-                                  proof.manifest.created, authoritative=proof.status == "verified")
+            signing.keep_manifest(manifests, origin, proof.public_key, proof.carried.signature, proof.manifest,
+                                  proof.carried.sha256, lambda out, text=proof.carried.text: out.write(text),
+                                  authoritative=proof.status == "verified")
     db.session.flush()
 
 

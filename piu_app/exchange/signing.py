@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -227,24 +227,52 @@ def forget(peer: PeerKey, *, username: str) -> None:
                              changes={"fingerprint": [old, ""]}))
 
 
-def keep_manifest(origin: str, public_key: str, read: Callable[[], bytes], signature: str, created: str, *,
-                  authoritative: bool) -> None:
+def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, head: Manifest, sha256: str,
+                  copy: Callable[[IO[bytes]], None], *, authoritative: bool) -> None:
     """Keep a city's signed manifest to relay its records, if it is newer than the one kept.
 
-    `authoritative`: verified with the city's pinned key (or from its own signed bundle); it then
-    also replaces a manifest kept under another key (one a relay carried before the city was met)."""
+    The manifest itself (30 MB at 100 000 records) is a file of the data directory,
+    `manifests/<origin>.tsv`, written by `copy` under a temporary name, checked against `sha256`,
+    then renamed; the database keeps its head and SHA-256 (`SignedManifest.manifest`), so that
+    keeping it costs no memory. `authoritative`: verified with the city's pinned key (or from its
+    own signed bundle); it then also replaces a manifest kept under another key (one a relay
+    carried before the city was met)."""
     kept = db.session.scalars(select(SignedManifest).filter_by(origin_instance=origin)).first()
     if kept is not None:
         same_key = kept.public_key == public_key
-        newer = created > _created_of(kept.manifest)
+        newer = head.created > _created_of(kept.manifest)
         if not ((authoritative and (not same_key or newer)) or (same_key and newer)):
-            return
-    else:
+            return  # a re-import: the manifest kept is the same, and is not read again
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{origin}.tsv"
+    tmp = folder / f".{origin}.{os.getpid()}.{os.urandom(4).hex()}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            hashing = _Hashing(raw)
+            copy(hashing)  # type: ignore[arg-type]
+            raw.flush()
+            os.fsync(raw.fileno())
+        if hashing.digest.hexdigest() != sha256:
+            return  # not what was checked: keep nothing
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if kept is None:
         kept = SignedManifest(origin_instance=origin)
         db.session.add(kept)
-    # read only now: at a re-import the manifest kept is the same, and is not read again
-    kept.public_key, kept.manifest, kept.signature, kept.received_at = (public_key, read().decode("utf-8"),
-                                                                        signature, utcnow())
+    kept.public_key, kept.signature, kept.received_at = public_key, signature, utcnow()
+    kept.manifest = manifest_head(head.origin, head.created, head.level).decode() + f"sha256\t{sha256}\n"
+
+
+class _Hashing:
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out, self.digest = out, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.out.write(data)
 
 
 def _created_of(text: str) -> str:
@@ -252,6 +280,20 @@ def _created_of(text: str) -> str:
         if line.startswith("created\t"):
             return line.partition("\t")[2]
     return ""
+
+
+def kept_file(folder: Path, kept: SignedManifest) -> Path | None:
+    """Return the file of a kept manifest, or None when it is missing or is not the one kept (a
+    database restored from a backup, a file changed by hand): its records then travel unproven."""
+    sha256 = kept.manifest.rpartition("sha256\t")[2].strip()
+    path = folder / f"{kept.origin_instance}.tsv"
+    if not sha256 or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return path if digest.hexdigest() == sha256 else None
 
 
 def kept_manifests(origins: Iterable[str]) -> list[SignedManifest]:
@@ -284,6 +326,7 @@ class BundleSignature:
     fingerprint: str
     manifest_signature: str
     manifest: Manifest  # its head only: the producer's own records need no check
+    manifest_sha256: str
     relayed: dict[str, CarriedManifest] = field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from .. import paths
 from ..database import bulk_cache, checkpoint_afterwards
 from ..exchange import bundle_export, bundle_import, signing
 from ..exchange.bundle_import import Plan
@@ -30,12 +31,17 @@ def export(level: str, out: Path, *, uploads: Path | None = None, include_docume
     key = own_key(data_dir)
     with bulk_cache(db.session.connection()):
         return bundle_export.export_bundle(out, level=level, uploads=uploads, include_documents=include_documents,
-                                           max_document_bytes=max_document_bytes, key=key)
+                                           max_document_bytes=max_document_bytes, key=key,
+                                           manifests=_manifests_dir(data_dir))
 
 
 def own_key(data_dir: Path | None = None) -> signing.SigningKey:
     """Return this instance's signing key (made at set-up; made now for an instance of an earlier release)."""
     return signing.instance_key(Path(data_dir or current_app.config["PIU_DATA_DIR"]))
+
+
+def _manifests_dir(data_dir: Path | None = None) -> Path:
+    return paths.manifests_dir(Path(data_dir or current_app.config["PIU_DATA_DIR"]))
 
 
 def own_fingerprint() -> str:
@@ -72,7 +78,8 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
         conn = db.session.connection()
         with bulk_cache(conn), checkpoint_afterwards(conn):
             batch = bundle_import.apply_import(plan, username=username, uploads=uploads)
-            bundle_import.keep_signature(plan, username=username)  # pins the key at the first signed bundle
+            # pins the key at the first signed bundle; keeps the manifests, to relay the records
+            bundle_import.keep_signature(plan, username=username, manifests=_manifests_dir())
             return plan, batch
     finally:
         plan.bundle.close()

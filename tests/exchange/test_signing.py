@@ -543,3 +543,15 @@ def test_a_citys_own_bundle_pins_nothing_and_says_so(cities, tmp_path):
     with inside(a):
         assert db.session.scalars(select(PeerKey)).all() == []
         assert db.session.scalars(select(SignedManifest)).all() == []
+
+
+def test_a_kept_manifest_is_a_private_file_and_a_changed_one_is_never_relayed(cities, tmp_path):
+    a, c, d, uids = _relay_setup(cities, tmp_path)
+    kept = Path(c.config["PIU_DATA_DIR"]) / "manifests" / "ville-a.tsv"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    with inside(c):
+        row = db.session.scalars(select(SignedManifest).filter_by(origin_instance="ville-a")).one()
+        assert uids["later"] not in row.manifest and hashlib.sha256(kept.read_bytes()).hexdigest() in row.manifest
+    kept.write_bytes(kept.read_bytes().replace(b"innovations\t", b"innovations\t", 1) + b"x\n")  # changed by hand
+    _plan, report = _import(d, export(c, tmp_path / "c.zip"))
+    assert {s["uid"]: s["reason"] for s in report["skipped"]}[uids["later"]] == "relay_unproven"
