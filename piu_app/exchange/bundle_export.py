@@ -19,7 +19,7 @@ import queue
 import tempfile
 import threading
 import zipfile
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,10 +169,14 @@ class _ZipWriter:
         self.zf.writestr(_info(name), data)
         self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
 
-    def write_file(self, name: str, fh: IO[bytes]) -> str:
-        """Copy a file into a member; return its SHA-256."""
+    def write_file(self, name: str, fh: IO[bytes], *, fast: bool = False) -> str:
+        """Copy a file into a member (`fast`: the quickest compression, for text that hardly
+        compresses, like the hex fingerprints of a manifest); return its SHA-256."""
         digest, size = hashlib.sha256(), 0
-        with self.zf.open(_info(name), "w") as out:
+        info = _info(name)
+        if fast:  # the attribute is private until Python 3.13
+            setattr(info, "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel", 1)
+        with self.zf.open(info, "w") as out:
             for block in iter(lambda: fh.read(1024 * 1024), b""):
                 digest.update(block)
                 out.write(block)
@@ -295,6 +299,20 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         table = rtable.table
         header = [c.name for c in rtable.columns]
         shared_here = _shared_here(table, allowed)
+        summary.rows[key] = 0  # the record table first in the summary, though its join rows are written first
+        child_resources = []
+        for child in rtable.children:
+            # Before the records: a record's fingerprint in the manifest covers its join rows.
+            # A tombstone carries no list.
+            with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
+                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as kids:
+                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
+                                                            manifest.children(child, kids) if manifest else kids)
+            key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
+            if child.name == "review_scores":
+                key_fields = ["review_uid", "criterion"]
+            schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
+            child_resources.append(_resource(child.name, (child.title, child.title_en)))
         # Links to records that stay here come out empty: the export reads them through the maps of
         # shared records only.
         # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
@@ -304,17 +322,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
                                                  manifest.rows(rtable, rows) if manifest else rows)
         schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
         resources.append(_resource(key, rtable.rt.label_plural))
-        for child in rtable.children:
-            # a tombstone carries no list
-            with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as kids:
-                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
-                                                            manifest.children(rtable, child, kids) if manifest else kids)
-            key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
-            if child.name == "review_scores":
-                key_fields = ["review_uid", "criterion"]
-            schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
-            resources.append(_resource(child.name, (child.title, child.title_en)))
+        resources.extend(child_resources)
 
     summary.rows["documents"], summary.documents_included = _write_documents(
         writer, conn, allowed, shared_uids, uploads, max_document_bytes)
@@ -371,53 +379,55 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
 
 
 class _ManifestBuilder:
-    """Write this city's manifest (see `signing`) as the rows go into the zip: one line per own
-    record (its row's fingerprint) and one per own record and join table with rows (their
-    fingerprint), into a spooled temporary file, so that memory stays flat; remember the other
-    cities whose records are relayed."""
+    """Write this city's manifest (see `signing`) as the rows go into the zip, one line per own
+    record, into a spooled temporary file, so that memory stays flat; the join rows of a record
+    type are read first, their fingerprints kept until its records are (one dict per join table);
+    remember the other cities whose records are relayed."""
 
     def __init__(self, own: str, level: str, spool_dir: Path | None) -> None:
         self.own = own
         self.origins: set[str] = set()
-        self.owners: dict[str, set[str]] = {}  # table -> uids of own records (to pick their join rows)
+        self.kids: dict[str, dict[str, str]] = {}  # join table -> owner uid -> fingerprint of its rows
         self.out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=spool_dir)
         self.out.write(signing.manifest_head(own, utcnow().isoformat() + "Z", level))
+
+    def children(self, child: bf.ChildTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
+        found = self.kids.setdefault(child.name, {})
+        sha256, join = hashlib.sha256, "\x00".join
+        for rows in batches:  # an owner's join rows all come in one batch (see `bf.child_text_rows`)
+            per_owner: dict[str, list[str]] = {}
+            for row in rows:
+                per_owner.setdefault(row[0], []).append(join(row[1:]))
+            # = signing.children_fingerprint, without a call per owner
+            found.update((uid, sha256(join(sorted(kids)).encode()).hexdigest()[:32]) for uid, kids in per_owner.items())
+            yield rows
 
     def rows(self, rtable: bf.RecordTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
         names = [c.name for c in rtable.columns]
         uid_at, origin_at, version_at = names.index("uid"), names.index("origin_instance"), names.index("version")
-        mine = self.owners.setdefault(rtable.name, set()) if rtable.children else None
-        own, fingerprint, others, table = self.own, signing.row_fingerprint, self.origins, rtable.name
+        kids = [self.kids.pop(child.name, {}) for child in rtable.children]
+        own, others, table, none = self.own, self.origins, rtable.name, signing.NO_CHILDREN
+        sha256, join = hashlib.sha256, "\x00".join
         for rows in batches:
             lines = []
             for row in rows:
                 if row[origin_at] == own:
-                    lines.append(f"{table}\t{row[uid_at]}\t{row[version_at]}\t{fingerprint(row)}\n")
-                    if mine is not None:
-                        mine.add(row[uid_at])
+                    uid = row[uid_at]
+                    # = signing.record_fingerprint(signing.row_fingerprint(row), …), without a call per record
+                    fp = sha256(join(row).encode()).hexdigest()[:32]
+                    if kids:
+                        fp = sha256((fp + "".join([found.get(uid, none) for found in kids])).encode()).hexdigest()[:32]
+                    lines.append(f"{table}\t{uid}\t{row[version_at]}\t{fp}\n")
                 else:
                     others.add(row[origin_at])
             self.out.write("".join(lines).encode())
             yield rows
 
-    def children(self, rtable: bf.RecordTable, child: bf.ChildTable,
-                 batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
-        mine = self.owners.get(rtable.name, set())
-        for rows in batches:  # an owner's join rows all come in one batch (see `bf.child_text_rows`)
-            per_owner: dict[str, list[Sequence[str]]] = {}
-            for row in rows:
-                if row[0] in mine:
-                    per_owner.setdefault(row[0], []).append(row[1:])
-            self.out.write("".join(f"{child.name}\t{uid}\t0\t{signing.children_fingerprint(kids)}\n"
-                                   for uid, kids in per_owner.items()).encode())
-            yield rows
-
     def write(self, writer: _ZipWriter) -> str:
         """Put the manifest into the zip; return its SHA-256."""
-        self.owners.clear()
         self.out.seek(0)
         with self.out:
-            return writer.write_file(signing.MANIFEST, self.out)
+            return writer.write_file(signing.MANIFEST, self.out, fast=True)
 
 
 def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey,
@@ -433,7 +443,7 @@ def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing
             continue  # lost (a restored database): those records travel unproven
         path = signing.relayed_path(kept.origin_instance)
         with found.open("rb") as fh:
-            writer.write_file(path, fh)
+            writer.write_file(path, fh, fast=True)
         relayed.append({"origin": kept.origin_instance, "path": path, "public_key": kept.public_key,
                         "fingerprint": signing.fingerprint(kept.public_key), "signature": kept.signature})
     return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,

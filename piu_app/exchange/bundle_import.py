@@ -759,12 +759,11 @@ def _check_relayed(plan: Plan, rtable: bf.RecordTable, incoming: Mapping[str, De
             else:
                 d.action, d.reason = "skipped", "relay_unproven" if proof.status == "missing" else "relay_bad_signature"
             continue
-        signed = proof.manifest.records
-        if (rtable.name, uid) not in signed:
+        signed = proof.manifest.records.get((rtable.name, uid))
+        if signed is None:
             d.action, d.reason = "skipped", "relay_not_in_manifest"
-        elif signed[(rtable.name, uid)][1] != row or any(
-                signed.get((name, uid), (0, signing.NO_CHILDREN))[1]
-                != signing.children_fingerprint(children[name].get(uid, ())) for name in names):
+        elif signed[1] != signing.record_fingerprint(row, [signing.children_fingerprint(children[name].get(uid, ()))
+                                                           for name in names]):
             d.action, d.reason = "skipped", "relay_differs"
         elif proof.status != "verified":
             plan.unverified[d.origin] = plan.unverified.get(d.origin, 0) + 1

@@ -142,12 +142,20 @@ def children_fingerprint(rows: Iterable[Sequence[str]]) -> str:
 NO_CHILDREN = children_fingerprint(())
 
 
+def record_fingerprint(row: str, children: Sequence[str]) -> str:
+    """The fingerprint a manifest lists for a record: its row's, or, for a record type with join
+    tables, the first 16 bytes (hex) of the SHA-256 of its row's and its join rows' fingerprints,
+    in the order of `bf.RecordTable.children` (NO_CHILDREN for a table where it has none)."""
+    if not children:
+        return row
+    return hashlib.sha256((row + "".join(children)).encode()).hexdigest()[:32]
+
+
 # --------------------------------------------------------------------------- manifests
 
 @dataclass
 class Manifest:
-    """A city's list of its records: (table, uid) -> (version, fingerprint of the row); and, for a
-    record with join rows, (join table, owner uid) -> (0, fingerprint of its rows of that table)."""
+    """A city's list of its records: (table, uid) -> (version, `record_fingerprint`)."""
 
     origin: str
     created: str

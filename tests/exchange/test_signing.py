@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from piu_app.exchange import bundle_format as bf
 from piu_app.exchange import signing
 from piu_app.exchange.bundle_import import BundleError
 from piu_app.extensions import db
@@ -418,10 +419,14 @@ def test_a_relay_to_a_city_that_never_met_the_origin_is_marked_unverified(cities
         assert [p.origin_instance for p in db.session.scalars(select(PeerKey))] == ["ville-c"]
 
 
-def _row_fingerprint_in(members: dict[str, bytes], table: str, uid: str) -> str:
-    """The fingerprint of a record's row as it stands in a bundle (what anyone can compute)."""
-    rows = list(csv.reader(io.StringIO(members[f"data/{table}.csv"].decode(), newline="")))[1:]
-    return signing.row_fingerprint(next(r for r in rows if r[0] == uid))
+def _fingerprint_in(members: dict[str, bytes], table: str, uid: str) -> str:
+    """The fingerprint of a record as it stands in a bundle (what anyone can compute)."""
+    def rows(name):
+        return list(csv.reader(io.StringIO(members[f"data/{name}.csv"].decode(), newline="")))[1:]
+    row = next(r for r in rows(table) if r[0] == uid)
+    kids = [signing.children_fingerprint([r[1:] for r in rows(child.name) if r[0] == uid])
+            for child in bf.TABLES[table].children]
+    return signing.record_fingerprint(signing.row_fingerprint(row), kids)
 
 
 def test_the_origins_first_signed_bundle_undoes_a_version_raised_by_an_unverified_relay(cities, tmp_path):
@@ -433,7 +438,7 @@ def test_the_origins_first_signed_bundle_undoes_a_version_raised_by_an_unverifie
     _tamper_in_register(c, uids["early"], version=99, name="Écrasée par C")
     members = _members(export(c, tmp_path / "c.zip"))
     path = signing.relayed_path("ville-a")
-    forged = _row_fingerprint_in(members, "innovations", uids["early"])
+    forged = _fingerprint_in(members, "innovations", uids["early"])
     members[path] = b"\n".join(
         f"innovations\t{uids['early']}\t99\t{forged}".encode() if line.startswith(b"innovations\t" + uids["early"].encode())
         else line
@@ -555,3 +560,18 @@ def test_a_kept_manifest_is_a_private_file_and_a_changed_one_is_never_relayed(ci
     kept.write_bytes(kept.read_bytes().replace(b"innovations\t", b"innovations\t", 1) + b"x\n")  # changed by hand
     _plan, report = _import(d, export(c, tmp_path / "c.zip"))
     assert {s["uid"]: s["reason"] for s in report["skipped"]}[uids["later"]] == "relay_unproven"
+
+
+def test_the_manifest_lists_every_own_record_with_the_fingerprint_a_verifier_computes(cities, tmp_path):
+    a = cities("ville-a")
+    uids = _fill_a(a)
+    with inside(a):  # a record relayed from elsewhere is not in A's own manifest
+        other = make_innovation(name="Reçue d'ailleurs", visibility="network").uid
+        db.session.execute(text("UPDATE innovations SET origin_instance = 'ville-x' WHERE uid = :u"), {"u": other})
+    members = _members(export(a, tmp_path / "a.zip"))
+    manifest = signing.parse_manifest(members[signing.MANIFEST])
+    assert manifest.origin == "ville-a" and manifest.level == "network"
+    listed = {uid for _table, uid in manifest.records}
+    assert {uids["lamp"], uids["kiosk"], uids["org"]} <= listed and other not in listed
+    for (table, uid), (version, fingerprint) in manifest.records.items():
+        assert fingerprint == _fingerprint_in(members, table, uid), (table, uid)
