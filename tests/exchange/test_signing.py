@@ -573,5 +573,5 @@ def test_the_manifest_lists_every_own_record_with_the_fingerprint_a_verifier_com
     assert manifest.origin == "ville-a" and manifest.level == "network"
     listed = {uid for _table, uid in manifest.records}
     assert {uids["lamp"], uids["kiosk"], uids["org"]} <= listed and other not in listed
-    for (table, uid), (version, fingerprint) in manifest.records.items():
+    for (table, uid), (_version, fingerprint) in manifest.records.items():
         assert fingerprint == _fingerprint_in(members, table, uid), (table, uid)
