@@ -266,13 +266,17 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
     instance = db.session.scalars(select(InstanceSettings)).first()
     tmp = out.with_name(f".{out.name}.part")
     summary = ExportSummary(out, level)
+    manifest = _ManifestBuilder(instance.instance_code if instance else "", level, tmp.parent) if key else None
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             writer = _ZipWriter(zf)
             _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes,
-                   signer=key, spool_dir=tmp.parent, manifests=manifests)
+                   signer=key, manifest=manifest, manifests=manifests)
         os.replace(tmp, out)
     finally:
+        if manifest is not None:
+            manifest.close()
+            manifest.out.close()
         tmp.unlink(missing_ok=True)
     summary.size = out.stat().st_size
     return summary
@@ -280,10 +284,9 @@ def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include
 
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
            instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int,
-           *, signer: signing.SigningKey | None = None, spool_dir: Path | None = None,
+           *, signer: signing.SigningKey | None = None, manifest: _ManifestBuilder | None = None,
            manifests: Path | None = None) -> None:
     allowed = LEVELS[level]
-    manifest = _ManifestBuilder(instance.instance_code if instance else "", level, spool_dir) if signer else None
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
@@ -382,7 +385,11 @@ class _ManifestBuilder:
     """Write this city's manifest (see `signing`) as the rows go into the zip, one line per own
     record, into a spooled temporary file, so that memory stays flat; the join rows of a record
     type are read first, their fingerprints kept until its records are (one dict per join table);
-    remember the other cities whose records are relayed."""
+    remember the other cities whose records are relayed.
+
+    The fingerprints are computed on a thread of their own, fed batch by batch in the order the
+    rows are written: the main thread often waits for the database or for the compression, and
+    that thread then works (the rows of a batch are not changed once written)."""
 
     def __init__(self, own: str, level: str, spool_dir: Path | None) -> None:
         self.own = own
@@ -390,41 +397,81 @@ class _ManifestBuilder:
         self.kids: dict[str, dict[str, str]] = {}  # join table -> owner uid -> fingerprint of its rows
         self.out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=spool_dir)
         self.out.write(signing.manifest_head(own, utcnow().isoformat() + "Z", level))
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-manifest", daemon=True)
+        self.thread.start()
 
     def children(self, child: bf.ChildTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
-        found = self.kids.setdefault(child.name, {})
-        sha256, join = hashlib.sha256, "\x00".join
-        for rows in batches:  # an owner's join rows all come in one batch (see `bf.child_text_rows`)
-            per_owner: dict[str, list[str]] = {}
-            for row in rows:
-                per_owner.setdefault(row[0], []).append(join(row[1:]))
-            # = signing.children_fingerprint, without a call per owner
-            found.update((uid, sha256(join(sorted(kids)).encode()).hexdigest()[:32]) for uid, kids in per_owner.items())
+        for rows in batches:
+            self._put((self._children, child.name, rows))
             yield rows
 
     def rows(self, rtable: bf.RecordTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
         names = [c.name for c in rtable.columns]
-        uid_at, origin_at, version_at = names.index("uid"), names.index("origin_instance"), names.index("version")
-        kids = [self.kids.pop(child.name, {}) for child in rtable.children]
-        own, others, table, none = self.own, self.origins, rtable.name, signing.NO_CHILDREN
-        sha256, join = hashlib.sha256, "\x00".join
+        at = (names.index("uid"), names.index("origin_instance"), names.index("version"))
+        kid_names = [child.name for child in rtable.children]
         for rows in batches:
-            lines = []
-            for row in rows:
-                if row[origin_at] == own:
-                    uid = row[uid_at]
-                    # = signing.record_fingerprint(signing.row_fingerprint(row), …), without a call per record
-                    fp = sha256(join(row).encode()).hexdigest()[:32]
-                    if kids:
-                        fp = sha256((fp + "".join([found.get(uid, none) for found in kids])).encode()).hexdigest()[:32]
-                    lines.append(f"{table}\t{uid}\t{row[version_at]}\t{fp}\n")
-                else:
-                    others.add(row[origin_at])
-            self.out.write("".join(lines).encode())
+            self._put((self._rows, rtable.name, at, kid_names, rows))
             yield rows
+        self._put((self._forget, kid_names))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:  # after a failure, keep emptying the queue so that put() never blocks
+                try:
+                    item[0](*item[1:])
+                except BaseException as exc:  # handed over to the caller's thread
+                    self.error = exc
+
+    def _children(self, name: str, rows: list[list[str]]) -> None:
+        # an owner's join rows all come in one batch (see `bf.child_text_rows`)
+        sha256, join = hashlib.sha256, "\x00".join
+        per_owner: dict[str, list[str]] = {}
+        for row in rows:
+            per_owner.setdefault(row[0], []).append(join(row[1:]))
+        # = signing.children_fingerprint, without a call per owner
+        self.kids.setdefault(name, {}).update(
+            (uid, sha256(join(sorted(kids)).encode()).hexdigest()[:32]) for uid, kids in per_owner.items())
+
+    def _rows(self, table: str, at: tuple[int, int, int], kid_names: list[str], rows: list[list[str]]) -> None:
+        uid_at, origin_at, version_at = at
+        kids = [self.kids.get(name, {}) for name in kid_names]
+        own, others, none = self.own, self.origins, signing.NO_CHILDREN
+        sha256, join = hashlib.sha256, "\x00".join
+        lines = []
+        for row in rows:
+            if row[origin_at] == own:
+                uid = row[uid_at]
+                # = signing.record_fingerprint(signing.row_fingerprint(row), …), without a call per record
+                fp = sha256(join(row).encode()).hexdigest()[:32]
+                if kids:
+                    fp = sha256((fp + "".join([found.get(uid, none) for found in kids])).encode()).hexdigest()[:32]
+                lines.append(f"{table}\t{uid}\t{row[version_at]}\t{fp}\n")
+            else:
+                others.add(row[origin_at])
+        self.out.write("".join(lines).encode())
+
+    def _forget(self, kid_names: list[str]) -> None:
+        for name in kid_names:
+            self.kids.pop(name, None)
+
+    def close(self) -> None:
+        """Stop the thread (once the export is written, or has failed)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
 
     def write(self, writer: _ZipWriter) -> str:
         """Put the manifest into the zip; return its SHA-256."""
+        self.close()
+        if self.error is not None:
+            raise self.error
         self.out.seek(0)
         with self.out:
             return writer.write_file(signing.MANIFEST, self.out, fast=True)
