@@ -575,3 +575,26 @@ def test_the_manifest_lists_every_own_record_with_the_fingerprint_a_verifier_com
     assert {uids["lamp"], uids["kiosk"], uids["org"]} <= listed and other not in listed
     for (table, uid), (_version, fingerprint) in manifest.records.items():
         assert fingerprint == _fingerprint_in(members, table, uid), (table, uid)
+
+
+def test_a_failed_export_leaves_no_bundle_no_manifest_and_no_thread_behind(cities, tmp_path, monkeypatch):
+    import threading
+
+    from piu_app.exchange import bundle_format
+
+    a = cities("ville-a")
+    _fill_a(a)
+    real = bundle_format.record_text_rows
+
+    def failing(conn, rtable, *args, **kwargs):
+        if rtable.name == "innovations":
+            raise OSError(28, "No space left on device")
+        return real(conn, rtable, *args, **kwargs)
+
+    monkeypatch.setattr(bundle_format, "record_text_rows", failing)
+    out = tmp_path / "out" / "a.zip"
+    out.parent.mkdir()
+    with pytest.raises(OSError):
+        export(a, out)
+    assert list(out.parent.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "bundle-manifest"]
