@@ -247,6 +247,14 @@ def import_bundle(file: Path, dry_run: bool) -> None:
                     "supprimant d'anciennes sauvegardes) puis recommencez."))
     bundle = plan.bundle
     click.echo(f"Paquet de {bundle.origin_name or '?'} ({bundle.origin_instance}), niveau {bundle.level}.")
+    fingerprint = bundle.signature.fingerprint if bundle.signature else ""
+    click.echo({"verified": f"Signé avec la clé enregistrée pour cette ville ({fingerprint}).",
+                "first": f"Premier paquet signé de cette ville : clé {fingerprint} (comparez-la avec la ville par "
+                         "téléphone ; elle est enregistrée à l'import).",
+                "own": "Paquet de votre propre ville : ses fiches ne remplacent jamais les vôtres."}
+               .get(plan.trust, "Paquet non signé : non vérifié."))
+    for origin, count in plan.unverified.items():
+        click.echo(f"  {count} fiche(s) de {origin} relayée(s) sans pouvoir être vérifiée(s).")
     click.echo(f"{'table':<26}{'nouvelles':>10}{'mises à jour':>14}{'inchangées':>12}{'ignorées':>10}{'conflits':>10}")
     for table, row in plan.counts().items():
         if any(row.values()):

@@ -65,6 +65,11 @@ def secret_key_file(base: Path) -> Path:
     return base / "secret_key"
 
 
+def manifests_dir(base: Path) -> Path:
+    """The signed manifests of peer cities, kept to relay their records (see exchange/signing.py)."""
+    return base / "manifests"
+
+
 def lock_file(base: Path) -> Path:
     return base / "piu.lock"
 

@@ -16,9 +16,10 @@ import io
 import json
 import os
 import queue
+import tempfile
 import threading
 import zipfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from ..models.actors import Place, Territory
 from ..models.experiments import Experiment
 from ..services import documents as document_service
 from . import bundle_format as bf
+from . import signing
 
 LEVELS = {"network": ("network", "public"), "public": ("public",)}
 DEFAULT_LICENCE = {"public": "etalab-2.0", "network": "network-agreement"}
@@ -168,6 +170,21 @@ class _ZipWriter:
         self.zf.writestr(_info(name), data)
         self.files[name] = (hashlib.sha256(data).hexdigest(), len(data))
 
+    def write_file(self, name: str, fh: IO[bytes], *, fast: bool = False) -> str:
+        """Copy a file into a member (`fast`: the quickest compression, for text that hardly
+        compresses, like the hex fingerprints of a manifest); return its SHA-256."""
+        digest, size = hashlib.sha256(), 0
+        info = _info(name)
+        if fast:  # the attribute is private until Python 3.13
+            setattr(info, "compress_level" if hasattr(zipfile.ZipInfo, "compress_level") else "_compresslevel", 1)
+        with self.zf.open(info, "w") as out:
+            for block in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+        self.files[name] = (digest.hexdigest(), size)
+        return digest.hexdigest()
+
     def write_csv(self, name: str, header: list[str], batches: Iterable[list[list[str]]]) -> int:
         """Write a CSV member from batches of rows; return the number of rows."""
         digest, count = hashlib.sha256(), 0
@@ -239,27 +256,37 @@ def bundle_filename(instance_code: str, when: dt.date | None = None) -> str:
 
 
 def export_bundle(out: Path, *, level: str, uploads: Path | None = None, include_documents: bool = False,
-                  max_document_bytes: int = MAX_DOCUMENT_BYTES) -> ExportSummary:
-    """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed)."""
+                  max_document_bytes: int = MAX_DOCUMENT_BYTES, key: signing.SigningKey | None = None,
+                  manifests: Path | None = None) -> ExportSummary:
+    """Write the bundle of everything shared at `level` to `out` (atomically: a temporary file, then renamed),
+    signed with `key` (see `signing`; None: unsigned, as earlier releases wrote them), with the kept
+    manifests (in the folder `manifests`) of the other cities whose records it relays."""
     if level not in LEVELS:
         raise ValueError(level)
     conn = db.session.connection()
     instance = db.session.scalars(select(InstanceSettings)).first()
     tmp = out.with_name(f".{out.name}.part")
     summary = ExportSummary(out, level)
+    manifest = _ManifestBuilder(instance.instance_code if instance else "", level, tmp.parent) if key else None
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             writer = _ZipWriter(zf)
-            _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes)
+            _write(writer, conn, summary, level, instance, uploads if include_documents else None, max_document_bytes,
+                   signer=key, manifest=manifest, manifests=manifests)
         os.replace(tmp, out)
     finally:
+        if manifest is not None:
+            manifest.close()
+            manifest.out.close()
         tmp.unlink(missing_ok=True)
     summary.size = out.stat().st_size
     return summary
 
 
 def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: str,
-           instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int) -> None:
+           instance: InstanceSettings | None, uploads: Path | None, max_document_bytes: int,
+           *, signer: signing.SigningKey | None = None, manifest: _ManifestBuilder | None = None,
+           manifests: Path | None = None) -> None:
     allowed = LEVELS[level]
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
@@ -276,24 +303,30 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         table = rtable.table
         header = [c.name for c in rtable.columns]
         shared_here = _shared_here(table, allowed)
-        # Links to records that stay here come out empty: the export reads them through the maps of
-        # shared records only.
-        # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
-        with closing(bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)) as batches:
-            summary.rows[key] = writer.write_csv(f"data/{key}.csv", header, map(_redactor(rtable), batches))
-        schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
-        resources.append(_resource(key, rtable.rt.label_plural))
+        summary.rows[key] = 0  # the record table first in the summary, though its join rows are written first
+        child_resources = []
         for child in rtable.children:
-            # a tombstone carries no list
+            # Before the records: a record's fingerprint in the manifest covers its join rows.
+            # A tombstone carries no list.
             with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as rows:
-                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv",
-                                                            [c.name for c in child.columns], rows)
+                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as kids:
+                summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
+                                                            manifest.children(child, kids) if manifest else kids)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]
             schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
-            resources.append(_resource(child.name, (child.title, child.title_en)))
+            child_resources.append(_resource(child.name, (child.title, child.title_en)))
+        # Links to records that stay here come out empty: the export reads them through the maps of
+        # shared records only.
+        # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
+        with closing(bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)) as batches:
+            rows = map(_redactor(rtable), batches)
+            summary.rows[key] = writer.write_csv(f"data/{key}.csv", header,
+                                                 manifest.rows(rtable, rows) if manifest else rows)
+        schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
+        resources.append(_resource(key, rtable.rt.label_plural))
+        resources.extend(child_resources)
 
     summary.rows["documents"], summary.documents_included = _write_documents(
         writer, conn, allowed, shared_uids, uploads, max_document_bytes)
@@ -338,11 +371,132 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         "x-vocabulary-versions": {name: "1" for name in _vocabulary_names(conn)},
         "resources": resources,
     }
+    if signer is not None and manifest is not None:
+        package["x-piu-signature"] = _sign_manifests(writer, manifest, signer, manifests)
     writer.write_bytes("datapackage.json", _json(package))
     writer.write_bytes("dcat.jsonld", _json(_dcat(package, instance, licence, conn)))
     writer.write_bytes("LISEZMOI.md", _readme(package, summary, city, level, licence).encode("utf-8"))
     sums = "".join(f"{digest}  {name}\n" for name, (digest, _size) in sorted(writer.files.items()))
     writer.write_bytes("checksums.sha256", sums.encode("utf-8"))
+    if signer is not None:
+        writer.write_bytes(signing.BUNDLE_SIGNATURE, signer.sign(sums.encode("utf-8")).encode("ascii"))
+
+
+class _ManifestBuilder:
+    """Write this city's manifest (see `signing`) as the rows go into the zip, one line per own
+    record, into a spooled temporary file, so that memory stays flat; the join rows of a record
+    type are read first, their fingerprints kept until its records are (one dict per join table);
+    remember the other cities whose records are relayed.
+
+    The fingerprints are computed on a thread of their own, fed batch by batch in the order the
+    rows are written: the main thread often waits for the database or for the compression, and
+    that thread then works (the rows of a batch are not changed once written)."""
+
+    def __init__(self, own: str, level: str, spool_dir: Path | None) -> None:
+        self.own = own
+        self.origins: set[str] = set()
+        self.kids: dict[str, dict[str, str]] = {}  # join table -> owner uid -> fingerprint of its rows
+        self.out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=spool_dir)
+        self.out.write(signing.manifest_head(own, utcnow().isoformat() + "Z", level))
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-manifest", daemon=True)
+        self.thread.start()
+
+    def children(self, child: bf.ChildTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
+        for rows in batches:
+            self._put((self._children, child.name, rows))
+            yield rows
+
+    def rows(self, rtable: bf.RecordTable, batches: Iterable[list[list[str]]]) -> Iterator[list[list[str]]]:
+        names = [c.name for c in rtable.columns]
+        at = (names.index("uid"), names.index("origin_instance"), names.index("version"))
+        kid_names = [child.name for child in rtable.children]
+        for rows in batches:
+            self._put((self._rows, rtable.name, at, kid_names, rows))
+            yield rows
+        self._put((self._forget, kid_names))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:  # after a failure, keep emptying the queue so that put() never blocks
+                try:
+                    item[0](*item[1:])
+                except BaseException as exc:  # handed over to the caller's thread
+                    self.error = exc
+
+    def _children(self, name: str, rows: list[list[str]]) -> None:
+        # an owner's join rows all come in one batch (see `bf.child_text_rows`)
+        sha256, join = hashlib.sha256, "\x00".join
+        per_owner: dict[str, list[str]] = {}
+        for row in rows:
+            per_owner.setdefault(row[0], []).append(join(row[1:]))
+        # = signing.children_fingerprint, without a call per owner
+        self.kids.setdefault(name, {}).update(
+            (uid, sha256(join(sorted(kids)).encode()).hexdigest()[:32]) for uid, kids in per_owner.items())
+
+    def _rows(self, table: str, at: tuple[int, int, int], kid_names: list[str], rows: list[list[str]]) -> None:
+        uid_at, origin_at, version_at = at
+        kids = [self.kids.get(name, {}) for name in kid_names]
+        own, others, none = self.own, self.origins, signing.NO_CHILDREN
+        sha256, join = hashlib.sha256, "\x00".join
+        lines = []
+        for row in rows:
+            if row[origin_at] == own:
+                uid = row[uid_at]
+                # = signing.record_fingerprint(signing.row_fingerprint(row), …), without a call per record
+                fp = sha256(join(row).encode()).hexdigest()[:32]
+                if kids:
+                    fp = sha256((fp + "".join([found.get(uid, none) for found in kids])).encode()).hexdigest()[:32]
+                lines.append(f"{table}\t{uid}\t{row[version_at]}\t{fp}\n")
+            else:
+                others.add(row[origin_at])
+        self.out.write("".join(lines).encode())
+
+    def _forget(self, kid_names: list[str]) -> None:
+        for name in kid_names:
+            self.kids.pop(name, None)
+
+    def close(self) -> None:
+        """Stop the thread (once the export is written, or has failed)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def write(self, writer: _ZipWriter) -> str:
+        """Put the manifest into the zip; return its SHA-256."""
+        self.close()
+        if self.error is not None:
+            raise self.error
+        self.out.seek(0)
+        with self.out:
+            return writer.write_file(signing.MANIFEST, self.out, fast=True)
+
+
+def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing.SigningKey,
+                    manifests: Path | None) -> dict[str, Any]:
+    """Write this city's signed manifest and the manifests of the cities it relays; return the
+    descriptor's `x-piu-signature`."""
+    sha256 = manifest.write(writer)
+    relayed = []
+    relays = [o for o in manifest.origins if o != manifest.own and signing.is_origin_code(o)]
+    for kept in signing.kept_manifests(relays) if manifests is not None else []:
+        found = signing.kept_file(manifests, kept)
+        if found is None:
+            continue  # lost (a restored database): those records travel unproven
+        path = signing.relayed_path(kept.origin_instance)
+        with found.open("rb") as fh:
+            writer.write_file(path, fh, fast=True)
+        relayed.append({"origin": kept.origin_instance, "path": path, "public_key": kept.public_key,
+                        "fingerprint": signing.fingerprint(kept.public_key), "signature": kept.signature})
+    return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,
+            "manifest": signing.MANIFEST, "manifest_signature": key.sign(signing.manifest_message(sha256)),
+            "bundle_signature": signing.BUNDLE_SIGNATURE, "relayed": relayed}
 
 
 def _shared_here(table: Any, allowed: Iterable[str]) -> Any:

@@ -58,6 +58,7 @@ from ..services import ConflictError, InvalidInputError, NotFoundError
 from ..services import documents as document_service
 from ..services import search as search_service
 from . import bundle_format as bf
+from . import signing
 from .cells import restore
 
 MAX_MEMBERS = 20_000
@@ -99,6 +100,7 @@ class Bundle:
     origin_name: str
     format_version: str
     level: str
+    signature: signing.BundleSignature | None = None  # None: unsigned (a bundle of an earlier release)
 
     def open_text(self, name: str) -> IO[str]:
         return io.TextIOWrapper(self.zf.open(name), encoding="utf-8", newline="")
@@ -131,6 +133,7 @@ def open_bundle(path: Path, *, filename: str = "") -> Bundle:
         if not bundle.origin_instance:
             raise BundleError(_("Le paquet ne dit pas de quelle ville il vient (x-piu-origin manquant)."))
         _check_checksums(bundle)
+        bundle.signature = _check_signature(bundle)
         return bundle
     except BaseException:
         zf.close()
@@ -280,6 +283,63 @@ def _check_checksums(bundle: Bundle) -> None:
                             "modifié ou abîmé en route. Demandez un nouvel export.", names=", ".join(bad[:5])))
 
 
+def _check_signature(bundle: Bundle) -> signing.BundleSignature | None:
+    """Check the producer's signature: it covers checksums.sha256, which must list every other
+    member, and its manifest. Refuse a bundle whose signature is incomplete or does not verify.
+    Whether the key is the one pinned for the city is for `plan_import` (it reads the register)."""
+    zf = bundle.zf
+    declared = bundle.descriptor.get("x-piu-signature")
+    if declared is None and not bundle.has(signing.BUNDLE_SIGNATURE):
+        return None
+    unreadable = BundleError(_("La signature du paquet est incomplète ou illisible : paquet refusé. "
+                               "Demandez un nouvel export à la ville."))
+    public = declared.get("public_key") if isinstance(declared, dict) else None
+    if not isinstance(declared, dict) or not bundle.has(signing.BUNDLE_SIGNATURE) \
+            or declared.get("algorithm") != signing.ALGORITHM or not signing.is_public_key(public):
+        raise unreadable
+    sums = _read_member(zf, "checksums.sha256")
+    signature = _read_member(zf, signing.BUNDLE_SIGNATURE, limit=1024).decode("ascii", "replace").strip()
+    key_fingerprint = signing.fingerprint(public)
+    if not signing.verify(public, sums, signature):
+        raise BundleError(_("La signature du paquet ne correspond pas à son contenu (clé %(fingerprint)s) : il a été "
+                            "modifié après avoir été signé. Paquet refusé ; demandez un nouvel export à la ville.",
+                            fingerprint=key_fingerprint))
+    listed = {name: digest.strip().lower() for digest, _sep, name in
+              (line.partition("  ") for line in sums.decode("utf-8", "replace").splitlines() if line.strip())}
+    unlisted = [name for name in zf.namelist()
+                if name not in listed and name not in (signing.BUNDLE_SIGNATURE, "checksums.sha256")
+                and not name.endswith("/")]
+    if unlisted:
+        raise BundleError(_("Le paquet contient des fichiers que sa signature ne couvre pas (%(names)s) : paquet "
+                            "refusé.", names=", ".join(n[:80] for n in unlisted[:5])))
+    # The manifest's SHA-256 is in checksums.sha256, checked against its bytes: its signature signs that.
+    manifest_signature = declared.get("manifest_signature")
+    if signing.MANIFEST not in listed or not signing.verify(public, signing.manifest_message(listed[signing.MANIFEST]),
+                                                            manifest_signature):
+        raise unreadable
+    try:
+        with zf.open(signing.MANIFEST) as fh:
+            manifest = signing.parse_manifest(fh.read(4096), records=False)  # its records need no check
+    except (ValueError, *DAMAGED) as exc:
+        raise unreadable from exc
+    if manifest.origin != bundle.origin_instance or not signing.is_origin_code(manifest.origin):
+        raise unreadable
+    found = signing.BundleSignature(public, key_fingerprint, str(manifest_signature), manifest,
+                                    listed[signing.MANIFEST])
+    entries = declared.get("relayed") or []
+    if not isinstance(entries, list):
+        raise unreadable
+    for entry in entries:
+        origin = entry.get("origin") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not signing.is_origin_code(origin) or origin in found.relayed \
+                or entry.get("path") != signing.relayed_path(origin) or entry["path"] not in listed:
+            raise unreadable
+        found.relayed[origin] = signing.CarriedManifest(origin, str(entry.get("public_key") or ""),
+                                                        str(entry.get("signature") or ""), entry["path"],
+                                                        listed[entry["path"]])
+    return found
+
+
 # --------------------------------------------------------------------------- 2. the plan
 
 @dataclass
@@ -305,6 +365,11 @@ def reasons() -> dict[str, str]:
         "attached_elsewhere": _("pièce jointe d'une fiche que cet import n'apporte pas"),
         "document_origin": _("pièce jointe d'une autre ville que celle de sa fiche"),
         "file_type": _("fichier joint d'un type non accepté (son contenu n'est pas celui qu'annonce son nom)"),
+        "relay_unproven": _("relayée sans la preuve signée de sa ville d'origine, dont la clé est enregistrée ici"),
+        "relay_bad_signature": _("relayée avec une preuve dont la signature ne vérifie pas"),
+        "relay_not_in_manifest": _("relayée, mais absente de ce que sa ville d'origine a signé"),
+        "relay_differs": _("relayée, mais différente de ce que sa ville d'origine a signé (contenu, version "
+                           "ou suppression)"),
     }
 
 
@@ -317,6 +382,11 @@ class Plan:
     documents: list[dict[str, Any]] = field(default_factory=list)
     missing_terms: dict[str, list[list[str]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # first (a signed bundle of a city not pinned yet: its key is pinned at apply), verified (signed
+    # by the key pinned for the city), unverified (unsigned, from a city not pinned) or own (our code)
+    trust: str = "unverified"
+    relays: dict[str, signing.RelayProof] = field(default_factory=dict)  # origin -> proof, of relayed records
+    unverified: dict[str, int] = field(default_factory=dict)  # origin -> records taken without proof
 
     def counts(self) -> dict[str, dict[str, int]]:
         found = {}
@@ -346,6 +416,7 @@ class Plan:
 def plan_import(bundle: Bundle, own_code: str) -> Plan:
     """Read and check every table of the bundle against this register; write nothing."""
     plan = Plan(bundle, own_code)
+    _check_trust(plan)
     resources = {str(r.get("name")): r for r in bundle.descriptor.get("resources", []) if isinstance(r, dict)}
     conn = db.session.connection()
     in_bundle: dict[str, set[str]] = {}
@@ -360,6 +431,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         incoming: dict[str, Decision] = {}
         self_refs: list[tuple[int, str]] = []
         self_ref_columns = [col.name for col in rtable.columns if col.kind == "ref" and col.ref == key]
+        relayed: dict[str, str] = {}  # uid -> row fingerprint, of the records of a third city
         header = [c.name for c in rtable.columns]
         at = {name: i for i, name in enumerate(header)}
         check = _row_check_function(key, rtable.columns, in_bundle, vocab, conn)
@@ -387,9 +459,13 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
                                      origin=values["origin_instance"])
             if uid in local:  # only a record already here is compared, content against content
                 digests[uid] = _digest(row)
+            if values["origin_instance"] not in (bundle.origin_instance, own_code):
+                relayed[uid] = signing.row_fingerprint(row)
         children: dict[str, dict[str, list[tuple]]] = {}
         for child in rtable.children:
             children[child.name] = _child_rows(bundle, resources, child, plan, in_bundle, vocab, conn)
+        if relayed:
+            _check_relayed(plan, rtable, incoming, relayed, children)
         _decide(plan, rtable, local, incoming, digests, children, conn)
         # A record the import will not write and that is not here (one claiming to be of this city)
         # is nothing a link can point to: links to it are refused below, never written as empty links.
@@ -671,6 +747,8 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
     producer = plan.bundle.origin_instance
     same_version: dict[int, str] = {}
     for uid, d in incoming.items():
+        if d.action:
+            continue  # already skipped: a relayed record its origin's manifest does not vouch for
         if d.origin == plan.own_code:
             d.action, d.reason = "skipped", "own_record"
         elif uid not in local:
@@ -681,6 +759,10 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
             if local_origin != d.origin:
                 d.action, d.reason = "conflict", "origin_mismatch"
             elif d.version > local_version:
+                d.action = "updated"
+            elif d.version < local_version and plan.trust == "first" and d.origin == producer:
+                # The city's first signed word: nothing here about its records was proven before (a
+                # relay may have raised a version to 99 to stop its updates), so its own content wins.
                 d.action = "updated"
             elif d.version < local_version:
                 d.action, d.reason = "skipped", "older_version"
@@ -703,6 +785,116 @@ def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, i
             else:
                 d.action, d.reason = "conflict", "same_version_differs"
     plan.decisions[rtable.name] = incoming
+
+
+def _check_trust(plan: Plan) -> None:
+    """Compare the bundle's signature with the key pinned for its city; refuse a bundle that is
+    unsigned or signed by another key when the city's key is pinned."""
+    bundle = plan.bundle
+    if bundle.origin_instance == plan.own_code:
+        plan.trust = "own"  # our own records are never replaced by a bundle
+        return
+    pinned = signing.pinned_key(bundle.origin_instance)
+    city = bundle.origin_name or bundle.origin_instance
+    signature = bundle.signature
+    if signature is None:
+        if pinned is not None:
+            raise BundleError(_("Ce paquet dit venir de %(city)s mais il n'est pas signé, alors que la clé de cette "
+                                "ville est enregistrée ici (empreinte %(pinned)s) : paquet refusé. Demandez à la ville "
+                                "un nouvel export.", city=city, pinned=pinned.fingerprint))
+        plan.trust = "unverified"
+    elif pinned is None:
+        plan.trust = "first"
+    elif pinned.public_key == signature.public_key:
+        plan.trust = "verified"
+    else:
+        raise BundleError(_("Ce paquet dit venir de %(city)s mais il est signé par une autre clé que celle enregistrée "
+                            "pour cette ville : paquet refusé. Clé enregistrée : %(pinned)s. Clé du paquet : %(theirs)s. "
+                            "Si la ville a vraiment changé de clé, comparez l'empreinte avec elle par téléphone ; un "
+                            "administrateur peut alors remplacer la clé (Échanges → Clés des villes).",
+                            city=city, pinned=pinned.fingerprint, theirs=signature.fingerprint))
+
+
+def _relay_proof(plan: Plan, origin: str) -> signing.RelayProof:
+    """What proves the records of `origin` that this bundle relays (computed once per origin)."""
+    proof = plan.relays.get(origin)
+    if proof is not None:
+        return proof
+    pinned = signing.pinned_key(origin)
+    carried = plan.bundle.signature.relayed.get(origin) if plan.bundle.signature else None
+    if carried is None:
+        proof = signing.RelayProof(origin, "missing" if pinned else "unverified",
+                                   pinned.fingerprint if pinned else "")
+    else:
+        key = pinned.public_key if pinned else carried.public_key
+        proof = signing.RelayProof(origin, "invalid", signing.fingerprint(key) if signing.is_public_key(key) else "",
+                                   key, carried=carried)
+        if signing.verify(key, signing.manifest_message(carried.sha256), carried.signature):
+            carried.text = _read_member(plan.bundle.zf, carried.path, limit=signing.MAX_MANIFEST_BYTES)
+            try:
+                manifest = signing.parse_manifest(carried.text)
+            except (ValueError, UnicodeDecodeError):
+                manifest = None
+            if manifest is not None and manifest.origin == origin:
+                proof.status, proof.manifest = ("verified" if pinned else "unverified"), manifest
+    plan.relays[origin] = proof
+    return proof
+
+
+def _check_relayed(plan: Plan, rtable: bf.RecordTable, incoming: Mapping[str, Decision], relayed: Mapping[str, str],
+                   children: Mapping[str, Mapping[str, list[tuple]]]) -> None:
+    """Skip the records of a third city that its signed manifest does not vouch for: absent from it, or with
+    another version, content or deletion. Count those taken without a verified proof."""
+    names = [child.name for child in rtable.children]
+    for uid, row in relayed.items():
+        d = incoming[uid]
+        proof = _relay_proof(plan, d.origin)
+        if proof.manifest is None:
+            if proof.status == "unverified":  # a city not met yet, relayed by an earlier release
+                plan.unverified[d.origin] = plan.unverified.get(d.origin, 0) + 1
+            else:
+                d.action, d.reason = "skipped", "relay_unproven" if proof.status == "missing" else "relay_bad_signature"
+            continue
+        signed = proof.manifest.records.get((rtable.name, uid))
+        if signed is None:
+            d.action, d.reason = "skipped", "relay_not_in_manifest"
+        elif signed[1] != signing.record_fingerprint(row, [signing.children_fingerprint(children[name].get(uid, ()))
+                                                           for name in names]):
+            d.action, d.reason = "skipped", "relay_differs"
+        elif proof.status != "verified":
+            plan.unverified[d.origin] = plan.unverified.get(d.origin, 0) + 1
+
+
+def signature_summary(plan: Plan) -> dict[str, Any]:
+    """Who signed the bundle and what could not be verified, for the preview and the report."""
+    signature = plan.bundle.signature
+    return {"trust": plan.trust, "fingerprint": signature.fingerprint if signature else "",
+            "relays": {origin: {"status": p.status, "fingerprint": p.fingerprint} for origin, p in plan.relays.items()},
+            "unverified": dict(plan.unverified)}
+
+
+def keep_signature(plan: Plan, *, username: str, manifests: Path) -> None:
+    """After an import is applied: pin the city's key at its first signed bundle, and keep (in the folder
+    `manifests`) the manifests that prove its records and the records it relayed, to relay them in turn."""
+    bundle, signature = plan.bundle, plan.bundle.signature
+    if signature is None or bundle.origin_instance == plan.own_code:
+        return
+    if plan.trust == "first":
+        signing.pin(bundle.origin_instance, bundle.origin_name, signature.public_key, username=username)
+
+    def copy_manifest(out: IO[bytes]) -> None:
+        with bundle.zf.open(signing.MANIFEST) as fh:
+            for block in iter(lambda: fh.read(1024 * 1024), b""):
+                out.write(block)
+
+    signing.keep_manifest(manifests, bundle.origin_instance, signature.public_key, signature.manifest_signature,
+                          signature.manifest, signature.manifest_sha256, copy_manifest, authoritative=True)
+    for origin, proof in plan.relays.items():
+        if proof.manifest is not None and proof.carried is not None and origin != plan.own_code:
+            signing.keep_manifest(manifests, origin, proof.public_key, proof.carried.signature, proof.manifest,
+                                  proof.carried.sha256, lambda out, text=proof.carried.text: out.write(text),
+                                  authoritative=proof.status == "verified")
+    db.session.flush()
 
 
 def _vocabularies(bundle: Bundle, resources: Mapping[str, Any], conn: Connection, plan: Plan) -> dict[str, set[str]]:
@@ -944,7 +1136,7 @@ def report_of(plan: Plan) -> dict[str, Any]:
                if d.action in ("skipped", "conflict")]
     return {"counts": plan.counts(), "totals": plan.totals(), "skipped": skipped[:2000],
             "skipped_total": len(skipped), "terms_added": {k: len(v) for k, v in plan.missing_terms.items()},
-            "level": plan.bundle.level}
+            "level": plan.bundle.level, "signature": signature_summary(plan)}
 
 
 def _add_terms(conn: Connection, missing: Mapping[str, list[list[str]]]) -> None:

@@ -10,23 +10,46 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from .. import paths
 from ..database import bulk_cache, checkpoint_afterwards
-from ..exchange import bundle_export, bundle_import
+from ..exchange import bundle_export, bundle_import, signing
 from ..exchange.bundle_import import Plan
-from ..models import ImportBatch, ImportConflict, db
+from ..models import ImportBatch, ImportConflict, PeerKey, db
 from . import NotFoundError
 from . import instance as instance_service
 
 
 def export(level: str, out: Path, *, uploads: Path | None = None, include_documents: bool = False,
-           max_document_bytes: int = bundle_export.MAX_DOCUMENT_BYTES) -> bundle_export.ExportSummary:
-    """Write the bundle of what is shared at `level` (network or public) to `out`."""
+           max_document_bytes: int = bundle_export.MAX_DOCUMENT_BYTES,
+           data_dir: Path | None = None) -> bundle_export.ExportSummary:
+    """Write the bundle of what is shared at `level` (network or public) to `out`, signed with this
+    instance's key (kept in `data_dir`, by default the app's data directory; made if missing)."""
+    key = own_key(data_dir)
     with bulk_cache(db.session.connection()):
         return bundle_export.export_bundle(out, level=level, uploads=uploads, include_documents=include_documents,
-                                           max_document_bytes=max_document_bytes)
+                                           max_document_bytes=max_document_bytes, key=key,
+                                           manifests=_manifests_dir(data_dir))
+
+
+def own_key(data_dir: Path | None = None) -> signing.SigningKey:
+    """Return this instance's signing key (made at set-up; made now for an instance of an earlier release)."""
+    return signing.instance_key(Path(data_dir or current_app.config["PIU_DATA_DIR"]))
+
+
+def _manifests_dir(data_dir: Path | None = None) -> Path:
+    return paths.manifests_dir(Path(data_dir or current_app.config["PIU_DATA_DIR"]))
+
+
+def own_fingerprint() -> str:
+    """Return the fingerprint of this instance's key, or "" when it cannot be made (a full disk)."""
+    try:
+        return own_key().fingerprint
+    except OSError:
+        return ""
 
 
 def default_filename() -> str:
@@ -54,7 +77,10 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
             backup()
         conn = db.session.connection()
         with bulk_cache(conn), checkpoint_afterwards(conn):
-            return plan, bundle_import.apply_import(plan, username=username, uploads=uploads)
+            batch = bundle_import.apply_import(plan, username=username, uploads=uploads)
+            # pins the key at the first signed bundle; keeps the manifests, to relay the records
+            bundle_import.keep_signature(plan, username=username, manifests=_manifests_dir())
+            return plan, batch
     finally:
         plan.bundle.close()
 
@@ -83,3 +109,17 @@ def conflicts(limit: int = 200) -> list[ImportConflict]:
 
 def conflict_count() -> int:
     return db.session.scalar(select(func.count()).select_from(ImportConflict)) or 0
+
+
+def pinned_keys() -> list[PeerKey]:
+    """Return the keys pinned for peer cities (and the cities whose key was forgotten), by city."""
+    return list(db.session.scalars(select(PeerKey).order_by(PeerKey.city_name, PeerKey.origin_instance)))
+
+
+def forget_key(origin: str, *, username: str) -> PeerKey:
+    """Forget the key pinned for a city on purpose (it made a new one): its next signed bundle pins anew."""
+    peer = signing.pinned_key(origin)
+    if peer is None:
+        raise NotFoundError(_("Aucune clé n'est enregistrée pour cette ville."))
+    signing.forget(peer, username=username)
+    return peer

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
+from flask import current_app
 from flask_babel import gettext as _
 
+from ..exchange import signing
 from ..models import InstanceSettings, Territory, db
 from . import InvalidInputError, NotFoundError
 
@@ -42,6 +46,12 @@ def configure(*, city_name: str, country_code: str, instance_code: str) -> Insta
     if settings is None:
         settings = InstanceSettings(city_name=city_name, country_code=country_code, instance_code=code)
         db.session.add(settings)
+        # The key that signs the city's bundles (a file of the data directory, never in the database);
+        # on a full or read-only disk it is made at the first export instead
+        try:
+            signing.instance_key(Path(current_app.config["PIU_DATA_DIR"]))
+        except OSError:
+            logging.getLogger("piu").exception("signing key not made at set-up")
     else:
         # The code is the origin of the records already made here: it never changes once set.
         settings.city_name, settings.country_code = city_name, country_code

@@ -25,7 +25,7 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import is_disk_full, release_journal
-from ..exchange.bundle_import import BundleError, reasons
+from ..exchange.bundle_import import BundleError, reasons, signature_summary
 from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
 from ..registry import RECORD_TYPES
@@ -93,7 +93,8 @@ def _table_labels() -> dict[str, str]:
 @require_role("editor")
 def index():
     return render_template("exchange/index.html", export_form=ExportForm(), import_form=ImportForm(),
-                           imports=exchange_service.imports(), conflict_count=exchange_service.conflict_count())
+                           imports=exchange_service.imports(), conflict_count=exchange_service.conflict_count(),
+                           own_fingerprint=exchange_service.own_fingerprint())
 
 
 @bp.post("/export")
@@ -170,7 +171,7 @@ def preview(token: str):
                    if d.action in ("skipped", "conflict")]
         return render_template("exchange/preview.html", plan=plan, token=token, counts=plan.counts(),
                                totals=plan.totals(), skipped=skipped[:200], skipped_total=len(skipped),
-                               reasons=reasons(), labels=_table_labels())
+                               reasons=reasons(), labels=_table_labels(), signature=signature_summary(plan))
     finally:
         plan.bundle.close()
 
@@ -247,3 +248,26 @@ def undo(uid: str):
 def conflicts():
     return render_template("exchange/conflicts.html", conflicts=exchange_service.conflicts(), reasons=reasons(),
                            labels=_table_labels())
+
+
+@bp.get("/keys")
+@require_role("admin")
+def keys():
+    return render_template("exchange/keys.html", peers=exchange_service.pinned_keys(),
+                           own_fingerprint=exchange_service.own_fingerprint())
+
+
+@bp.post("/keys/<origin>/forget")
+@require_role("admin")
+def forget_key(origin: str):
+    try:
+        peer = exchange_service.forget_key(origin[:64], username=username())
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".keys"))
+    db.session.commit()
+    flash(_("La clé de %(city)s est oubliée : le prochain paquet signé de cette ville enregistrera sa nouvelle clé. "
+            "Comparez son empreinte avec la ville par téléphone avant de l'importer.",
+            city=peer.city_name or peer.origin_instance), "success")
+    return redirect(url_for(".keys"))

@@ -81,3 +81,28 @@ def data_rows(bundle: Path) -> dict[str, set[tuple[str, ...]]]:
 def all_bytes(bundle: Path) -> bytes:
     with zipfile.ZipFile(bundle) as zf:
         return b"\n".join(zf.read(name) for name in zf.namelist())
+
+
+def unsigned_copy(bundle: Path, out: Path) -> Path:
+    """The bundle as a release without signatures wrote it (no `signature/` members, no
+    `x-piu-signature`, checksums made again). A test that changes an exported bundle to reach a
+    check behind the signature starts from this copy: a signed bundle changed after its signing is
+    refused before any other check."""
+    import hashlib
+    import json
+
+    with zipfile.ZipFile(bundle) as zf:
+        members = {name: zf.read(name) for name in zf.namelist() if not name.startswith("signature/")}
+    package = json.loads(members["datapackage.json"])
+    package.pop("x-piu-signature", None)
+    for resource in package["resources"]:
+        if resource.get("path") in members:
+            resource["hash"] = "sha256:" + hashlib.sha256(members[resource["path"]]).hexdigest()
+    members["datapackage.json"] = json.dumps(package, ensure_ascii=False, indent=1).encode()
+    members["checksums.sha256"] = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                                          for name, data in sorted(members.items())
+                                          if name != "checksums.sha256").encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out

@@ -12,7 +12,7 @@ from piu_app.exchange import bundle_format as bf
 from piu_app.extensions import db
 from piu_app.models import ImportConflict, Innovation, Person
 from piu_app.registry import RECORD_TYPES
-from piu_app.services import ConflictError, records
+from piu_app.services import ConflictError, exchange, records
 
 from ..factories import make, make_experiment, make_innovation, make_organisation, make_territory
 from .cities import all_bytes, data_rows, export, import_, inside, make_city
@@ -210,13 +210,18 @@ def test_own_records_are_never_overwritten_and_relayed_disagreements_are_kept_as
         innovation.tagline = "Réécrit par B"
     import_(c, bundle)
     totals, _ = import_(c, export(b, tmp_path / "b.zip"))
-    assert totals["conflict"] == 1
+    # A's key is pinned at C and A's signed manifest proves B's copy is not A's: skipped and reported
+    # (before signed bundles it was kept as a conflict; see test_signing.py for the relays)
+    assert totals["skipped"] == 1 and totals["conflict"] == 0
     with inside(c):
         kept = db.session.scalars(db.select(Innovation).filter_by(name="Éclairage solaire")).one()
         assert kept.tagline != "Réécrit par B"
-        conflict = db.session.scalars(db.select(ImportConflict)).one()
-        assert (conflict.record_uid, conflict.reason) == (kept.uid, "same_version_differs")
-    assert import_(c, tmp_path / "b.zip")[1] is None  # the same conflict is not recorded twice
+        assert db.session.scalars(db.select(ImportConflict)).all() == []
+        plan = exchange.preview(tmp_path / "b.zip")
+        plan.bundle.close()
+        assert [(d.uid, d.reason) for d in plan.decisions["innovations"].values() if d.action == "skipped"] \
+            == [(kept.uid, "relay_differs")]
+    assert import_(c, tmp_path / "b.zip")[1] is None  # nothing new the second time
     # and A never takes its own record from B's bundle
     totals, _ = import_(a, tmp_path / "b.zip")
     with inside(a):
