@@ -634,7 +634,11 @@ def release_journal(engine: Engine) -> None:
     with contextlib.suppress(Exception):
         raw = engine.raw_connection()
         try:
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+            for _attempt in range(20):  # a reader (the background checkpoint, another page) may hold it a moment
+                busy = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]  # type: ignore[union-attr]
+                if not busy:
+                    break
+                time.sleep(0.05)
         finally:
             raw.close()
 

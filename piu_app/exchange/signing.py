@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
 
+from .. import transaction_files
 from ..models import ChangeLog, PeerKey, SignedManifest, db, utcnow
 
 ALGORITHM = "ed25519"
@@ -252,7 +253,9 @@ def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, he
         if not ((authoritative and (not same_key or newer)) or (same_key and newer)):
             return  # a re-import: the manifest kept is the same, and is not read again
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{origin}.tsv"
+    # Named by its content, so that the file the database names now stays until this transaction
+    # commits, and the new one goes if it does not (transaction_files).
+    target = _manifest_path(folder, origin, sha256)
     tmp = folder / f".{origin}.{os.getpid()}.{os.urandom(4).hex()}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -267,6 +270,10 @@ def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, he
         _fsync_dir(folder)
     finally:
         tmp.unlink(missing_ok=True)
+    transaction_files.remove_on_rollback([target])
+    old_sha256 = kept.manifest.rpartition("sha256\t")[2].strip() if kept is not None else ""
+    if re.fullmatch(r"[0-9a-f]{64}", old_sha256) and old_sha256 != sha256:
+        transaction_files.remove_after_commit([_manifest_path(folder, origin, old_sha256)])
     if kept is None:
         kept = SignedManifest(origin_instance=origin)
         db.session.add(kept)
@@ -290,12 +297,22 @@ def _created_of(text: str) -> str:
     return ""
 
 
+def _manifest_path(folder: Path, origin: str, sha256: str) -> Path:
+    """Where a kept manifest lives: `manifests/<origin>-<first 16 hex of its SHA-256>.tsv` (the
+    origin is an instance code and the digest hex, checked before: never a path from outside)."""
+    if not is_origin_code(origin) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError("not an instance code and a SHA-256")  # checked by the callers: a defect if seen
+    return folder / f"{origin}-{sha256[:16]}.tsv"
+
+
 def kept_file(folder: Path, kept: SignedManifest) -> Path | None:
     """Return the file of a kept manifest, or None when it is missing or is not the one kept (a
     database restored from a backup, a file changed by hand): its records then travel unproven."""
     sha256 = kept.manifest.rpartition("sha256\t")[2].strip()
-    path = folder / f"{kept.origin_instance}.tsv"
-    if not sha256 or not path.is_file():
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        return None
+    path = _manifest_path(folder, kept.origin_instance, sha256)
+    if not path.is_file():
         return None
     digest = hashlib.sha256()
     with path.open("rb") as fh:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask_babel import gettext as _
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
+from .. import transaction_files
 from ..models import ChangeLog, Document, db
 from ..registry import RecordType
 from . import InvalidInputError, NotFoundError
@@ -224,12 +224,12 @@ def store_stream(uploads: Path, digest: str, stream: IO[bytes]) -> bool:
 
 def forget_files_on_rollback(uploads: Path, digests: Iterable[str]) -> None:
     """Remove these newly written files if the current transaction is rolled back (nothing half-written)."""
-    _pending("piu_written_files").update(path_for_digest(uploads, d) for d in digests)
+    transaction_files.remove_on_rollback(path_for_digest(uploads, d) for d in digests)
 
 
 def remove_files_after_commit(uploads: Path, digests: Iterable[str]) -> None:
     """Remove the files of these digests once the current transaction commits (an undone import's)."""
-    _pending("piu_unused_files").update(path_for_digest(uploads, d) for d in digests)
+    transaction_files.remove_after_commit(path_for_digest(uploads, d) for d in digests)
 
 
 def unreferenced(digests: Iterable[str]) -> set[str]:
@@ -237,31 +237,6 @@ def unreferenced(digests: Iterable[str]) -> set[str]:
     wanted = {d for d in digests if is_digest(d)}
     used = set(db.session.scalars(select(Document.sha256).where(Document.sha256.in_(sorted(wanted))))) if wanted else set()
     return wanted - used
-
-
-def _pending(key: str) -> set[Path]:
-    session = db.session()
-    if "piu_file_hooks" not in session.info:
-        session.info["piu_file_hooks"] = True
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_transaction_end", _after_transaction_end)
-    return session.info.setdefault(key, set())
-
-
-def _after_commit(session: Session) -> None:
-    session.info.pop("piu_written_files", None)  # they are the files of committed rows now
-    for path in session.info.pop("piu_unused_files", set()):
-        path.unlink(missing_ok=True)
-
-
-def _after_transaction_end(session: Session, transaction: Any) -> None:
-    if transaction.parent is not None:
-        return
-    # Not committed (rolled back, or the session closed without a commit): keep every file the
-    # undo wanted gone, and remove those the failed transaction wrote.
-    session.info.pop("piu_unused_files", None)
-    for path in session.info.pop("piu_written_files", set()):
-        path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the service

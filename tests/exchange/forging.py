@@ -27,11 +27,45 @@ def refresh_checksums(members: Members) -> Members:
                 resource["bytes"] = len(by_name[resource["path"]])
         members = [(n, json.dumps(descriptor, ensure_ascii=False, indent=1).encode() if n == "datapackage.json" else b)
                    for n, b in members]
-    lines = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in members if n != "checksums.sha256")
+    lines = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in members
+                    if n not in ("checksums.sha256", "signature/bundle.sig"))  # what the signature covers
     return [(n, b) for n, b in members if n != "checksums.sha256"] + [("checksums.sha256", lines.encode())]
 
 
 def forge_signature(members: Members, how: str) -> Members:
     """Sign again as a forger: with the forger's own key ("forger"), or remove the signature
     ("absent"), or put garbage in its place ("garbage")."""
-    return members
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from piu_app.exchange import signing
+
+    by_name = dict(members)
+    try:
+        descriptor = json.loads(by_name.get("datapackage.json", b""))
+    except (ValueError, RecursionError):
+        descriptor = None
+    signature = descriptor.get("x-piu-signature") if isinstance(descriptor, dict) else None
+    if not isinstance(signature, dict):
+        return members  # nothing signed to forge
+    if how == "absent":
+        descriptor.pop("x-piu-signature")
+        members = [(n, b) for n, b in members if not n.startswith("signature/")]
+    elif how == "garbage":
+        signature["manifest_signature"] = "ab" * 64
+    else:
+        key = Ed25519PrivateKey.generate()
+        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        manifest = by_name.get(signing.MANIFEST)
+        signature.update(public_key=public, fingerprint=signing.fingerprint(public))
+        if manifest is not None:
+            message = signing.manifest_message(hashlib.sha256(manifest).hexdigest())
+            signature["manifest_signature"] = key.sign(message).hex()
+    members = [(n, json.dumps(descriptor, ensure_ascii=False, indent=1).encode() if n == "datapackage.json" else b)
+               for n, b in members]
+    members = refresh_checksums([(n, b) for n, b in members if n != signing.BUNDLE_SIGNATURE])
+    if how == "absent":
+        return members
+    sums = dict(members)["checksums.sha256"]
+    bundle_signature = key.sign(sums).hex() if how == "forger" else "cd" * 64
+    return [*members, (signing.BUNDLE_SIGNATURE, bundle_signature.encode("ascii"))]

@@ -74,8 +74,8 @@ def rewrite(bundle: Path, out: Path, *, rows=None, add: dict[str, bytes] | None 
             drop: tuple[str, ...] = ()) -> Path:
     """Copy a bundle with its documents table changed by `rows` (a function of the row dicts) and members
     added or dropped, then reseal every hash, as a forger who knows the format would."""
-    with zipfile.ZipFile(bundle) as zf:
-        files = {name: zf.read(name) for name in zf.namelist() if name not in drop}
+    with zipfile.ZipFile(bundle) as zf:  # a forger cannot sign: the signature goes
+        files = {name: zf.read(name) for name in zf.namelist() if name not in drop and not name.startswith("signature/")}
     if rows is not None:
         reader = csv.DictReader(io.StringIO(files["data/documents.csv"].decode("utf-8")))
         header = list(reader.fieldnames or [])
@@ -87,6 +87,7 @@ def rewrite(bundle: Path, out: Path, *, rows=None, add: dict[str, bytes] | None 
         files["data/documents.csv"] = text.getvalue().encode("utf-8")
     files.update(add or {})
     descriptor = json.loads(files["datapackage.json"])
+    descriptor.pop("x-piu-signature", None)
     for resource in descriptor["resources"]:
         if resource.get("path") in files:
             data = files[resource["path"]]

@@ -67,8 +67,9 @@ def city_b(register_template: Path, tmp_path: Path) -> Flask:
 
 
 def read(path: Path) -> Files:
+    """The members of a bundle, without its signature: a forger cannot sign (see `write`)."""
     with zipfile.ZipFile(path) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
+        return {info.filename: zf.read(info) for info in zf.infolist() if not info.filename.startswith("signature/")}
 
 
 def write(path: Path, files: Files) -> Path:
@@ -79,6 +80,7 @@ def write(path: Path, files: Files) -> Path:
     except (ValueError, RecursionError):
         package = None  # a descriptor broken on purpose is left as it is
     if isinstance(package, dict):
+        package.pop("x-piu-signature", None)
         for resource in package.get("resources", []):
             data = files.get(resource.get("path", ""))
             if data is not None:

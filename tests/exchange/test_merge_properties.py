@@ -24,7 +24,8 @@ CANARY_NAME = "CANARI-PRIVE"
 CANARY_EMAIL = "canari@prive.invalid"
 
 visibility = st.sampled_from(["private", "network", "public"])
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("=+-@'\"\t;,\n"),
+# One-line fields: formula triggers, quotes and separators, but no tab or line break (refused there).
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("=+-@'\";,"),
                max_size=30)
 innovation = st.fixed_dictionaries({
     "name": text.filter(lambda t: t.strip() != "" and CANARY_NAME not in t),

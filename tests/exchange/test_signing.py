@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from piu_app.database import writing
 from piu_app.exchange import bundle_format as bf
 from piu_app.exchange import signing
 from piu_app.exchange.bundle_import import BundleError
@@ -552,7 +553,7 @@ def test_a_citys_own_bundle_pins_nothing_and_says_so(cities, tmp_path):
 
 def test_a_kept_manifest_is_a_private_file_and_a_changed_one_is_never_relayed(cities, tmp_path):
     a, c, d, uids = _relay_setup(cities, tmp_path)
-    kept = Path(c.config["PIU_DATA_DIR"]) / "manifests" / "ville-a.tsv"
+    [kept] = (Path(c.config["PIU_DATA_DIR"]) / "manifests").glob("ville-a-*.tsv")  # named by its content
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     with inside(c):
         row = db.session.scalars(select(SignedManifest).filter_by(origin_instance="ville-a")).one()
@@ -598,3 +599,22 @@ def test_a_failed_export_leaves_no_bundle_no_manifest_and_no_thread_behind(citie
         export(a, out)
     assert list(out.parent.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name == "bundle-manifest"]
+
+
+def test_a_kept_manifest_follows_its_transaction(cities, tmp_path):
+    """An import that does not commit leaves no manifest file; one that replaces a kept manifest
+    removes the file it replaces once it commits (one file per city, the one the database names)."""
+    a, c, d, uids = _relay_setup(cities, tmp_path)
+    folder = Path(c.config["PIU_DATA_DIR"]) / "manifests"
+    before = sorted(p.name for p in folder.iterdir())
+    with inside(a):
+        make_innovation(name="Encore une", visibility="network")
+    newer = export(a, tmp_path / "a2.zip")
+    with c.test_request_context(), writing():  # previewed and applied, then rolled back
+        exchange.import_bundle(newer, username="t", uploads=Path(c.config["PIU_UPLOADS_DIR"]))
+        db.session.rollback()
+        db.session.remove()
+    assert sorted(p.name for p in folder.iterdir()) == before
+    _import(c, newer)
+    after = sorted(p.name for p in folder.iterdir() if p.name.startswith("ville-a-"))
+    assert len(after) == 1 and after != [n for n in before if n.startswith("ville-a-")]

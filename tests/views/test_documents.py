@@ -110,6 +110,8 @@ def test_a_row_pointing_outside_uploads_is_never_served(app, request, who, targe
     secret = _secret(app)
     sha256 = {"passwd": "/etc/passwd", "secret_key": str(secret), "relative_secret": "../../secret_key",
               "windows": "C:/Windows/win.ini"}[target]
+    if len(sha256) > 64 and app.config.get("DATABASE_URL"):
+        pytest.skip("PostgreSQL's VARCHAR(64) cannot hold this path: such a row never existed there")
     doc = _row(app, sha256=sha256)
     response = client.get(f"/documents/{doc}")
     assert response.status_code == 404

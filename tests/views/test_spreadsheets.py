@@ -152,7 +152,10 @@ def test_xlsx_export_opens_with_real_values_and_no_formula(app, editor, reader):
     rows = [[c.value for c in row] for row in sheet.iter_rows()]
     assert rows[0][0] == "uid" and "Type de structure" in rows[0] and "Niveau de partage" in rows[0]
     names = [r[1] for r in rows[1:]]
-    assert "'=cmd|' /C calc'!A0" in names and "Lumisol" in names and "Start-up" in rows[2]
+    # The text as typed, in a text cell that no spreadsheet evaluates (quotePrefix, not an apostrophe in the value).
+    assert "=cmd|' /C calc'!A0" in names and "Lumisol" in names and "Start-up" in rows[2]
+    trigger = next(c for c in cells if c.value == "=cmd|' /C calc'!A0")
+    assert trigger.data_type == "s" and trigger.quotePrefix
     # The list's filters hold for the export.
     filtered = openpyxl.load_workbook(io.BytesIO(reader.get("/organisations/export.xlsx?org_type=commune").data)).active
     assert [r[1].value for r in filtered.iter_rows(min_row=2)] == ["Ville"]
