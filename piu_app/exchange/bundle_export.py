@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask_babel import LazyString
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from .. import __version__
 from ..database import driver_rows
@@ -288,11 +288,11 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
            *, signer: signing.SigningKey | None = None, manifest: _ManifestBuilder | None = None,
            manifests: Path | None = None) -> None:
     allowed = LEVELS[level]
+    leaving = _leaving(allowed)
     shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
     for key in bf.TABLE_ORDER:
         table = bf.TABLES[key].table
-        shared_uid_of[key] = dict(driver_rows(conn, select(table.c.id, table.c.uid)
-                                              .where(_shared_here(table, allowed))))
+        shared_uid_of[key] = dict(driver_rows(conn, select(table.c.id, table.c.uid).where(leaving[key])))
     shared = {key: uids.keys() for key, uids in shared_uid_of.items()}
     shared_uids = {key: set(uids.values()) for key, uids in shared_uid_of.items()}
     themes = bf.UidMaps(conn).theme_codes()
@@ -302,7 +302,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         rtable = bf.TABLES[key]
         table = rtable.table
         header = [c.name for c in rtable.columns]
-        shared_here = _shared_here(table, allowed)
+        shared_here = leaving[key]
         summary.rows[key] = 0  # the record table first in the summary, though its join rows are written first
         child_resources = []
         for child in rtable.children:
@@ -497,6 +497,25 @@ def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing
     return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,
             "manifest": signing.MANIFEST, "manifest_signature": key.sign(signing.manifest_message(sha256)),
             "bundle_signature": signing.BUNDLE_SIGNATURE, "relayed": relayed}
+
+
+def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
+    """The condition, per table, on the records that leave at a level allowing `allowed`: shared,
+    and not a draft, and (unless a tombstone, which carries no link) every record a required link
+    points to leaves too. An experiment of a private innovation stays home: sent with its link
+    blanked, it would make every peer refuse the whole bundle (a required link is missing)."""
+    allowed = list(allowed)
+    leaving: dict[str, Any] = {}
+    for key in bf.TABLE_ORDER:  # the records a link points to come first
+        table = bf.TABLES[key].table
+        condition = _shared_here(table, allowed)
+        for col in bf.TABLES[key].columns:
+            if col.kind == "ref" and col.required and col.ref != key and col.ref in leaving:
+                target = bf.TABLES[col.ref].table
+                condition = and_(condition, or_(table.c.deleted.is_(True), table.c[col.attr].in_(
+                    select(target.c.id).where(leaving[col.ref]))))
+        leaving[key] = condition
+    return leaving
 
 
 def _shared_here(table: Any, allowed: Iterable[str]) -> Any:

@@ -102,15 +102,10 @@ def _share_only_the_first(n: int) -> None:
 
     from piu_app.exchange import bundle_format as bf
 
-    for key in bf.TABLE_ORDER:  # targets before the records that need them
+    for key in bf.TABLE_ORDER:  # a record whose required link stays home stays home too (the export's rule)
         table = bf.TABLES[key].table
         first = select(table.c.id).order_by(table.c.id).limit(n).scalar_subquery()
         db.session.execute(update(table).where(table.c.id.not_in(first)).values(visibility="private"))
-        for col in bf.TABLES[key].columns:
-            if col.kind == "ref" and col.required and col.ref != key:
-                target = bf.TABLES[col.ref].table
-                private = select(target.c.id).where(target.c.visibility == "private")
-                db.session.execute(update(table).where(table.c[col.attr].in_(private)).values(visibility="private"))
 
 
 def _rt(key: str):

@@ -227,3 +227,26 @@ def test_own_records_are_never_overwritten_and_relayed_disagreements_are_kept_as
     with inside(a):
         assert db.session.scalars(db.select(Innovation).filter_by(name="Éclairage solaire")).one().tagline \
             != "Réécrit par B"
+
+
+def test_a_record_whose_required_link_stays_home_stays_home_too(register_template, tmp_path):
+    """An experiment of a private innovation, a funding line of a private experiment: sent with
+    their required link blanked, they would make every peer refuse the city's whole bundle."""
+    from ..factories import make_experiment, make_innovation
+
+    a = make_city(register_template, tmp_path, "ville-a")
+    b = make_city(register_template, tmp_path, "ville-b")
+    with inside(a):
+        private = make_innovation(name="Projet interne", visibility="private")
+        shared = make_innovation(name="Projet partagé", visibility="network")
+        hidden = make_experiment(private, title="Essai d'un projet interne", visibility="network").uid
+        seen = make_experiment(shared, title="Essai partagé", visibility="network").uid
+        aid = make("funding_aids", name="Fonds vert", aid_type="grant", visibility="network")
+        funding = make("experiment_fundings", experiment=hidden, funding_aid=aid.uid, status="requested",
+                       visibility="network").uid
+    rows = data_rows(export(a, tmp_path / "a.zip"))
+    experiments = {r[0] for r in rows["data/experiments.csv"]}
+    assert seen in experiments and hidden not in experiments
+    assert funding not in {r[0] for r in rows["data/experiment_fundings.csv"]}
+    totals, _batch = import_(b, tmp_path / "a.zip")  # the peer takes the bundle
+    assert totals["created"] >= 3
