@@ -228,8 +228,7 @@ def _descriptor(zf: zipfile.ZipFile) -> dict[str, Any]:
     return descriptor
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 _INSTANCE_CODE = re.compile(bf.INSTANCE_CODE_PATTERN)
 _FORMAT_VERSION = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -237,10 +236,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def _json_depth(text: str) -> int:
     """Return how deeply the arrays and objects of a JSON text nest, without parsing it (a parser
-    recurses once per level: a text of nested brackets would overflow its stack)."""
+    recurses once per level: a text of nested brackets would overflow its stack). One pass, linear
+    whatever the text (an unclosed string must not make it quadratic)."""
     depth = deepest = 0
-    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):  # brackets inside strings do not count
-        if bracket in "[{":
+    in_string = False
+    for match in _JSON_TOKENS.finditer(text):  # an iterator: a list of 4 million tokens would not be bounded memory
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue  # brackets inside strings, and escaped characters, do not count
+        elif token in "[{":
             depth += 1
             deepest = max(deepest, depth)
         else:
@@ -365,6 +371,8 @@ def reasons() -> dict[str, str]:
         "attached_elsewhere": _("pièce jointe d'une fiche que cet import n'apporte pas"),
         "document_origin": _("pièce jointe d'une autre ville que celle de sa fiche"),
         "file_type": _("fichier joint d'un type non accepté (son contenu n'est pas celui qu'annonce son nom)"),
+        "relay_document": _("pièce jointe relayée par une autre ville : seule sa ville d'origine, dont la clé est "
+                            "enregistrée ici, peut l'envoyer"),
         "relay_unproven": _("relayée sans la preuve signée de sa ville d'origine, dont la clé est enregistrée ici"),
         "relay_bad_signature": _("relayée avec une preuve dont la signature ne vérifie pas"),
         "relay_not_in_manifest": _("relayée, mais absente de ce que sa ville d'origine a signé"),
@@ -996,6 +1004,10 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
             d.action, d.reason = "skipped", "attached_elsewhere"
         elif record.origin != values["origin_instance"]:
             d.action, d.reason = "skipped", "document_origin"
+        elif values["origin_instance"] != plan.bundle.origin_instance and signing.pinned_key(values["origin_instance"]):
+            # No manifest lists attachments: a relay cannot prove one, so a city known here by its key
+            # sends its attachments itself (a relay could otherwise swap a city's file for its own).
+            d.action, d.reason = "skipped", "relay_document"
         elif not values["file_included"] or size is None:
             d.action, d.reason = "skipped", "no_file"
         elif (media_type := _member_type(plan.bundle.zf, values["sha256"], values["filename"])) is None:
@@ -1009,6 +1021,8 @@ def _plan_documents(plan: Plan, resources: Mapping[str, Any], in_bundle: Mapping
                     d.action, d.reason = "conflict", "origin_mismatch"
         if d.action in ("created", "updated"):
             plan.documents.append(values)
+            if d.origin != plan.bundle.origin_instance:  # from a city not met yet, relayed: taken unproven
+                plan.unverified[d.origin] = plan.unverified.get(d.origin, 0) + 1
         decisions[uid] = d
     plan.decisions["documents"] = decisions
 

@@ -256,6 +256,7 @@ def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, he
     # Named by its content, so that the file the database names now stays until this transaction
     # commits, and the new one goes if it does not (transaction_files).
     target = _manifest_path(folder, origin, sha256)
+    existed = target.is_file()  # the same manifest, kept before: not this transaction's to remove
     tmp = folder / f".{origin}.{os.getpid()}.{os.urandom(4).hex()}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -270,7 +271,8 @@ def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, he
         _fsync_dir(folder)
     finally:
         tmp.unlink(missing_ok=True)
-    transaction_files.remove_on_rollback([target])
+    if not existed:
+        transaction_files.remove_on_rollback([target])
     old_sha256 = kept.manifest.rpartition("sha256\t")[2].strip() if kept is not None else ""
     if re.fullmatch(r"[0-9a-f]{64}", old_sha256) and old_sha256 != sha256:
         transaction_files.remove_after_commit([_manifest_path(folder, origin, old_sha256)])

@@ -618,3 +618,42 @@ def test_a_kept_manifest_follows_its_transaction(cities, tmp_path):
     _import(c, newer)
     after = sorted(p.name for p in folder.iterdir() if p.name.startswith("ville-a-"))
     assert len(after) == 1 and after != [n for n in before if n.startswith("ville-a-")]
+
+
+def test_a_relay_cannot_swap_the_attachment_of_a_city_known_by_its_key(cities, tmp_path):
+    """No manifest lists attachments: C, relaying A's innovation, cannot replace A's file (a
+    made-up row at version 99) at D, which knows A's key; D keeps A's own file."""
+    import hashlib
+    import io
+
+    from sqlalchemy import update
+
+    from piu_app.models import Document
+    from piu_app.services import documents
+
+    a, c, d = cities("ville-a"), cities("ville-c"), cities("ville-d")
+    genuine, forged = b"%PDF-1.4\n% cahier de A\n%%EOF\n", b"%PDF-1.4\n% faux de C : payez sur IBAN XX\n%%EOF\n"
+    uploads = {app: Path(app.config["PIU_UPLOADS_DIR"]) for app in (a, c, d)}
+    with inside(a):
+        lamp = make_innovation(name="Lampadaire", visibility="network")
+        doc = documents.attach(RECORD_TYPES["innovations"], lamp, stream=io.BytesIO(genuine), filename="cctp.pdf",
+                               title="CCTP", doc_type="other", uploads=uploads[a], max_bytes=1 << 20, username="t")
+        db.session.flush()
+        doc_uid = doc.uid
+    with inside(a):
+        exchange.export("network", tmp_path / "a.zip", uploads=uploads[a], include_documents=True)
+    import_(d, tmp_path / "a.zip")  # D pins A's key
+    import_(c, tmp_path / "a.zip")
+    digest = hashlib.sha256(forged).hexdigest()
+    documents.store_stream(uploads[c], digest, io.BytesIO(forged))
+    with inside(c):  # C, on its own laptop, swaps A's attachment in its register
+        db.session.execute(update(Document.__table__).where(Document.uid == doc_uid)
+                           .values(sha256=digest, version=99, title="CCTP (v2)"))
+    with inside(c):
+        exchange.export("network", tmp_path / "c.zip", uploads=uploads[c], include_documents=True)
+    plan, report = _import(d, tmp_path / "c.zip")
+    assert plan.decisions["documents"][doc_uid].reason == "relay_document"
+    with inside(d):
+        row = db.session.scalars(select(Document).filter_by(uid=doc_uid)).one()
+        assert (row.version, row.title) == (1, "CCTP")
+        assert documents.path_for_digest(uploads[d], row.sha256).read_bytes() == genuine
