@@ -109,6 +109,23 @@ def admin(app: Flask) -> FlaskClient:
     return login(app.test_client(), "admin")
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory with a configured register, named by PIU_HOME (for the `piu` commands and
+    the launcher; SQLite whatever the test run's engine, French whatever the machine's locale)."""
+    for name in ("PIU_DATABASE_URL", "PIU_TEST_DATABASE_URL", "PIU_DEFAULT_LOCALE"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PIU_HOME", str(home))
+    app = create_app({"TESTING": True}, instance_path=home)
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        instance_service.configure(city_name="Ville CLI", country_code="SN", instance_code="cli-city")
+        db.session.commit()
+        db.engine.dispose()
+    return home
+
+
 @pytest.fixture(scope="session")
 def register_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, migrated SQLite register that tests copy to make other cities quickly."""

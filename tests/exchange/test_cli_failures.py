@@ -17,17 +17,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.exc import OperationalError
 
-from piu_app import create_app, database, upgrade_database
+from piu_app import database
 from piu_app.cli import main
-from piu_app.database import writing
 from piu_app.extensions import db
 from piu_app.services import exchange as exchange_service
-from piu_app.services import instance as instance_service
 
 from .cities import export, inside, make_city
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def quiet_start(monkeypatch: pytest.MonkeyPatch) -> None:
     from piu_app import launcher
 
@@ -36,17 +34,7 @@ def quiet_start(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_start) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("PIU_HOME", str(home))
-    app = create_app({"TESTING": True}, instance_path=home)
-    upgrade_database(app, backup=False)
-    with app.app_context(), writing():
-        instance_service.configure(city_name="Ville CLI", country_code="SN", instance_code="cli-city")
-        db.session.commit()
-        db.engine.dispose()
-    return home
+# `home`: a configured data directory named by PIU_HOME (tests/conftest.py)
 
 
 @pytest.fixture

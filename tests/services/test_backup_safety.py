@@ -23,12 +23,11 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from piu_app import create_app, database, upgrade_database
+from piu_app import create_app, database
 from piu_app.cli import main
 from piu_app.database import BACKUP_TEMP_PREFIX, writing
 from piu_app.extensions import db
 from piu_app.services import DomainError, backups
-from piu_app.services import instance as instance_service
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX permissions and fork")
 
@@ -202,19 +201,7 @@ def test_a_fresh_leftover_is_kept_an_old_one_removed(sqlite_app, ctx, tmp_path):
 
 # --------------------------------------------------------------------------- start-up and the commands
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("PIU_DATABASE_URL", "PIU_TEST_DATABASE_URL", "PIU_DEFAULT_LOCALE"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("PIU_HOME", str(home))
-    app = create_app({"TESTING": True}, instance_path=home)
-    upgrade_database(app, backup=False)
-    with app.app_context(), writing():
-        instance_service.configure(city_name="Ville CLI", country_code="SN", instance_code="cli-city")
-        db.session.commit()
-        db.engine.dispose()
-    return home
+# `home`: a configured data directory named by PIU_HOME (tests/conftest.py)
 
 
 def _disk_full_on_backup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from piu_app import create_app, upgrade_database
+from piu_app import create_app
 from piu_app.cli import main
-from piu_app.database import writing
 from piu_app.extensions import db
 from piu_app.launcher import InstanceLock
 from piu_app.services import ConflictError, InvalidInputError, NotFoundError, backups
@@ -169,20 +168,7 @@ def test_postgresql_is_refused(app, ctx, monkeypatch, tmp_path):
 
 # --------------------------------------------------------------------------- the `piu` commands
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data directory with a configured register, named by PIU_HOME."""
-    for name in ("PIU_DATABASE_URL", "PIU_TEST_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("PIU_HOME", str(home))
-    app = create_app({"TESTING": True}, instance_path=home)
-    upgrade_database(app, backup=False)
-    with app.app_context(), writing():
-        instance_service.configure(city_name="Ville CLI", country_code="SN", instance_code="cli-city")
-        db.session.commit()
-        db.engine.dispose()
-    return home
+# `home`: a configured data directory named by PIU_HOME (tests/conftest.py)
 
 
 def _city(home: Path) -> str:
