@@ -133,3 +133,17 @@ def register_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return make_template(tmp_path_factory.mktemp("template"))
 
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """Print the figures of the hostile-bundle run (tests/exchange/test_bundle_fuzz.py), which each
+    test worker writes to PIU_FUZZ_STATS.<worker>, before pytest's closing line."""
+    import json
+
+    base = os.environ.get("PIU_FUZZ_STATS")
+    if not base:
+        return
+    for path in sorted(Path(base).parent.glob(Path(base).name + ".*")):
+        figures = json.loads(path.read_text())
+        terminalreporter.write_line(f"hostile bundles ({path.suffix.lstrip('.')}): {figures['inputs']} inputs, "
+                                    f"{figures.get('refused', 0)} refused, {figures.get('accepted', 0)} accepted")

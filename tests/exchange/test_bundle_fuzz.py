@@ -85,7 +85,9 @@ def world(tmp_path_factory):
             target.unlink()
     yield _World({"victim": victim, "seed": _members(seed_bundle.read_bytes()), "root": root})
     if os.environ.get("PIU_FUZZ_STATS"):  # the figures docs/SECURITY.md quotes
-        Path(f"{os.environ['PIU_FUZZ_STATS']}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}").write_text(json.dumps(
+        stats = Path(f"{os.environ['PIU_FUZZ_STATS']}.{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+        stats.parent.mkdir(parents=True, exist_ok=True)
+        stats.write_text(json.dumps(
             {"inputs": sum(OUTCOMES.values()), **OUTCOMES, "refusals": dict(REFUSALS.most_common(40))},
             ensure_ascii=False, indent=1))
 
