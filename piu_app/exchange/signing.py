@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from .. import transaction_files
+from ..database import fsync_dir
 from ..models import ChangeLog, PeerKey, SignedManifest, db, utcnow
 
 ALGORITHM = "ed25519"
@@ -80,7 +82,8 @@ def instance_key(data_dir: Path) -> SigningKey:
                 os.link(tmp, path)  # unlike a rename, never replaces a key another thread just made
             except FileExistsError:
                 pass
-            _fsync_dir(data_dir)
+            with contextlib.suppress(OSError):  # the key is written; its folder entry is the system's
+                fsync_dir(data_dir)
         finally:
             tmp.unlink(missing_ok=True)
     private = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -88,19 +91,6 @@ def instance_key(data_dir: Path) -> SigningKey:
         raise ValueError(f"{path} is not an Ed25519 key")
     public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     return SigningKey(private, public, fingerprint(public))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows cannot open a directory; its renames are durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fingerprint(public_key: str) -> str:
@@ -268,7 +258,8 @@ def keep_manifest(folder: Path, origin: str, public_key: str, signature: str, he
         if hashing.digest.hexdigest() != sha256:
             return  # not what was checked: keep nothing
         os.replace(tmp, target)
-        _fsync_dir(folder)
+        with contextlib.suppress(OSError):
+            fsync_dir(folder)
     finally:
         tmp.unlink(missing_ok=True)
     if not existed:

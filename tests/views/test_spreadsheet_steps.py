@@ -10,25 +10,13 @@ import html
 import io
 import re
 
-import openpyxl
 import pytest
 
 from piu_app.exchange import spreadsheets as sheets
 from piu_app.extensions import db
 from piu_app.models import Organisation
 from tests.conftest import csrf_token
-
-
-def _xlsx(rows: list[list[object]], merged: str | None = None) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    for row in rows:
-        sheet.append(row)
-    if merged:
-        sheet.merge_cells(merged)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+from tests.exchange.test_spreadsheets import _xlsx  # one workbook maker for both
 
 
 def _upload(client, data: bytes, name: str = "structures.xlsx") -> str:
