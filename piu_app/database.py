@@ -38,10 +38,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (DateTime, Engine, Executable, Table, and_, case, event, func, insert, literal, null, text,
-                        type_coerce)
-from sqlalchemy.types import NullType
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Executable,
+    Table,
+    and_,
+    case,
+    event,
+    func,
+    insert,
+    literal,
+    null,
+    text,
+    type_coerce,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType
 
 BUSY_TIMEOUT_MS = 15_000
 BULK_CACHE_KB = 32_768  # SQLite page cache while an import or export runs (2 MB otherwise)

@@ -18,7 +18,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Connection, String, Table, case, cast, false, func, literal, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    Table,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 from sqlalchemy.types import NullType
 
 from ..database import driver_rows, stored_date_text, stored_datetime_text, stored_text_sql
