@@ -183,10 +183,12 @@ def _export(rt: RecordType, fmt: str) -> Response:
         rt, filters, page_size=spreadsheets.EXPORT_MAX_ROWS, deleted=request.args.get("trash") == "1",
         drafts_only=request.args.get("drafts") == "1", sort=request.args.get("sort", "name"))
     data = spreadsheets.export_rows(rt, page.items, fmt, lang=current_lang())
-    mimetype = ("text/csv; charset=utf-8" if fmt == "csv"
-                else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    # `content_type`, not `mimetype`: Werkzeug adds "; charset=utf-8" to a text mimetype, a second time
+    content_type = ("text/csv; charset=utf-8" if fmt == "csv"
+                    else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
-    return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(data, content_type=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _version_missing(form) -> bool:
