@@ -129,7 +129,8 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("reader")
     def history(uid: str):
         record = record_service.get(rt, uid)
-        return render_template("records/history.html", rt=rt, record=record, entries=record_service.history(record))
+        entries = record_service.history_in_words(rt, record, _labels_with_themes(current_lang()))
+        return render_template("records/history.html", rt=rt, record=record, entries=entries)
 
     @bp.post("/<uid>/links/<link_name>")
     @require_role("editor")
@@ -174,6 +175,13 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return redirect(url_for(".detail", uid=uid))
 
     return bp
+
+
+def _labels_with_themes(lang: str) -> dict[tuple[str, str], str]:
+    """Vocabulary labels in `lang`, themes under ("theme", code)."""
+    labels = vocabularies.label_map(lang)
+    labels.update({("theme", theme.code): theme.label(lang) for theme in vocabularies.themes()})
+    return labels
 
 
 def _export(rt: RecordType, fmt: str) -> Response:
