@@ -43,7 +43,7 @@ def _countries() -> dict[str, str]:
     for lang in ("en", "fr"):
         for code, name in Locale(lang).territories.items():
             if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES:
-                found[fold(name)] = code
+                found[" ".join(fold(name).replace("’", "'").split())] = code
                 found[fold(code)] = code
     return found
 
