@@ -561,7 +561,7 @@ def _fts5(positive: str, negative: str) -> str:
 
 
 def _tsquery(q: SearchQuery) -> str:
-    """The PostgreSQL `to_tsquery('simple', …)` text of `q` (words are \w+ only: no operator inside)."""
+    """The PostgreSQL `to_tsquery('simple', …)` text of `q` (words are letters and digits only: no operator inside)."""
     last = (len(q.groups) - 1, len(q.groups[-1]) - 1)
     groups = ["(" + " | ".join("(" + " & ".join(words[:-1] + (words[-1] + (":*" if q.prefix_last and (g, a) == last
                                                                             else ""),)) + ")"

@@ -53,7 +53,7 @@ def test_every_click_module_we_translate_still_asks_gettext():
     from piu_app import cli_language
 
     for name in cli_language.CLICK_MODULES:
-        assert getattr(importlib.import_module(name), "_") is cli_language.gettext, name
+        assert importlib.import_module(name)._ is cli_language.gettext, name
 
 
 def test_setup_installs_a_register_without_a_browser_and_refuses_a_second_time(tmp_path):
