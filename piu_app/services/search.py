@@ -32,9 +32,11 @@ from ..registry import RECORD_TYPES, RecordType
 from . import InvalidInputError
 
 MAX_QUERY_LENGTH = 200  # a search is a few words; a longer query is refused, never cut silently
-# Counting hits per theme joins every hit to its themes: done up to this many hits (a few ms), not
-# for a query that matches most of a register of 100 000 (the page then shows no count per theme).
-THEME_COUNT_LIMIT = 5000
+# Counting hits per filter reads every hit (per type and level: a few µs each; per theme, a join to
+# its themes: about 20 µs each): done up to these numbers of hits, never for a word found in most of
+# a register of 100 000 (the page then shows no count rather than a slow one).
+COUNT_LIMIT = 10_000
+THEME_COUNT_LIMIT = 2_000
 
 
 def _entry(rt: RecordType, record: Any) -> IndexEntry:
@@ -191,6 +193,7 @@ class Counts:
     types: dict[str, int]
     visibilities: dict[str, int]
     themes: dict[str, int] | None   # None: too many hits to count per theme (THEME_COUNT_LIMIT)
+    counted: bool = True            # False: too many hits to count per filter (COUNT_LIMIT)
 
 
 def _check(query: str) -> SearchQuery:
@@ -249,13 +252,15 @@ def counts(query: str, *, record_types: Sequence[str] = (), visibility: str = ""
     if not q:
         return Counts({}, {}, {})
     conn = db.session.connection()
-    grouped = search_counts(conn, q)
+    grouped = search_counts(conn, q, limit=COUNT_LIMIT)
+    if grouped is None:
+        return Counts({}, {}, None, counted=False)
     themed = [key for key, rt in RECORD_TYPES.items() if rt.has_themes]
     by_theme = None
     if sum(n for (key, _vis), n in grouped.items() if key in themed) <= THEME_COUNT_LIMIT:
         by_theme = _theme_counts(conn, q)
     elif theme:
-        return Counts({}, {}, None)  # the theme filter cannot be counted: no count rather than a wrong one
+        return Counts({}, {}, None, counted=False)  # the theme filter cannot be counted: none rather than wrong ones
     wanted = set(record_types) & set(RECORD_TYPES)
     if theme and by_theme is not None:
         rows: dict[tuple[str, str], int] = {}

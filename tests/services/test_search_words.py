@@ -64,7 +64,7 @@ def test_counts_behind_each_filter(register):
     assert counts.themes == {"water_sanitation": 2, "energy_climate": 1}
 
 
-def test_counts_cost_two_queries_whatever_the_filters(register, monkeypatch):
+def test_counts_cost_three_queries_whatever_the_filters(register, monkeypatch):
     from sqlalchemy import event
 
     from piu_app.extensions import db
@@ -77,14 +77,17 @@ def test_counts_cost_two_queries_whatever_the_filters(register, monkeypatch):
         search.counts("fontaine", record_types=["innovations"], visibility="public", theme="water_sanitation")
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert len(statements) == 2, statements
+    assert len(statements) == 3, statements  # the hits, the hits per type and level, the hits per theme
 
 
 def test_theme_counts_stop_above_the_limit(register, monkeypatch):
     monkeypatch.setattr(search, "THEME_COUNT_LIMIT", 1)
     counts = search.counts("fontaine")
     assert counts.themes is None and counts.types == {"innovations": 2, "organisations": 1}
-    assert search.counts("fontaine", theme="energy_climate") == search.Counts({}, {}, None)
+    assert search.counts("fontaine", theme="energy_climate") == search.Counts({}, {}, None, counted=False)
+    monkeypatch.setattr(search, "COUNT_LIMIT", 2)
+    assert search.counts("fontaine") == search.Counts({}, {}, None, counted=False)
+    assert search.counts("latrines").types == {"innovations": 1}
 
 
 HOSTILE = ["OR", "OU", "NOT", "AND", "NEAR", "NEAR(a b)", "title:", "{title}", ":", "*", "^", '"', "'", "(", ")",
