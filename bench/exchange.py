@@ -12,6 +12,8 @@ For each size, in a throw-away directory:
   export    A: services.exchange.export("network", …) → the bundle (time, size, rows).
   import    B: services.exchange.import_bundle(…) + commit (every record is new to B).
   re-import B: the same bundle again + commit (nothing changed: must create/update nothing).
+  update    A changes every innovation (description, price, version + 1) and exports again; B
+            imports that bundle (every innovation updated: the history names the fields that changed).
 
 Each step runs in its own child process, and the parent reads that child's peak resident memory
 from os.wait4() (ru_maxrss of that one process), so the peak of a step is not polluted by the
@@ -62,7 +64,7 @@ TARGET_EXPORT_S = 10.0
 TARGET_IMPORT_S = 30.0
 TARGET_PEAK_MB = 500.0
 TARGET_REIMPORT_RATIO = 0.5
-STEPS = ("fill", "setup-b", "export", "import", "reimport")
+STEPS = ("fill", "setup-b", "export", "import", "reimport", "update-export", "update")
 
 
 # --------------------------------------------------------------------------- helpers (child side)
@@ -212,7 +214,7 @@ def step_export(n: int, base: Path) -> dict:
             "rows": {k: v for k, v in summary.rows.items() if v}}
 
 
-def _import(base: Path, label: str) -> dict:
+def _import(base: Path, label: str, bundle_name: str = "bundle.registre.zip") -> dict:
     from piu_app.database import wait_for_checkpoints, writing
     from piu_app.exchange import bundle_import
     from piu_app.extensions import db
@@ -220,7 +222,7 @@ def _import(base: Path, label: str) -> dict:
 
     home = base / "city-b"
     app = _make_app(home)
-    bundle = base / "bundle.registre.zip"
+    bundle = base / bundle_name
     phases = _Phases()
     phases.wrap(bundle_import, "open_bundle", "checksums")
     phases.wrap(bundle_import, "plan_import", "plan")
@@ -261,8 +263,35 @@ def step_reimport(n: int, base: Path) -> dict:
     return _import(base, "reimport")
 
 
+def step_update_export(n: int, base: Path) -> dict:
+    """A changes every shared innovation (two fields, a new version), then exports the update bundle."""
+    from sqlalchemy import text
+
+    from piu_app.database import writing
+    from piu_app.extensions import db
+    from piu_app.services import exchange
+
+    home = base / "city-a"
+    app = _make_app(home)
+    out = base / "bundle-update.registre.zip"
+    out.unlink(missing_ok=True)
+    with app.test_request_context(), writing():
+        db.session.execute(text("UPDATE innovations SET version = version + 1, updated_at = :now, "
+                                "description = description || ' (mise à jour)', "
+                                "price_indication = coalesce(price_indication, 0) + 1000"),
+                           {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None)})
+        db.session.commit()
+        summary = exchange.export("network", out, uploads=home / "uploads")
+        db.session.rollback()
+    return {"size": summary.size}
+
+
+def step_update(n: int, base: Path) -> dict:
+    return _import(base, "update", "bundle-update.registre.zip")
+
+
 STEP_FUNCTIONS = {"fill": step_fill, "setup-b": step_setup_b, "export": step_export, "import": step_import,
-                  "reimport": step_reimport}
+                  "reimport": step_reimport, "update-export": step_update_export, "update": step_update}
 
 
 def child_main(args) -> None:
@@ -346,6 +375,11 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
         phases = ", ".join(f"{k} {v:.1f}" for k, v in i["phases_wall"].items())
         print(f"  {step:8} {i['wall']:6.1f} s (cpu {i['cpu']:6.1f} s, load {i['load']})  peak {i['peak_mb']:6.0f} MB "
               f"(floor {i['floor_mb']:.0f})  totals {i['totals']}\n           phases (s): {phases}", flush=True)
+    run_step("update-export", n, base, args)
+    u = r["update"] = run_step("update", n, base, args)
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in u["phases_wall"].items())
+    print(f"  update   {u['wall']:6.1f} s (cpu {u['cpu']:6.1f} s, load {u['load']})  peak {u['peak_mb']:6.0f} MB "
+          f"(floor {u['floor_mb']:.0f})  totals {u['totals']}\n           phases (s): {phases}", flush=True)
     # correctness: everything exported was created in B; the re-import changed nothing
     exported = {k: v for k, v in e["rows"].items() if k in r["fill"]["counts"]}
     problems = []
@@ -357,6 +391,8 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
         problems.append(f"re-import changed something: {r['reimport']['totals']}")
     if r["reimport"]["counts"] != exported:
         problems.append(f"B holds {r['reimport']['counts']} after the re-import")
+    if r["update"]["totals"]["updated"] != e["rows"].get("innovations"):
+        problems.append(f"update bundle updated {r['update']['totals']['updated']}, expected every innovation")
     r["problems"] = problems
     print("  check:", "OK (import created every exported record; re-import created/updated 0)"
           if not problems else "FAILED: " + "; ".join(problems), flush=True)
@@ -370,12 +406,12 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
 
 def print_table(results: dict[int, dict]) -> None:
     print("\n| innovations | records | export s | bundle MB | export peak MB | import s | import peak MB "
-          "| re-import s | re-import peak MB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| re-import s | re-import peak MB | update s (every innovation) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in results.items():
-        e, i, ri = r["export"], r["import"], r["reimport"]
+        e, i, ri, u = r["export"], r["import"], r["reimport"], r["update"]
         print(f"| {n} | {sum(e['rows'].values())} | {e['wall']:.1f} | {e['size'] / 1e6:.1f} | {e['peak_mb']:.0f} "
-              f"| {i['wall']:.1f} | {i['peak_mb']:.0f} | {ri['wall']:.1f} | {ri['peak_mb']:.0f} |")
+              f"| {i['wall']:.1f} | {i['peak_mb']:.0f} | {ri['wall']:.1f} | {ri['peak_mb']:.0f} | {u['wall']:.1f} |")
     print("(wall-clock seconds of the step inside its process; cpu times above; peak MB = ru_maxrss of the "
           "step's own process, interpreter and app included; bundle MB = 10^6 bytes; records = rows of every "
           "table in the bundle, join tables included)")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from . import paths
+from . import __version__, cli_language, paths
+
+cli_language.install()  # click's own messages (usage, --help, errors) in French, like the command's own
+
+LEVELS = {"network": "réseau", "public": "public"}
+ROLES = {"admin": "administrateur", "editor": "éditeur", "reader": "lecteur"}
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]},
+             subcommand_metavar="[COMMANDE] [ARGUMENTS]...")
+@click.version_option(__version__, "--version", prog_name="piu", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """PIU — le registre de l'innovation urbaine de votre ville. Sans commande : démarre et ouvre le navigateur."""
@@ -21,8 +29,8 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Adresse d'écoute (127.0.0.1 par défaut).")
-@click.option("--port", type=int, default=None, help="Port (5080 par défaut ; 0 = un port libre).")
+@click.option("--host", default=None, metavar="ADRESSE", help="Adresse d'écoute (127.0.0.1 par défaut).")
+@click.option("--port", type=int, default=None, metavar="PORT", help="Port (5080 par défaut ; 0 = un port libre).")
 @click.option("--no-browser", is_flag=True, help="Ne pas ouvrir le navigateur.")
 def serve(host: str | None, port: int | None, no_browser: bool) -> None:
     """Démarrer le serveur."""
@@ -54,13 +62,65 @@ def demo() -> None:
     with app.app_context(), writing():
         added = demo_service.load()
         db.session.commit()
-    total = sum(added.values())
-    click.echo(f"Démonstration : {total} fiches ajoutées" + (f" ({', '.join(f'{k} {v}' for k, v in added.items())})"
-                                                                if added else " (déjà chargée)."))
+        total = sum(added.values())
+        details = ", ".join(f"{n} {_type_words(key, n)}" for key, n in added.items())
+    click.echo(f"Démonstration : {total} fiches ajoutées ({details})." if added
+               else "Démonstration : déjà chargée, rien d'ajouté.")
+
+
+def _type_words(key: str, n: int = 2) -> str:
+    """A record type in words, in lower case (« 7 territoires », « 1 innovation »); needs an app context."""
+    from .registry import RECORD_TYPES
+
+    rt = RECORD_TYPES.get(key)
+    if rt is None:
+        return {"documents": "pièces jointes"}.get(key, key)
+    words = str(rt.label if n == 1 else rt.label_plural)
+    return words[:1].lower() + words[1:]
+
+
+@main.command()
+@click.option("--city", required=True, metavar="NOM", help="Nom de la ville (par exemple « Ville de Ziguinchor »).")
+@click.option("--country", required=True, metavar="PAYS", help="Pays : son nom ou son code ISO à deux lettres (Sénégal ou SN).")
+@click.option("--code", "instance_code", required=True, metavar="CODE",
+              help="Code de l'instance, court et définitif : 3 à 64 lettres minuscules, chiffres et tirets.")
+@click.option("--admin", "admin_username", required=True, metavar="IDENTIFIANT", help="Identifiant du premier administrateur.")
+@click.option("--password", "password_option", default=None, metavar="MOT_DE_PASSE",
+              help="Son mot de passe (10 caractères au moins). Mieux : la variable d'environnement "
+                   "PIU_ADMIN_PASSWORD, qu'aucune liste de processus ne montre.")
+def setup(city: str, country: str, instance_code: str, admin_username: str, password_option: str | None) -> None:
+    """Installer un registre sans navigateur (installation scriptée) : la ville et son premier administrateur.
+
+    Refusé si le registre est déjà installé. Exemple :
+    PIU_ADMIN_PASSWORD=… piu setup --city "Ville de Ziguinchor" --country SN --code ziguinchor --admin awa
+    """
+    from .database import writing
+    from .extensions import db
+    from .services import DomainError
+    from .services import instance as instance_service
+
+    password = password_option if password_option is not None else os.environ.get("PIU_ADMIN_PASSWORD", "")
+    if not password:
+        _fail("Mot de passe manquant : donnez-le par la variable d'environnement PIU_ADMIN_PASSWORD "
+              "(ou l'option --password). Rien n'a été changé.", code=2)
+    app = _app()
+    with app.test_request_context(), writing():
+        try:
+            user = instance_service.first_setup(city_name=city, country=country, instance_code=instance_code,
+                                                admin_username=admin_username, admin_password=password)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            problems = [str(m) for m in getattr(exc, "field_errors", {}).values()]
+            _fail("\n".join([f"Installation refusée : {exc.message}", *(f"  - {p}" for p in problems),
+                              "Rien n'a été changé."]))
+        settings = instance_service.current()
+        click.echo(f"Registre de {settings.city_name} ({settings.country_code}) installé, code d'instance "
+                   f"« {settings.instance_code} » ; administrateur « {user.username} ». Démarrez-le avec « piu ».")
 
 
 @main.command("create-admin")
-@click.option("--username", prompt="Identifiant", help="Identifiant du compte.")
+@click.option("--username", prompt="Identifiant", metavar="IDENTIFIANT", help="Identifiant du compte.")
 @click.option("--password", prompt="Mot de passe", hide_input=True, confirmation_prompt=True,
               help="Mot de passe (10 caractères au moins).")
 @click.option("--role", type=click.Choice(["admin", "editor", "reader"]), default="admin", show_default=True)
@@ -78,7 +138,7 @@ def create_admin(username: str, password: str, role: str) -> None:
         except DomainError as exc:
             raise click.ClickException(exc.message) from exc
         db.session.commit()
-        click.echo(f"Compte « {user.username} » créé ({user.role}).")
+        click.echo(f"Compte « {user.username} » créé ({ROLES.get(user.role, user.role)}).")
 
 
 @main.command()
@@ -96,7 +156,7 @@ def reindex() -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", metavar="FICHIER", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fichier à écrire (par défaut : une sauvegarde « manuelle » dans le dossier des sauvegardes).")
 def backup(out: Path | None) -> None:
     """Sauvegarder la base de données maintenant, même pendant que PIU tourne."""
@@ -117,10 +177,10 @@ _YES = {"o", "oui", "y", "yes"}
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", metavar="FICHIER", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Ne pas demander de confirmation.")
 def restore(file: Path, yes: bool) -> None:
-    """Remplacer la base par la sauvegarde FILE (chemin, ou nom d'un fichier du dossier des sauvegardes).
+    """Remplacer la base par la sauvegarde FICHIER (chemin, ou nom d'un fichier du dossier des sauvegardes).
 
     L'état actuel est d'abord sauvegardé (« avant restauration »). PIU doit être fermé.
     """
@@ -165,7 +225,7 @@ def where() -> None:
 @main.command("export")
 @click.option("--level", type=click.Choice(["network", "public"]), default="network", show_default=True,
               help="network : fiches « Réseau » et « Public » ; public : fiches « Public » seulement (données ouvertes).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", metavar="FICHIER", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fichier .zip à écrire (par défaut <code-instance>-<AAAAMMJJ>.registre.zip ici).")
 @click.option("--documents", is_flag=True, help="Joindre les fichiers des pièces jointes partagées.")
 def export_bundle(level: str, out: Path | None, documents: bool) -> None:
@@ -197,19 +257,20 @@ def export_bundle(level: str, out: Path | None, documents: bool) -> None:
     from .exchange.bundle_format import TABLE_ORDER
 
     shared = sum(n for name, n in summary.rows.items() if name in TABLE_ORDER)
-    click.echo(f"Paquet écrit : {target} ({shared} fiches, {summary.size / 1e6:.1f} Mo, niveau {level}).")
+    size = f"{summary.size / 1e6:.1f}".replace(".", ",")
+    click.echo(f"Paquet écrit : {target} ({shared} fiches, {size} Mo, niveau {LEVELS[level]}).")
 
 
 @main.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", metavar="FICHIER", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Vérifier et montrer ce qui changerait, sans rien écrire.")
 def import_bundle(file: Path, dry_run: bool) -> None:
-    """Importer le paquet d'échange FILE d'une autre ville (vérifié d'abord, sauvegarde avant d'écrire)."""
+    """Importer le paquet d'échange FICHIER d'une autre ville (vérifié d'abord, sauvegarde avant d'écrire)."""
     from flask_babel import gettext as _
     from sqlalchemy.exc import SQLAlchemyError
 
     from .database import is_disk_full, release_journal, writing
-    from .exchange.bundle_import import BundleError, reasons
+    from .exchange.bundle_import import BundleError
     from .extensions import db
     from .services import DomainError, backups, exchange
 
@@ -245,8 +306,16 @@ def import_bundle(file: Path, dry_run: bool) -> None:
             release_journal(db.engine)  # give back the space the failed transaction took
             _fail(_("Le disque est plein : l'import n'a rien écrit. Libérez de la place (par exemple en "
                     "supprimant d'anciennes sauvegardes) puis recommencez."))
+        _report_import(plan, dry_run=dry_run, batch_uid=batch_uid)
+
+
+def _report_import(plan, *, dry_run: bool, batch_uid: str | None) -> None:
+    """Say what an import found and did, in words (inside the app context: the labels are translated)."""
+    from .exchange.bundle_import import reasons
+
     bundle = plan.bundle
-    click.echo(f"Paquet de {bundle.origin_name or '?'} ({bundle.origin_instance}), niveau {bundle.level}.")
+    click.echo(f"Paquet de {bundle.origin_name or '?'} ({bundle.origin_instance}), "
+               f"niveau {LEVELS.get(bundle.level, bundle.level)}.")
     fingerprint = bundle.signature.fingerprint if bundle.signature else ""
     click.echo({"verified": f"Signé avec la clé enregistrée pour cette ville ({fingerprint}).",
                 "first": f"Premier paquet signé de cette ville : clé {fingerprint} (comparez-la avec la ville par "
@@ -255,16 +324,17 @@ def import_bundle(file: Path, dry_run: bool) -> None:
                .get(plan.trust, "Paquet non signé : non vérifié."))
     for origin, count in plan.unverified.items():
         click.echo(f"  {count} fiche(s) de {origin} relayée(s) sans pouvoir être vérifiée(s).")
-    click.echo(f"{'table':<26}{'nouvelles':>10}{'mises à jour':>14}{'inchangées':>12}{'ignorées':>10}{'conflits':>10}")
+    click.echo(f"{'fiches':<26}{'nouvelles':>10}{'mises à jour':>14}{'inchangées':>12}{'ignorées':>10}{'conflits':>10}")
     for table, row in plan.counts().items():
         if any(row.values()):
-            click.echo(f"{table:<26}{row['created']:>10}{row['updated']:>14}{row['unchanged']:>12}"
+            name = _type_words(table)[:25]
+            click.echo(f"{name:<26}{row['created']:>10}{row['updated']:>14}{row['unchanged']:>12}"
                        f"{row['skipped']:>10}{row['conflict']:>10}")
     labels = reasons()
     for decisions in plan.decisions.values():
         for d in decisions.values():
             if d.action in ("skipped", "conflict") and d.reason != "own_record":
-                click.echo(f"  {d.table} {d.title or d.uid} : {labels.get(d.reason, d.reason)}")
+                click.echo(f"  {_type_words(d.table, 1)} « {d.title or d.uid} » : {labels.get(d.reason, d.reason)}")
     if dry_run:
         click.echo("Essai à blanc : rien n'a été écrit.")
     elif batch_uid is None:
@@ -274,7 +344,7 @@ def import_bundle(file: Path, dry_run: bool) -> None:
 
 
 @main.command("undo-import")
-@click.argument("batch_uid")
+@click.argument("batch_uid", metavar="IDENTIFIANT")
 def undo_import(batch_uid: str) -> None:
     """Annuler un import : retirer ce qu'il a apporté, rétablir ce qu'il a remplacé."""
     from .database import writing

@@ -33,8 +33,16 @@ def setup_logging(data_dir: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     if sys.stderr is not None:
-        root.addHandler(logging.StreamHandler())
+        console = logging.StreamHandler()
+        console.addFilter(_quiet_migrations)
+        root.addHandler(console)
     root.setLevel(logging.INFO)
+
+
+def _quiet_migrations(record: logging.LogRecord) -> bool:
+    """Keep Alembic's routine lines (« Context impl SQLiteImpl », each step of an upgrade) out of the
+    console, where every `piu` command showed them: they stay in the log file; a warning still shows."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(("alembic", "flask_migrate"))
 
 
 class InstanceLock:

@@ -1215,11 +1215,74 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
         created = [id_ for id_ in ids if id_ not in befores]
         _log_rows(conn, ImportChange.__table__, table, created, batch_id=batch_id, record_type=rtable.name,
                   record_uid=table.c.uid, action="created", before=None)
+    at = utcnow()
+    if befores:
+        # An update names the fields that changed (compared here, in the bundle's text form, from the
+        # rows the undo keeps anyway); a new record only says where it came from.
+        changes_of = _change_function(rtable)
+        uid_of = maps.uid_of(rtable.name)
+        title_at = next((n for n, c in enumerate(rtable.columns) if c.name == rtable.rt.title_attr), None)
+        logs = []
+        for id_, before in befores.items():
+            uid = uid_of[id_]
+            row = rows[uid]
+            changes = changes_of(before["row"], row, before["children"],
+                                 {name: kids.get(uid, []) for name, kids in children.items()})
+            logs.append({"record_type": rtable.name, "record_uid": uid,
+                         "record_title": (row[title_at] if title_at is not None else "")[:300], "action": action,
+                         "username": username, "at": at, "changes": {"origin": ["", origin_label], **changes}})
+        for i in range(0, len(logs), 5000):
+            conn.execute(insert(ChangeLog.__table__), logs[i:i + 5000])
     title = table.c[rtable.rt.title_attr] if rtable.rt.title_attr in table.c else literal("")
-    _log_rows(conn, ChangeLog.__table__, table, ids, record_type=rtable.name, record_uid=table.c.uid,
-              record_title=func.substr(title, 1, 300), action=action, username=username, at=utcnow(),
-              changes={"origin": ["", origin_label]})
+    _log_rows(conn, ChangeLog.__table__, table, [id_ for id_ in ids if id_ not in befores], record_type=rtable.name,
+              record_uid=table.c.uid, record_title=func.substr(title, 1, 300), action=action, username=username,
+              at=at, changes={"origin": ["", origin_label]})
     return ids
+
+
+# Bookkeeping columns: they change with every update and say nothing the reader asked about.
+_UNLOGGED = {"uid", "origin_instance", "created_at", "updated_at", "version", "lang", "licence", "source"}
+
+
+def _change_function(rtable: bf.RecordTable) -> Any:
+    """Return changes(before_row, row, before_children, children) -> {field: [before, after]} for the
+    history of a record an import replaced: both sides in the bundle's text form (refs as uids, put
+    into titles when shown), contact details masked as the history of an edit masks them."""
+    compared = [(n, col.name.removesuffix("_uid") if col.kind == "ref" else col.name, col.name, col.personal)
+                for n, col in enumerate(rtable.columns) if col.name not in _UNLOGGED]
+    fields = {f.name: f for f in rtable.rt.fields}
+    links = {link.model.__tablename__: link.name for link in rtable.rt.links}
+    kids: list[tuple[str, str, Any]] = []
+    for child in rtable.children:
+        if child.name.endswith("_themes"):
+            kids.append((child.name, "themes", lambda vs: ";".join(sorted(v[0] for v in vs))))
+        elif child.name in links:
+            kids.append((child.name, links[child.name], lambda vs: "; ".join(sorted(f"{v[0]} ({v[1]})" for v in vs))))
+        elif child.name == "review_scores":
+            name = next(f.name for f in rtable.rt.fields if f.kind == "scores")
+            kids.append((child.name, name, lambda vs: ";".join(sorted(f"{v[0]}={v[1]}" for v in vs))))
+        elif child.title_en in fields:  # a list of codes (a territory's features)
+            kids.append((child.name, child.title_en, lambda vs: ";".join(sorted(v[0] for v in vs))))
+
+    def changes(before: Mapping[str, str], row: Sequence[str], before_children: Mapping[str, list],
+                children: Mapping[str, list]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for n, name, column, personal in compared:
+            old, new = before.get(column, "") or "", row[n] or ""
+            if old != new:
+                found[name] = [_masked(old), _masked(new)] if personal else [old, new]
+        for child, name, text in kids:
+            old, new = text(before_children.get(child, [])), text(children.get(child, []))
+            if old != new:
+                found[name] = [old, new]
+        return found
+
+    return changes
+
+
+def _masked(value: str) -> str:
+    """A contact detail as the history shows it: that it changed, never what it is (as `records._snapshot`)."""
+    return "•" * 6 + hashlib.sha256(value.encode()).hexdigest()[:4] if value else ""
 
 
 def _log_rows(conn: Connection, log: Any, table: Any, ids: list[int], **values: Any) -> None:

@@ -25,11 +25,14 @@ class OwnPasswordForm(PiuForm):
 
 class SetupForm(PiuForm):
     city_name = StringField(_l("Nom de la ville"), validators=[DataRequired(), length(200)])
-    country_code = StringField(_l("Pays (code ISO à deux lettres)"), validators=[DataRequired(), length(2, 2)])
+    # A name or a code, kept as the ISO 3166-1 code (services.instance.country_code_of); never cut while typed
+    country_code = StringField(_l("Pays"), validators=[DataRequired(), length(100)],
+                               description=_l("Son nom ou son code ISO à deux lettres, par exemple Sénégal ou SN."))
     instance_code = StringField(_l("Code de l'instance"), validators=[DataRequired(), length(64, 3)],
                                 description=_l("Court et définitif : il signe l'origine de chaque fiche créée ici "
                                                "(par exemple « port-sable »)."))
     admin_username = StringField(_l("Identifiant de l'administrateur"), validators=[DataRequired(), length(80)])
-    admin_password = PasswordField(_l("Mot de passe"), validators=[DataRequired(), length(MAX_PASSWORD_LENGTH, 10)])
+    admin_password = PasswordField(_l("Mot de passe"), validators=[DataRequired(), length(MAX_PASSWORD_LENGTH, 10)],
+                                   description=_l("10 caractères au moins."))
     admin_password_confirm = PasswordField(_l("Confirmez le mot de passe"),
                                            validators=[EqualTo("admin_password", message=_l("Les mots de passe diffèrent."))])

@@ -35,6 +35,16 @@ def _bound(field: Any) -> int:
     return TEXTAREA_MAX_LENGTH if isinstance(field, TextAreaField) else LINE_MAX_LENGTH
 
 
+class Mandatory:
+    """Mark a field whose value the service requires (the check is the service's: one rule for the
+    form, the CLI and imports); the form macro shows the mark, as for `DataRequired` fields."""
+
+    field_flags = {"mandatory": True}
+
+    def __call__(self, form: Any, field: Any) -> None:
+        return None
+
+
 class PiuForm(FlaskForm):
     def validate(self, extra_validators: Any = None) -> bool:
         """Run the fields' own checks, then refuse (never cut) over-long texts and control characters."""

@@ -20,7 +20,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..registry import RECORD_TYPES, Field, RecordType
 from ..services import records as record_service
 from ..services import vocabularies
-from .base import PiuForm, length
+from .base import Mandatory, PiuForm, length
 from .fields import LocaleFloatField, LocaleIntegerField
 
 VISIBILITY_CHOICES = [("private", _l("Privé (local)")), ("network", _l("Réseau")), ("public", _l("Public"))]
@@ -44,7 +44,7 @@ class RecordFormBase(PiuForm):
 
 
 def _wtf_field(f: Field, lang: str) -> Any:
-    validators: list[Any] = [Optional()]
+    validators: list[Any] = [Optional()] + ([Mandatory()] if f.required else [])
     kw: dict[str, Any] = {"description": f.help or ""}
     label = f.label
     if f.kind in ("text", "url", "email"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import gettext as _
 
+from ..database import fold
 from ..exchange import signing
-from ..models import InstanceSettings, Territory, db
-from . import InvalidInputError, NotFoundError
+from ..models import InstanceSettings, Territory, User, db
+from . import ConflictError, InvalidInputError, NotFoundError
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"  # an instance code; also the shape of a record's origin
 _CODE = re.compile(CODE_PATTERN)
@@ -27,16 +29,46 @@ def instance_code() -> str:
     return settings.instance_code if settings else ""
 
 
+# Two-letter codes in CLDR's list of territories that name no country (the European Union, the
+# eurozone, the United Nations, outlying Oceania, pseudo-locales, unknown region).
+_NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}
+
+
+@functools.cache
+def _countries() -> dict[str, str]:
+    """Folded country name (French and English, from CLDR via Babel) or code -> ISO 3166-1 alpha-2 code."""
+    from babel import Locale
+
+    found: dict[str, str] = {}
+    for lang in ("en", "fr"):
+        for code, name in Locale(lang).territories.items():
+            if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES:
+                found[" ".join(fold(name).replace("’", "'").split())] = code
+                found[fold(code)] = code
+    return found
+
+
+def country_code_of(text: str) -> str | None:
+    """Return the ISO 3166-1 alpha-2 code of a country given by its code (« SN ») or its French or
+    English name (« Sénégal », « senegal »), or None if it names no country."""
+    key = " ".join(fold(text).replace("’", "'").split())
+    return _countries().get(key)
+
+
 def configure(*, city_name: str, country_code: str, instance_code: str) -> InstanceSettings:
-    """Name the city of this instance (once: the code becomes the origin of every record made here)."""
+    """Name the city of this instance (once: the code becomes the origin of every record made here).
+
+    The country is given by its ISO 3166-1 code or its name, and kept as its two-letter code."""
     city_name = city_name.strip()
-    country_code = country_code.strip().upper()
+    typed_country = country_code.strip()
+    country_code = country_code_of(typed_country) or ""
     code = instance_code.strip().lower()
     errors = {}
     if not city_name:
         errors["city_name"] = _("Indiquez le nom de la ville.")
-    if not re.fullmatch(r"[A-Z]{2}", country_code):
-        errors["country_code"] = _("Le code pays comporte deux lettres (ISO 3166-1), par exemple SN ou FR.")
+    if not country_code:
+        errors["country_code"] = _("Pays inconnu : « %(typed)s ». Indiquez son nom (par exemple Sénégal) ou son "
+                                   "code ISO à deux lettres (SN).", typed=typed_country[:60])
     if not _CODE.match(code):
         errors["instance_code"] = _("Le code d'instance comporte 3 à 64 caractères : lettres minuscules, "
                                     "chiffres et tirets, par exemple « port-sable ».")
@@ -56,6 +88,26 @@ def configure(*, city_name: str, country_code: str, instance_code: str) -> Insta
         # The code is the origin of the records already made here: it never changes once set.
         settings.city_name, settings.country_code = city_name, country_code
     return settings
+
+
+def first_setup(*, city_name: str, country: str, instance_code: str, admin_username: str,
+                admin_password: str) -> User:
+    """Install a register: name its city and create its first administrator (refused once an account
+    exists; the city can then be renamed by an administrator, never its code)."""
+    from . import users as user_service
+    from . import vocabularies
+
+    if user_service.count() > 0:
+        raise ConflictError(_("Ce registre est déjà installé (il a des comptes)."))
+    settings = current()
+    if settings is not None and settings.instance_code != instance_code.strip().lower():
+        raise ConflictError(_("Ce dossier de données appartient déjà à l'instance « %(code)s » (par exemple la "
+                              "démonstration) : son code ne change pas. Utilisez un dossier de données vide pour "
+                              "un nouveau registre.", code=settings.instance_code))
+    configured = configure(city_name=city_name, country_code=country, instance_code=instance_code)
+    db.session.flush()
+    vocabularies.seed(configured.instance_code)
+    return user_service.create(username=admin_username, password=admin_password, role="admin")
 
 
 def set_home_territory(territory_uid: str) -> InstanceSettings:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import Select, exists, func
 
@@ -150,6 +151,149 @@ def _owner_relationship(link: Link) -> str:
 
 def history(record: Any) -> list[ChangeLog]:
     return list(db.session.scalars(db.select(ChangeLog).filter_by(record_uid=record.uid).order_by(ChangeLog.id.desc())))
+
+
+# --------------------------------------------------------------------------- history in words
+
+_UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_LINK_ITEM = re.compile(r"(?s)(.*) \(([^()]*)\)")  # « Title (role) », as `add_link` and imports write them
+
+
+@dataclass
+class HistoryRow:
+    label: str
+    before: str
+    after: str
+
+
+@dataclass
+class HistoryEntry:
+    log: ChangeLog
+    rows: list[HistoryRow]
+    origin: str = ""   # the city an import came from
+
+    @property
+    def action(self) -> str:
+        return {"create": _("création"), "update": _("modification"), "delete": _("suppression"),
+                "restore": _("restauration"), "attach": _("document joint"), "detach": _("document retiré"),
+                "import": _("import"), "import-undo": _("import annulé")}.get(self.log.action, self.log.action)
+
+
+def history_in_words(rt: RecordType, record: Any, labels: Mapping[tuple[str, str], str]) -> list[HistoryEntry]:
+    """Return the history of a record as its reader reads it: field labels, vocabulary labels in the
+    page's language (`labels`, with themes under ("theme", code)), numbers, yes/no, sharing levels in
+    words and linked records by their title.
+
+    The history keeps what was stored (codes, raw numbers, linked uids for imports): it is put into
+    words when shown, so that an entry written years ago reads in today's labels and language."""
+    logs = history(record)
+    uids: set[str] = set()
+    for log in logs:
+        for pair in (log.changes or {}).values():
+            for value in pair if isinstance(pair, list) else ():
+                if isinstance(value, str):
+                    uids.update(_UID.findall(value))
+    titles = _titles_of_uids(rt, uids)
+    names = _change_labels(rt)
+    entries = []
+    for log in logs:
+        changes = dict(log.changes or {})
+        origin = ""
+        if "origin" in changes and log.action in ("import", "import-undo"):
+            pair = changes.pop("origin")
+            origin = str(pair[1] if isinstance(pair, list) and len(pair) > 1 else pair)
+        rows = []
+        for name, pair in changes.items():
+            before, after = (pair + ["", ""])[:2] if isinstance(pair, list) else ("", pair)
+            rows.append(HistoryRow(names.get(name, name), _in_words(rt, name, before, labels, titles),
+                                   _in_words(rt, name, after, labels, titles)))
+        entries.append(HistoryEntry(log, rows, origin))
+    return entries
+
+
+def _change_labels(rt: RecordType) -> dict[str, str]:
+    names = {f.name: str(f.label) for f in rt.fields}
+    names.update({link.name: str(link.label) for link in rt.links})
+    names.update({"visibility": _("Niveau de partage"), "draft": _("Brouillon"), "deleted": _("Supprimée"),
+                  "document": _("Document"), "origin": _("Origine")})
+    return names
+
+
+def _titles_of_uids(rt: RecordType, uids: set[str]) -> dict[str, str]:
+    """Titles of the records that these uids name, among the types `rt` links to (a few per page)."""
+    if not uids:
+        return {}
+    targets = {f.ref for f in rt.fields if f.kind == "ref"} | {link.target for link in rt.links}
+    found: dict[str, str] = {}
+    wanted = sorted(uids)[:500]
+    for key in sorted(t for t in targets if t):
+        target = RECORD_TYPES[key]
+        for row in db.session.scalars(db.select(target.model).where(target.model.uid.in_(wanted))):
+            found[row.uid] = target.title_of(row)
+    return found
+
+
+def _in_words(rt: RecordType, name: str, raw: Any, labels: Mapping[tuple[str, str], str],
+              titles: Mapping[str, str]) -> str:
+    """One stored history value (a display string of `_snapshot`, or a bundle cell) in words."""
+    if raw is None:
+        return ""
+    value = str(raw)
+    if value == "":
+        return ""
+    if name == "visibility":
+        return visibility_label(value)
+    if name in ("draft", "deleted"):
+        return _yes_no(value)
+    link = next((lk for lk in rt.links if lk.name == name), None)
+    if link is not None:
+        items = value.split("; ") if all(_LINK_ITEM.fullmatch(v) for v in value.split("; ")) else [value]
+        words = []
+        for item in items:
+            found = _LINK_ITEM.fullmatch(item)
+            if found is None:
+                words.append(titles.get(item, item))
+                continue
+            title, role = found.groups()
+            words.append(f"{titles.get(title, title)} ({labels.get((link.role_vocab, role), role)})")
+        return "; ".join(words)
+    f = next((fl for fl in rt.fields if fl.name == name), None)
+    if f is None:
+        return value
+    if f.personal:
+        return value  # already masked when it was written
+    if f.kind == "vocab":
+        return labels.get((f.vocab, value), value)
+    if f.kind == "vocab_list":
+        return ", ".join(labels.get((f.vocab, code), code) for code in value.split(";") if code)
+    if f.kind == "themes":
+        return ", ".join(labels.get(("theme", code), code) for code in value.split(";") if code)
+    if f.kind == "scores":
+        parts = []
+        for item in value.split(";"):
+            criterion, _eq, score = item.partition("=")
+            parts.append(f"{labels.get((f.vocab, criterion), criterion)} {score}/5" if score else item)
+        return ", ".join(parts)
+    if f.kind == "bool":
+        return _yes_no(value)
+    if f.kind in ("int", "float"):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return format_decimal(int(number) if number.is_integer() else number) if math.isfinite(number) else value
+    if f.kind == "ref":
+        return titles.get(value, value)
+    return value
+
+
+def _yes_no(value: str) -> str:
+    return {"true": _("Oui"), "false": _("Non"), "1": _("Oui"), "0": _("Non")}.get(value.lower(), value)
+
+
+def visibility_label(code: str) -> str:
+    """A sharing level in words."""
+    return {"private": _("Privé (local)"), "network": _("Réseau"), "public": _("Public")}.get(code, code)
 
 
 def recent_changes(limit: int = 15) -> list[ChangeLog]:

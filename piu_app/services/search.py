@@ -11,22 +11,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, literal, select, union_all
 
 from ..database import (
     IndexEntry,
     SearchHit,
+    SearchQuery,
     clear_search_index,
     driver_rows,
     index_records,
+    make_snippet,
+    parse_query,
     remove_from_index,
+    search_counts,
     search_index,
+    search_uids,
 )
 from ..models import Theme, db
 from ..registry import RECORD_TYPES, RecordType
 from . import InvalidInputError
 
 MAX_QUERY_LENGTH = 200  # a search is a few words; a longer query is refused, never cut silently
+# Counting hits per filter reads every hit (per type and level: a few µs each; per theme, a join to
+# its themes: about 20 µs each): done up to these numbers of hits, never for a word found in most of
+# a register of 100 000 (the page then shows no count rather than a slow one).
+COUNT_LIMIT = 10_000
+THEME_COUNT_LIMIT = 2_000
 
 
 def _entry(rt: RecordType, record: Any) -> IndexEntry:
@@ -168,22 +178,41 @@ class Result:
     record_type: RecordType
     record: Any
     hit: SearchHit
+    text: str = ""   # the hit's text with the themes in the reader's language only
 
     @property
     def snippet(self) -> str:
-        return self.hit.snippet
+        return make_snippet(self.text, self.hit.terms) if self.text else self.hit.snippet
+
+
+@dataclass
+class Counts:
+    """The number of hits behind each choice of the search page's filters (each filter counted with
+    the others applied, as the page would find them)."""
+
+    types: dict[str, int]
+    visibilities: dict[str, int]
+    themes: dict[str, int] | None   # None: too many hits to count per theme (THEME_COUNT_LIMIT)
+    counted: bool = True            # False: too many hits to count per filter (COUNT_LIMIT)
+
+
+def _check(query: str) -> SearchQuery:
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidInputError(_("Recherche trop longue : %(n)d caractères au plus.", n=MAX_QUERY_LENGTH))
+    return parse_query(query)
 
 
 def search(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
-           page: int = 1, page_size: int = 20) -> tuple[list[Result], int]:
-    """Return one page of ranked results for `query` and the total number of hits."""
-    if len(query) > MAX_QUERY_LENGTH:
-        raise InvalidInputError(_("Recherche trop longue : %(n)d caractères au plus.", n=MAX_QUERY_LENGTH))
+           page: int = 1, page_size: int = 20, lang: str = "fr") -> tuple[list[Result], int]:
+    """Return one page of ranked results for `query` and the total number of hits.
+
+    `query` is words (all required), `a OR b`, `-word` (see `database.parse_query`)."""
+    q = _check(query)
     page = min(max(1, page), 100_000)
     types = [t for t in record_types if t in RECORD_TYPES]
     if theme:
         types = [t for t in (types or RECORD_TYPES) if RECORD_TYPES[t].has_themes]
-    hits, total = search_index(db.session.connection(), query, record_types=types,
+    hits, total = search_index(db.session.connection(), q, record_types=types,
                                visibilities=[visibility] if visibility else [],
                                limit=page_size if not theme else 2000,
                                offset=(page - 1) * page_size if not theme else 0)
@@ -192,7 +221,90 @@ def search(query: str, *, record_types: Sequence[str] = (), visibility: str = ""
         results = [r for r in results if any(t.code == theme for t in r.record.themes)]
         total = len(results)
         results = results[(page - 1) * page_size: page * page_size]
+    _in_one_language(results, lang)
     return results, total
+
+
+def asks_for_words(query: str) -> bool:
+    """Tell whether a query names at least one word to find (« -pluie » alone names none)."""
+    return bool(parse_query(query[:MAX_QUERY_LENGTH]))
+
+
+def _in_one_language(results: list[Result], lang: str) -> None:
+    """The index holds each theme's French and English labels side by side (a search finds either);
+    a snippet shows the reader's only."""
+    if not results:
+        return
+    pairs = [(f"{label_fr} {label_en}", (label_en if lang == "en" else "") or label_fr)
+             for label_fr, label_en in db.session.execute(select(Theme.label_fr, Theme.label_en))]
+    for result in results:
+        text = result.hit.text
+        for both, one in pairs:
+            if both in text:
+                text = text.replace(both, one)
+        result.text = text
+
+
+def counts(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "") -> Counts:
+    """Count the hits of `query` per record type, sharing level and theme: one grouped query on the
+    index, and one on the themes of the hits when they are few enough (THEME_COUNT_LIMIT)."""
+    q = _check(query)
+    if not q:
+        return Counts({}, {}, {})
+    conn = db.session.connection()
+    grouped = search_counts(conn, q, limit=COUNT_LIMIT)
+    if grouped is None:
+        return Counts({}, {}, None, counted=False)
+    themed = [key for key, rt in RECORD_TYPES.items() if rt.has_themes]
+    by_theme = None
+    if sum(n for (key, _vis), n in grouped.items() if key in themed) <= THEME_COUNT_LIMIT:
+        by_theme = _theme_counts(conn, q)
+    elif theme:
+        return Counts({}, {}, None, counted=False)  # the theme filter cannot be counted: none rather than wrong ones
+    wanted = set(record_types) & set(RECORD_TYPES)
+    if theme and by_theme is not None:
+        rows: dict[tuple[str, str], int] = {}
+        for (key, vis, code), n in by_theme.items():
+            if code == theme:
+                rows[(key, vis)] = rows.get((key, vis), 0) + n
+    else:
+        rows = grouped
+    types: dict[str, int] = {}
+    visibilities: dict[str, int] = {}
+    for (key, vis), n in rows.items():
+        if not visibility or vis == visibility:
+            types[key] = types.get(key, 0) + n
+        if not wanted or key in wanted:
+            visibilities[vis] = visibilities.get(vis, 0) + n
+    themes = None
+    if by_theme is not None:
+        themes = {}
+        for (key, vis, code), n in by_theme.items():
+            if (not wanted or key in wanted) and (not visibility or vis == visibility):
+                themes[code] = themes.get(code, 0) + n
+    return Counts(types, visibilities, themes)
+
+
+def _theme_counts(conn: Any, q: SearchQuery) -> dict[tuple[str, str, str], int]:
+    """Hits per (record type, sharing level, theme code), in one grouped query over the record types
+    that have themes."""
+    themed = [rt for rt in RECORD_TYPES.values() if rt.has_themes]
+    hits = search_uids(conn, q, record_types=[rt.key for rt in themed]).cte("hits")
+    parts = []
+    for rt in themed:
+        model = rt.model
+        secondary = model.themes.property.secondary
+        owner = next(c for c in secondary.c if c.name != "theme_id")
+        parts.append(select(literal(rt.key).label("record_type"), model.visibility.label("visibility"),
+                            Theme.code.label("code"))
+                     .select_from(hits)
+                     .join(model, model.uid == hits.c.uid)
+                     .join(secondary, owner == model.id)
+                     .join(Theme, Theme.id == secondary.c.theme_id))
+    found = union_all(*parts).subquery()
+    return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(
+        select(found.c.record_type, found.c.visibility, found.c.code, func.count())
+        .group_by(found.c.record_type, found.c.visibility, found.c.code))}
 
 
 def _load(hits: Iterable[SearchHit]) -> list[Result]:
@@ -208,4 +320,3 @@ def _load(hits: Iterable[SearchHit]) -> list[Result]:
             if not record.deleted:
                 records[record.uid] = record
     return [Result(RECORD_TYPES[h.record_type], records[h.uid], h) for h in hits if h.uid in records]
-

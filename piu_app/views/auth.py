@@ -8,10 +8,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from ..demo_data import CITY as DEMO_CITY
 from ..extensions import db
 from ..forms.auth import LoginForm, OwnPasswordForm, SetupForm
 from ..i18n import LOCALES
-from ..services import DomainError, InvalidInputError, PermissionDeniedError, vocabularies
+from ..services import DomainError, PermissionDeniedError
 from ..services import instance as instance_service
 from ..services import users as user_service
 from .access import require_role
@@ -96,28 +97,27 @@ def setup():
     if user_service.count() > 0:
         return redirect(url_for(".login"))
     settings = instance_service.current()
+    demo = settings is not None and settings.instance_code == DEMO_CITY["instance_code"]
     form = SetupForm()
     if settings is not None and request.method == "GET":
-        form.city_name.data, form.country_code.data = settings.city_name, settings.country_code
+        if not demo:  # the fictional city's name is never offered as the user's own
+            form.city_name.data, form.country_code.data = settings.city_name, settings.country_code
         form.instance_code.data = settings.instance_code
     if form.validate_on_submit():
         try:
-            configured = instance_service.configure(city_name=form.city_name.data, country_code=form.country_code.data,
-                                                    instance_code=form.instance_code.data)
-            db.session.flush()
-            vocabularies.seed(configured.instance_code)
-            user = user_service.create(username=form.admin_username.data, password=form.admin_password.data,
-                                       role="admin")
-        except InvalidInputError as exc:
+            user = instance_service.first_setup(
+                city_name=form.city_name.data, country=form.country_code.data, instance_code=form.instance_code.data,
+                admin_username=form.admin_username.data, admin_password=form.admin_password.data)
+        except DomainError as exc:
             db.session.rollback()
-            for name, message in exc.field_errors.items():
+            for name, message in getattr(exc, "field_errors", {}).items():
                 target = getattr(form, name if hasattr(form, name) else f"admin_{name}", None)
                 if target is not None:
                     target.errors = [*target.errors, message]
             flash(exc.message, "error")
-            return render_template("auth/setup.html", form=form, settings=settings), 400
+            return render_template("auth/setup.html", form=form, settings=settings, demo=demo), 400
         db.session.commit()
         login_user(user)
-        flash(_("Bienvenue ! Le registre de %(city)s est prêt.", city=configured.city_name), "success")
+        flash(_("Bienvenue ! Le registre de %(city)s est prêt.", city=instance_service.current().city_name), "success")
         return redirect(url_for("main.dashboard"))
-    return render_template("auth/setup.html", form=form, settings=settings)
+    return render_template("auth/setup.html", form=form, settings=settings, demo=demo)

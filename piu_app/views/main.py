@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from .. import __version__
 from ..database import ping
 from ..extensions import db
+from ..i18n import current_lang
 from ..registry import RECORD_TYPES
 from ..services import records as record_service
 from ..services import search as search_service
@@ -33,13 +34,16 @@ def search():
     theme = request.args.get("theme", "")
     page = min(max(1, request.args.get("page", 1, type=int)), 100_000)
     page_size = current_app.config["PAGE_SIZE"]
-    results, total = ([], 0)
+    results, total, counts = [], 0, None
     if query:
-        results, total = search_service.search(query, record_types=[record_type] if record_type else [],
-                                               visibility=visibility, theme=theme, page=page, page_size=page_size)
+        types = [record_type] if record_type else []
+        results, total = search_service.search(query, record_types=types, visibility=visibility, theme=theme,
+                                               page=page, page_size=page_size, lang=current_lang())
+        counts = search_service.counts(query, record_types=types, visibility=visibility, theme=theme)
     return render_template("main/search.html", query=query, results=results, total=total, page=page,
                            pages=max(1, -(-total // page_size)), record_type=record_type, visibility=visibility,
-                           theme=theme, themes=vocabularies.themes())
+                           theme=theme, themes=vocabularies.themes(), counts=counts,
+                           only_excluded=bool(query) and not search_service.asks_for_words(query))
 
 
 @bp.get("/healthz")

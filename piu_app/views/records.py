@@ -129,7 +129,8 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("reader")
     def history(uid: str):
         record = record_service.get(rt, uid)
-        return render_template("records/history.html", rt=rt, record=record, entries=record_service.history(record))
+        entries = record_service.history_in_words(rt, record, _labels_with_themes(current_lang()))
+        return render_template("records/history.html", rt=rt, record=record, entries=entries)
 
     @bp.post("/<uid>/links/<link_name>")
     @require_role("editor")
@@ -176,6 +177,13 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     return bp
 
 
+def _labels_with_themes(lang: str) -> dict[tuple[str, str], str]:
+    """Vocabulary labels in `lang`, themes under ("theme", code)."""
+    labels = vocabularies.label_map(lang)
+    labels.update({("theme", theme.code): theme.label(lang) for theme in vocabularies.themes()})
+    return labels
+
+
 def _export(rt: RecordType, fmt: str) -> Response:
     """Send the list with the page's filters as a CSV or XLSX file (every row, not one page)."""
     filters = {k: v for k, v in request.args.items() if v}
@@ -183,10 +191,12 @@ def _export(rt: RecordType, fmt: str) -> Response:
         rt, filters, page_size=spreadsheets.EXPORT_MAX_ROWS, deleted=request.args.get("trash") == "1",
         drafts_only=request.args.get("drafts") == "1", sort=request.args.get("sort", "name"))
     data = spreadsheets.export_rows(rt, page.items, fmt, lang=current_lang())
-    mimetype = ("text/csv; charset=utf-8" if fmt == "csv"
-                else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    # `content_type`, not `mimetype`: Werkzeug adds "; charset=utf-8" to a text mimetype, a second time
+    content_type = ("text/csv; charset=utf-8" if fmt == "csv"
+                    else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
-    return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(data, content_type=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _version_missing(form) -> bool:

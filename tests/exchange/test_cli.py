@@ -21,7 +21,7 @@ def test_export_then_import_dry_run_apply_again_and_undo(tmp_path):
     bundle = tmp_path / "port-sable.zip"
     result = _piu(port_sable, "export", "--out", str(bundle))
     assert result.returncode == 0 and bundle.is_file(), result.stderr
-    assert "niveau network" in result.stdout
+    assert "niveau réseau" in result.stdout and "network" not in result.stdout  # in words, not the code
 
     # a second city: its first import is a dry run, which writes nothing
     code = ("from piu_app import launcher, paths; from piu_app.database import writing; "

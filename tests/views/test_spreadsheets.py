@@ -167,9 +167,23 @@ def test_csv_export_is_for_french_excel_and_escapes_formulas(app, editor):
     assert "/organisations/export.csv?org_type=startup" in listing and "fichier local" in listing
     response = editor.get("/organisations/export.csv?org_type=startup")
     assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"  # once, not twice
     assert response.data.startswith(b"\xef\xbb\xbf")
     text = response.data.decode("utf-8-sig")
     lines = text.split("\r\n")
     assert lines[0].startswith("uid;Nom;Sigle;Type de structure")
     assert len([line for line in lines[1:] if line]) == 2
     assert ";'=cmd|' /C calc'!A0;" in text and ";=cmd" not in text
+
+
+def test_every_list_download_names_its_charset_once(reader):
+    """Every list exports to CSV and XLSX; each answer has one Content-Type with at most one charset."""
+    from piu_app.registry import RECORD_TYPES
+
+    for key in RECORD_TYPES:
+        prefix = "/" + key.replace("_", "-")
+        csv_answer = reader.get(f"{prefix}/export.csv")
+        assert csv_answer.status_code == 200, key
+        assert csv_answer.headers["Content-Type"] == "text/csv; charset=utf-8", key
+        xlsx_answer = reader.get(f"{prefix}/export.xlsx")
+        assert xlsx_answer.headers["Content-Type"].count("charset") == 0, key
