@@ -70,11 +70,23 @@ def demo_server(tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-def _logged_in(browser, base: str, viewport: dict, *, javascript: bool = True):
+def _measure(page, path: str, problems: list[str]) -> None:
+    m = page.evaluate(MEASURE, TOUCH)
+    if m["scrollWidth"] > m["innerWidth"]:
+        problems.append(f"{path}: scrolls sideways ({m['scrollWidth']} px wide at {m['innerWidth']})")
+    if m["headingBottom"] > m["innerHeight"]:
+        problems.append(f"{path}: the heading ends at {m['headingBottom']:.0f} px, below the first screen")
+    if m["short"]:
+        problems.append(f"{path}: shorter than {TOUCH} px: {', '.join(m['short'][:6])}")
+
+
+def _logged_in(browser, base: str, viewport: dict, *, javascript: bool = True, measure: list[str] | None = None):
     context = browser.new_context(viewport=viewport, locale="fr-FR", java_script_enabled=javascript)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(base + "/login")
+    if measure is not None:
+        _measure(page, "/login", measure)
     page.fill("#username", "fatou")
     page.fill("#password", PASSWORD)
     page.click("button.primary")
@@ -101,6 +113,12 @@ def _paths(page, base: str) -> list[str]:
     innovation = next(p for p in paths if re.fullmatch(r"/innovations/[0-9a-f-]{36}", p))
     html = page.request.get(base + innovation).text()
     paths += re.findall(r'href="(/peers/innovations/[0-9a-f-]{36})"', html)[:1]
+    # a backup, so that the backups page lists one and its restore page can be seen (nothing is restored)
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    page.request.post(base + "/backups/now", form={"csrf_token": token})
+    paths += re.findall(r'href="(/backups/[^"/]+/restore)"', page.request.get(base + "/backups").text())[:1]
+    # the report of an exchange import, when the demonstration brings one
+    paths += re.findall(r'href="(/exchange/imports/[0-9a-f-]{36})"', page.request.get(base + "/exchange/").text())[:1]
     paths += [innovation + "/sheet", "/search?q=solaire", "/search?q=eau&type=experiments", "/peers/themes/water_sanitation",
               "/exchange/keys", "/exchange/conflicts", "/admin/vocabularies/themes", "/admin/vocabularies/currency",
               "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public"]
@@ -125,19 +143,13 @@ def test_every_page_fits_a_phone_and_the_menu_is_a_bar_on_a_desktop(browser, dem
     assert page.locator("main table.list th").count() >= 3  # the list is a table here, not cards
     context.close()
 
-    # a phone, without JavaScript: every page
-    context, page = _logged_in(browser, base, PHONE, javascript=False)
-    problems = []
-    for path in paths:
+    # a phone, without JavaScript: every page, the log-in and error pages too
+    context, page = _logged_in(browser, base, PHONE, javascript=False, measure=(problems := []))
+    assert any("/backups/" in p and p.endswith("/restore") for p in paths), paths
+    for path in [*paths, "/no-such-page"]:
         response = page.goto(base + path)
-        assert response is not None and response.status == 200, path
-        m = page.evaluate(MEASURE, TOUCH)
-        if m["scrollWidth"] > m["innerWidth"]:
-            problems.append(f"{path}: scrolls sideways ({m['scrollWidth']} px wide at {m['innerWidth']})")
-        if m["headingBottom"] > m["innerHeight"]:
-            problems.append(f"{path}: the heading ends at {m['headingBottom']:.0f} px, below the first screen")
-        if m["short"]:
-            problems.append(f"{path}: shorter than {TOUCH} px: {', '.join(m['short'][:6])}")
+        assert response is not None and response.status == (404 if path == "/no-such-page" else 200), path
+        _measure(page, path, problems)
     assert not problems, "\n".join(problems)
 
     # the folded menu: the button opens it (no JavaScript), its links are finger-sized
