@@ -22,6 +22,7 @@ PASSWORD = "un-mot-de-passe-solide"
 PHONE = {"width": 375, "height": 667}
 DESKTOP = {"width": 1280, "height": 800}
 TOUCH = 44
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "spreadsheets"
 
 # What a page measures of itself: sideways scroll, where its heading is, and the interactive elements
 # shorter than a finger. A link inside a sentence (a <p>, a table cell or definition with other text) is
@@ -202,3 +203,30 @@ def test_the_sheet_draws_each_score_as_a_share_of_the_whole_scale_on_screen_and_
     assert bar.evaluate("e => parseFloat(getComputedStyle(e).borderTopWidth)") >= 5
     assert bar.bounding_box()["width"] > 0
     context.close()
+
+
+def test_the_import_steps_fit_a_phone(browser, demo_server, tmp_path):
+    """The pages behind a form: a spreadsheet's column mapping and preview (the sample register of projects),
+    an exchange bundle's preview (the city's own bundle, exported then sent back)."""
+    base = demo_server
+    context, page = _logged_in(browser, base, PHONE, measure=(problems := []))
+    page.goto(base + "/spreadsheets/")
+    page.select_option("main select[name=record_type]", "innovations")
+    page.set_input_files("main input[type=file]", str(SAMPLES / "registre-innovations-ville-exemple.csv"))
+    page.click("main form button.primary")
+    assert "/spreadsheets/" in page.url and page.url.rstrip("/") != base + "/spreadsheets", page.url
+    _measure(page, "spreadsheet: columns", problems)
+    page.click("main form button.primary")
+    _measure(page, "spreadsheet: preview", problems)
+
+    page.goto(base + "/exchange/")
+    with page.expect_download() as download:
+        page.click("main form[action$='/export'] button")
+    bundle = tmp_path / "own.zip"
+    download.value.save_as(bundle)
+    page.set_input_files("main input[type=file]", str(bundle))
+    page.click("main form[enctype='multipart/form-data'] button")
+    assert "/exchange/import" in page.url, page.url
+    _measure(page, "exchange: preview", problems)
+    context.close()
+    assert not problems, "\n".join(problems)
