@@ -55,6 +55,57 @@ def vocabulary_names() -> list[str]:
     return sorted(VOCABULARIES)
 
 
+def vocabulary_title(name: str) -> str:
+    """The human name of a vocabulary (its internal code is the key), in the user's language."""
+    titles = {
+        "themes": _("Thématiques"),
+        "territory_level": _("Niveaux de territoire"),
+        "territory_feature": _("Caractéristiques des territoires"),
+        "org_type": _("Types de structure"),
+        "actor_family": _("Familles d'acteurs"),
+        "id_type": _("Types d'identifiant d'une organisation"),
+        "size_band": _("Tailles d'organisation"),
+        "role_kind": _("Rôles des personnes"),
+        "place_type": _("Types de lieu"),
+        "innovation_kind": _("Types d'innovation"),
+        "deployment_stage": _("Stades de déploiement"),
+        "carrier_role": _("Rôles des porteurs et partenaires"),
+        "need_status": _("Statuts des besoins"),
+        "need_match_role": _("Liens entre un besoin et une solution"),
+        "experiment_stage": _("Étapes d'une expérimentation"),
+        "experiment_status": _("Statuts d'une expérimentation"),
+        "outcome": _("Résultats d'une expérimentation"),
+        "lesson_person_role": _("Rôles des personnes d'un retour d'expérience"),
+        "procurement_route": _("Procédures d'achat"),
+        "procurement_technique": _("Techniques d'achat"),
+        "aid_type": _("Types d'aide financière"),
+        "aid_source": _("Sources des aides financières"),
+        "funding_status": _("Statuts des financements"),
+        "reviewer_type": _("Types d'évaluateur"),
+        "review_criterion": _("Critères d'évaluation"),
+        "support_lever": _("Leviers d'accompagnement"),
+        "doc_type": _("Types de document joint"),
+        "currency": _("Devises"),
+    }
+    return titles.get(name, name)
+
+
+def _sort_key(text: str) -> str:
+    """Alphabetical order as a reader expects it: accents and case ignored (É with E)."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFD", text.casefold()) if not unicodedata.combining(c))
+
+
+def vocabulary_overview() -> list[tuple[str, str, int]]:
+    """(code, human name, number of active terms) of every vocabulary, themes included, by human name."""
+    counts = dict(db.session.execute(db.select(VocabularyTerm.vocabulary, func.count()).filter_by(active=True)
+                                     .group_by(VocabularyTerm.vocabulary)).all())
+    counts["themes"] = db.session.scalar(db.select(func.count()).select_from(Theme).filter_by(deleted=False)) or 0
+    rows = [(name, vocabulary_title(name), counts.get(name, 0)) for name in ["themes", *VOCABULARIES]]
+    return sorted(rows, key=lambda row: _sort_key(row[1]))
+
+
 def themes() -> list[Theme]:
     return list(db.session.scalars(db.select(Theme).filter_by(deleted=False).order_by(Theme.position, Theme.code)))
 

@@ -76,8 +76,7 @@ def reset_password(user_id: int):
 
 @bp.get("/vocabularies")
 def vocabulary_index():
-    return render_template("admin/vocabularies.html", names=vocabularies.vocabulary_names(),
-                           themes=vocabularies.themes())
+    return render_template("admin/vocabularies.html", vocabularies=vocabularies.vocabulary_overview())
 
 
 @bp.route("/vocabularies/<name>", methods=["GET", "POST"])
@@ -102,7 +101,8 @@ def vocabulary(name: str):
         if current is not None:
             form.label_fr.data, form.label_en.data = current.label_fr, current.label_en
             form.active.data = getattr(current, "active", True)
-    return render_template("admin/vocabulary.html", name=name, terms=terms, form=form)
+    return render_template("admin/vocabulary.html", name=name, title=vocabularies.vocabulary_title(name), terms=terms,
+                           form=form)
 
 
 @bp.route("/instance", methods=["GET", "POST"])
