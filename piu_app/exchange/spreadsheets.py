@@ -726,7 +726,7 @@ def suggest_mapping(rt: RecordType, headers: Sequence[str], rows: Sequence[tuple
     all_targets = targets(rt)
     profiles = [_profile([cells[i] if i < len(cells) else None for _line, cells in rows[:_PROFILE_ROWS]])
                 for i in range(len(headers))]
-    choices = _GuessChoices(rt)
+    choices = _GuessChoices()
     synonyms = {**_SYNONYMS, **_TYPE_SYNONYMS.get(rt.key, {})}
     columns: dict[str, str] = {}
     used: set[str] = set()
@@ -779,7 +779,7 @@ def _profile(values: Sequence[Cell]) -> _Profile:
     cells = [v for v in values if not _blank(v)]
     if not cells:
         return _Profile()
-    counts = Counter()
+    counts: Counter[str] = Counter()
     texts: dict[str, str] = {}
     for v in cells:
         text = cell_text(v)
@@ -822,9 +822,8 @@ def _is_number(value: Cell) -> bool:
 class _GuessChoices:
     """The codes of each list, loaded once, to tell whether a column's values are codes of a list."""
 
-    def __init__(self, rt: RecordType) -> None:
+    def __init__(self) -> None:
         self._terms: dict[str, _Choices] = {}
-        self._loaded = False
 
     def share(self, t: Target, texts: Sequence[str]) -> float | None:
         """Return the share of distinct values recognised as codes of `t`'s list (None: not a list)."""
@@ -897,6 +896,27 @@ def _guess_from_values(headers: Sequence[str], profiles: Sequence[_Profile], own
         if best is not None:
             columns[header] = best[1]
             used.add(best[1])
+
+
+_PHONE = re.compile(r"\+?[\d\s().-]{8,}")
+
+
+def looks_personal(values: Sequence[Cell]) -> bool:
+    """Tell whether sample cells hold a person's contact details (e-mail addresses, phone numbers)."""
+    texts = [cell_text(v) for v in values if not _blank(v)]
+    return bool(texts) and all(_EMAIL.fullmatch(t) or (isinstance(v, str) and _PHONE.fullmatch(t))
+                               for v, t in zip([v for v in values if not _blank(v)], texts, strict=True))
+
+
+def derived_notes(rt: RecordType) -> list[str]:
+    """Say which fields take another column's value when no column of their own is mapped."""
+    notes = []
+    for wanted, source in DERIVED.get(rt.key, ()):
+        f = rt.field(wanted)
+        if f.kind == "ref":
+            notes.append(_("Sans colonne pour « %(wanted)s », chaque ligne reprend « %(source)s » : la fiche de ce nom "
+                           "est liée, ou créée si elle n'existe pas.", wanted=f.label, source=rt.field(source).label))
+    return notes
 
 
 def _similarity(header: str, names: Iterable[str]) -> float:

@@ -90,11 +90,13 @@ def mapping(token: str):
             return redirect(url_for(".preview", token=token))
         meta["mapping"]["columns"] = columns
     samples = [[_sample(cells[i]) for _line, cells in table.rows[:3]] for i in range(len(table.headers))]
+    personal = {i for i in range(len(table.headers)) if sheets.looks_personal([cells[i] for _line, cells in table.rows[:3]])}
     groups: dict[str, list[sheets.Target]] = {}
     for t in choices:
         groups.setdefault(t.group, []).append(t)
     return render_template("spreadsheets/mapping.html", rt=rt, table=table, meta=meta, token=token,
-                           groups=groups, samples=samples), 400 if request.method == "POST" else 200
+                           groups=groups, samples=samples, personal=personal,
+                           derived=sheets.derived_notes(rt)), 400 if request.method == "POST" else 200
 
 
 @bp.get("/<token>/preview")

@@ -77,15 +77,15 @@ def test_the_funding_aids_sample_keeps_its_guesses_with_values(ctx):
 
 
 def test_a_column_of_dates_is_not_a_name(ctx):
-    table = ss.read_table("Nom;Projet\n12/03/2024;Compostage\n01/04/2024;Tricycles\n15/09/2023;Cartes\n".encode())
+    table = ss.read_table(b"Nom;Projet\n12/03/2024;Compostage\n01/04/2024;Tricycles\n15/09/2023;Cartes\n")
     assert _guess("innovations", table) == {"Projet": "name"}
 
 
 def test_values_place_a_column_whose_header_says_nothing(ctx):
-    table = ss.read_table("Raison sociale;Genre;Joindre\nLumisol;Start-up;a@lumisol.example\n"
-                          "Carto;Association;b@carto.example\nVille;Commune;c@ville.example\n".encode())
+    table = ss.read_table(b"Raison sociale;Genre;Joindre\nLumisol;Start-up;a@lumisol.example\n"
+                          b"Carto;Association;b@carto.example\nVille;Commune;c@ville.example\n")
     assert _guess("organisations", table) == {"Raison sociale": "name", "Genre": "org_type"}
-    persons = ss.read_table("Nom;Joindre\nDiallo;a@lumisol.example\nNdiaye;b@carto.example\n".encode())
+    persons = ss.read_table(b"Nom;Joindre\nDiallo;a@lumisol.example\nNdiaye;b@carto.example\n")
     assert _guess("persons", persons) == {"Nom": "family_name", "Joindre": "email"}
 
 
