@@ -596,6 +596,11 @@ NEW_DEFAULTS: dict[str, dict[str, str]] = {
     "places": {"place_type": "demonstrator_site"},
     "territories": {"level": "autre"},
 }
+# What an organisation created from a column is, by the column's part: a carrier's column names carriers.
+ROLE_DEFAULTS: dict[str, dict[str, str]] = {
+    "link:carriers": {"actor_family": "carrier"}, "financer": {"actor_family": "funder"},
+    "buyer": {"actor_family": "buyer"}, "supplier": {"actor_family": "carrier"},
+}
 # Two fields of a record type that default to each other: an experiments sheet names its projects
 # once; the experiment's title and the innovation it tests are then that name.
 DERIVED: dict[str, tuple[tuple[str, str], ...]] = {"experiments": (("innovation", "title"), ("title", "innovation"))}
@@ -1246,8 +1251,8 @@ class _Previewer:
             report.errors.append(f"{t.label} : " + _("« %(raw)s » : %(n)d caractères au plus pour le nom d'une fiche à créer.",
                                                      raw=text[:60] + "…", n=title.max_length))
             return None
-        new = NewRecord(kind, ref.key, text, {target_rt.title_attr: text, **NEW_DEFAULTS.get(kind, {})}, {},
-                        report.line, t.name)
+        defaults = {**NEW_DEFAULTS.get(kind, {}), **(ROLE_DEFAULTS.get(t.leaf, {}) if kind == "organisations" else {})}
+        new = NewRecord(kind, ref.key, text, {target_rt.title_attr: text, **defaults}, {}, report.line, t.name)
         self.new[ref] = new
         prefix = t.name + "."
         for name, raw in cells.items():
@@ -1428,6 +1433,20 @@ def new_details(report: Preview, *, lang: str = "fr") -> dict[NewRef, list[str]]
         return {}
     labels = {(t.vocabulary, t.code): t.label(lang) for t in db.session.scalars(db.select(VocabularyTerm))}
     themes = {t.code: t.label(lang) for t in db.session.scalars(db.select(Theme))}
+    wanted: dict[str, set[str]] = {}  # the existing records the new ones link to: one query per type
+    for new in report.new.values():
+        target_rt = RECORD_TYPES[new.record_type]
+        for f in target_rt.fields:
+            if f.kind == "ref" and isinstance(new.values.get(f.name), str):
+                wanted.setdefault(str(f.ref), set()).add(new.values[f.name])
+        for link in target_rt.links:
+            wanted.setdefault(link.target, set()).update(v for v in new.links.get(link.name, []) if isinstance(v, str))
+    titles: dict[str, str] = {}
+    for key, uids in wanted.items():
+        target_rt = RECORD_TYPES[key]
+        for chunk in (sorted(uids)[i:i + 500] for i in range(0, len(uids), 500)):
+            for record in db.session.scalars(db.select(target_rt.model).where(target_rt.model.uid.in_(chunk))):
+                titles[record.uid] = target_rt.title_of(record)
     details: dict[NewRef, list[str]] = {}
     for ref, new in report.new.items():
         target_rt = RECORD_TYPES[new.record_type]
@@ -1443,24 +1462,22 @@ def new_details(report: Preview, *, lang: str = "fr") -> dict[NewRef, list[str]]
             elif f.kind == "themes":
                 text = ", ".join(themes.get(v, v) for v in value)
             elif f.kind == "ref":
-                text = _linked_title(report, f.ref, value)  # type: ignore[arg-type]
+                text = _linked_title(report, titles, value)
             else:
                 text = cell_text(value)
             lines.append(f"{f.label} : {text if len(text) <= 120 else text[:117] + '…'}")
         for link in target_rt.links:
             if new.links.get(link.name):
-                lines.append(f"{link.label} : " + ", ".join(_linked_title(report, link.target, v) for v in new.links[link.name]))
+                lines.append(f"{link.label} : " + ", ".join(_linked_title(report, titles, v) for v in new.links[link.name]))
         details[ref] = lines
     return details
 
 
-def _linked_title(report: Preview, record_type: str, value: Any) -> str:
+def _linked_title(report: Preview, titles: Mapping[str, str], value: Any) -> str:
     if isinstance(value, NewRef):
         new = report.new.get(value)
         return _("%(title)s (à créer)", title=new.title if new else value.key)
-    target_rt = RECORD_TYPES[record_type]
-    record = db.session.scalars(db.select(target_rt.model).filter_by(uid=value)).first()
-    return target_rt.title_of(record) if record is not None else str(value)
+    return titles.get(value, str(value))
 
 
 def _reachable(rows: Sequence[RowReport], proposed: Mapping[NewRef, NewRecord]) -> dict[NewRef, NewRecord]:

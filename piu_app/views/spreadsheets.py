@@ -33,6 +33,7 @@ bp = Blueprint("spreadsheets", __name__, url_prefix="/spreadsheets")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 _KEEP_SECONDS = 24 * 3600
 PREVIEW_ROWS_SHOWN = 500
+NEW_RECORDS_SHOWN = 200  # per record type: the page stays readable for a sheet of thousands of projects
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -109,7 +110,8 @@ def preview(token: str):
     details = sheets.new_details(report, lang=current_lang())
     return render_template("spreadsheets/preview.html", rt=rt, report=report, meta=meta, token=token,
                            labels=labels, shown=_shown(report.rows), columns=meta["mapping"]["columns"],
-                           asked=asked, new_groups=report.new_by_type(), details=details)
+                           asked=asked, new_groups=report.new_by_type(), details=details,
+                           max_new_shown=NEW_RECORDS_SHOWN)
 
 
 @bp.post("/<token>/values")

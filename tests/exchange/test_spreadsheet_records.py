@@ -179,6 +179,7 @@ def test_the_register_sample_imports_as_experiments_in_one_pass_and_undoes_whole
     assert [c.organisation.name for c in exp.innovation.carrier_links] == ["Propre & Vert SARL"]
     assert exp.innovation.carrier_links[0].role == "carrier"
     assert exp.innovation.carrier_links[0].organisation.org_type == "startup"
+    assert exp.innovation.carrier_links[0].organisation.actor_family == "carrier"
     ended = db.session.scalars(db.select(EXPERIMENTS.model).filter_by(title="Paiement mobile des taxes de marché")).one()
     assert ended.status == "abandoned" and ended.end_date == dt.date(2024, 2, 5)
     both = db.session.scalars(db.select(Innovation).filter_by(name='Tiers-lieu "La Fabrique du Port"')).one()
@@ -187,6 +188,18 @@ def test_the_register_sample_imports_as_experiments_in_one_pass_and_undoes_whole
     exchange_service.undo(batch.uid, username="editor")
     db.session.commit()
     assert (_count(EXPERIMENTS.model), _count(Innovation), _count(Organisation), _count(Place)) == (0, 0, 0, 0)
+
+
+def test_the_funding_aids_sample_creates_its_funders(ctx):
+    table = _sample("aides-financements.xlsx")
+    rt = RECORD_TYPES["funding_aids"]
+    batch = ss.import_rows(rt, table, ss.suggest_mapping(rt, table.headers, table.rows), username="editor",
+                           filename="aides-financements.xlsx", sha256="x")
+    assert batch.report["tables"]["funding_aids"]["created"] == 6
+    assert batch.report["tables"]["organisations"]["created"] == 6
+    aid = db.session.scalars(db.select(rt.model).filter_by(name="Programme européen de coopération urbaine")).one()
+    assert aid.financer.name == "Union européenne" and aid.financer.actor_family == "funder"
+    assert aid.max_amount == 1_500_000 and aid.currency == "EUR"
 
 
 def test_an_existing_carrier_is_linked_not_created_again(ctx):
@@ -267,3 +280,20 @@ def test_a_column_of_dates_profiles_as_dates_whatever_their_writing(dates, fmt):
 def test_a_column_of_names_never_profiles_as_dates_or_numbers(names):
     profile = ss._profile(names)
     assert profile.dates == 0.0 and profile.numbers == 0.0 and profile.emails == 0.0
+
+
+_EMAILS = st.from_regex(r"[a-z][a-z0-9.]{0,15}@[a-z]{2,10}\.(fr|sn|example)", fullmatch=True)
+
+
+@settings(max_examples=50)
+@given(st.lists(_EMAILS, min_size=1, max_size=3))
+def test_contact_details_are_recognised_as_personal(emails):
+    assert ss.looks_personal(emails)
+    assert ss.looks_personal(["+221 77 000 00 00", *emails])
+
+
+@settings(max_examples=50)
+@given(st.lists(st.text(alphabet="abcdefghij éèàç'", min_size=1, max_size=40).filter(lambda t: t.strip()),
+                min_size=1, max_size=3))
+def test_names_are_not_personal_contact_details(names):
+    assert not ss.looks_personal(names)
