@@ -56,6 +56,7 @@ from ..database import fold
 from ..models import ImportBatch, ImportChange, SpreadsheetMapping, Theme, VocabularyTerm, db
 from ..registry import RECORD_TYPES, TEXT_KINDS, Field, Link, RecordType
 from ..services import InvalidInputError
+from ..services import instance as instance_service
 from ..services import records as record_service
 from .cells import FORMULA_TRIGGERS, keep_apostrophes, neutralise, restore
 
@@ -1522,6 +1523,7 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
     batch = ImportBatch(kind="spreadsheet", filename=filename[:255], sha256=sha256, username=username, report={})
     db.session.add(batch)
     created_counts: Counter[str] = Counter()
+    origin = instance_service.instance_code()  # read once, not once per record
     made: dict[NewRef, str] = {}
     roles: dict[str, str] = {}
 
@@ -1543,7 +1545,8 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
     for ref, new in checked.new.items():  # linked records first, each after the records it links to
         target_rt = RECORD_TYPES[new.record_type]
         try:
-            record = record_service.create(target_rt, {k: resolve(v) for k, v in new.values.items()}, username=username)
+            record = record_service.create(target_rt, {k: resolve(v) for k, v in new.values.items()}, username=username,
+                                           origin=origin)
             link_all(target_rt, record, new.links)
         except InvalidInputError as exc:
             raise InvalidInputError(_("Ligne %(line)d, %(type)s « %(title)s » à créer : %(msg)s", line=new.line,
@@ -1562,7 +1565,8 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
             continue
         try:
             with db.session.begin_nested():  # a row refused here leaves the others intact
-                record = record_service.create(rt, {k: resolve(v) for k, v in row.values.items()}, username=username)
+                record = record_service.create(rt, {k: resolve(v) for k, v in row.values.items()}, username=username,
+                                               origin=origin)
                 link_all(rt, record, row.links)
         except InvalidInputError as exc:
             if not valid_only:
