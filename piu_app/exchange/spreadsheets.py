@@ -1423,6 +1423,13 @@ def preview(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, lang: s
         if wanted not in mapped and source in mapped:
             notes.append(_("Aucune colonne pour « %(wanted)s » : elle reprend « %(source)s » de la même ligne.",
                            wanted=rt.field(wanted).label, source=rt.field(source).label))
+    derived = {wanted for wanted, source in DERIVED.get(rt.key, ()) if source in mapped}
+    for name in sorted(mapped):
+        t = previewer.targets[name]
+        parent = ".".join(t.path)
+        if t.path and parent not in mapped and not (len(t.path) == 1 and parent in derived):
+            notes.append(_("« %(field)s » ne sert qu'aux fiches créées depuis « %(parent)s », qu'aucune colonne ne "
+                           "remplit : cette colonne est ignorée.", field=t.label, parent=previewer.targets[parent].label))
     options = {name: previewer.options(previewer.targets[name]) for name in previewer.unknown}
     creatable = frozenset(name for name, t in previewer.targets.items() if t.ref_type and previewer.creatable(t))
     return Preview(rt.key, rows, notes, previewer.unknown, options, _reachable(rows, previewer.new), creatable)

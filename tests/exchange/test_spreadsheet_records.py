@@ -123,6 +123,14 @@ def test_the_preview_proposes_each_missing_linked_record_once(ctx):
     assert order.index(propre.ref) < order.index(tricycles.ref)
 
 
+def test_a_linked_record_field_without_its_record_column_is_said_ignored(ctx):
+    table = ss.read_table("Intitulé;Statut;Genre\nA;En cours;Start-up\n".encode())
+    mapping = {"columns": {"Intitulé": "title", "Statut": "status", "Genre": "buyer.org_type"}}
+    report = ss.preview(EXPERIMENTS, table, mapping)
+    assert any("Acheteur / commanditaire" in n and "ignorée" in n for n in report.notes)
+    assert report.counts["ok"] == 1
+
+
 def test_statuses_written_in_the_masculine_are_recognised(ctx):
     table = ss.read_table("Intitulé;Statut\nA;Terminé\nB;terminées\nC;En cours\n".encode())
     mapping = {"columns": {"Intitulé": "title", "Statut": "status"}}
