@@ -778,6 +778,7 @@ class _Profile:
     emails: float = 0.0
     urls: float = 0.0
     bools: float = 0.0
+    phones: float = 0.0
     texts: list[str] = field(default_factory=list)  # distinct texts, for the lists' codes
 
 
@@ -791,6 +792,8 @@ def _profile(values: Sequence[Cell]) -> _Profile:
         text = cell_text(v)
         if isinstance(v, dt.date) or (isinstance(v, str) and not re.fullmatch(r"[\d\s.,]+", v) and _is_date(v)):
             counts["dates"] += 1
+        elif isinstance(v, str) and _is_phone(text):
+            counts["phones"] += 1  # "+221 77 000 00 00", "01 23 45 67 89": not an amount
         elif isinstance(v, (int, float)) and not isinstance(v, bool) or _is_number(v):
             counts["numbers"] += 1
         if _EMAIL.fullmatch(text):
@@ -806,7 +809,11 @@ def _profile(values: Sequence[Cell]) -> _Profile:
             texts.setdefault(_key(text), text)
     n = len(cells)
     return _Profile(n, counts["dates"] / n, counts["numbers"] / n, counts["emails"] / n, counts["urls"] / n,
-                    counts["bools"] / n, [t for k, t in texts.items() if k and k not in _NO_VALUE])
+                    counts["bools"] / n, counts["phones"] / n, [t for k, t in texts.items() if k and k not in _NO_VALUE])
+
+
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.fullmatch(text)) and text[:1] in "+0" and sum(c.isdigit() for c in text) >= 8
 
 
 def _is_date(value: Cell) -> bool:
@@ -872,6 +879,8 @@ def _fits(t: Target, p: _Profile, choices: _GuessChoices) -> float:
         return 0.4  # a column of dates or amounts is not a name, a list or a link
     if kind in ("text", "textarea", "ref", "link") and p.emails >= 0.5:
         return 0.5
+    if p.phones >= 0.5:
+        return 1.05 if t.leaf == "phone" else 0.5
     share = choices.share(t, p.texts)
     if share is not None and len(p.texts) >= 2:
         if share == 0:

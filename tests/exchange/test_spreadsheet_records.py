@@ -87,6 +87,8 @@ def test_values_place_a_column_whose_header_says_nothing(ctx):
     assert _guess("organisations", table) == {"Raison sociale": "name", "Genre": "org_type"}
     persons = ss.read_table(b"Nom;Joindre\nDiallo;a@lumisol.example\nNdiaye;b@carto.example\n")
     assert _guess("persons", persons) == {"Nom": "family_name", "Joindre": "email"}
+    phones = ss.read_table("Nom;Téléphone;Portable\nDiallo;+221 77 000 00 00;12\nNdiaye;01 23 45 67 89;13\n".encode())
+    assert _guess("persons", phones) == {"Nom": "family_name", "Téléphone": "phone"}  # not "Portable": numbers
 
 
 def test_a_remembered_mapping_wins_over_guesses(ctx):
