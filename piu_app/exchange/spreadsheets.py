@@ -590,12 +590,25 @@ CREATABLE: dict[str, tuple[str, ...]] = {
     "organisations": ("org_type", "acronym", "actor_family", "is_startup", "website"),
     "places": ("place_type", "address", "postcode"),
     "territories": ("level", "country_code"),
+    "funding_aids": ("financer", "aid_type"),
+}
+# Records that point to a row's record (a funding the experiment obtained, the contract it was bought
+# with) and that columns of the same row may describe: (record type, its ref to the row, its fields
+# offered). One is created per row whose columns for it are filled; its target names start with "+".
+DEPENDENTS: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "experiments": (
+        ("experiment_fundings", "experiment", ("funding_aid", "amount_obtained", "amount_requested", "status", "date")),
+        ("procurements", "experiment", ("route", "technique", "estimated_value", "awarded_value", "supplier",
+                                        "notification_date")),
+    ),
 }
 # Values given to a created record's required lists when no column says (shown in the preview).
 NEW_DEFAULTS: dict[str, dict[str, str]] = {
     "organisations": {"org_type": "other"},
     "places": {"place_type": "demonstrator_site"},
     "territories": {"level": "autre"},
+    "experiment_fundings": {"status": "obtained"},
+    "procurements": {"route": "other"},
 }
 # What an organisation created from a column is, by the column's part: a carrier's column names carriers.
 ROLE_DEFAULTS: dict[str, dict[str, str]] = {
@@ -640,6 +653,17 @@ def targets(rt: RecordType) -> list[Target]:
     for t in own:
         if t.kind in ("ref", "link"):
             companions(t, 1)
+    for key, _back_ref, leaves in DEPENDENTS.get(rt.key, ()):
+        dep_rt = RECORD_TYPES[key]
+        sub = {t.name: t for t in _own_targets(dep_rt)}
+        group = _("%(type)s (une fiche créée pour chaque ligne)", type=dep_rt.label)
+        for leaf in leaves:
+            t = sub[leaf]
+            child = Target(f"+{key}.{leaf}", f"{dep_rt.label} › {t.label}", t.kind, field=t.field, link=t.link,
+                           path=(f"+{key}",), rt_key=key, group=group)
+            found.append(child)
+            if child.kind in ("ref", "link"):
+                companions(child, 2)
     return found
 
 
@@ -700,6 +724,14 @@ _TYPE_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     "funding_aids": {"name": ("nom", "intitule", "intitule de l aide", "nom de l aide", "dispositif", "titre")},
     "places": {"name": ("nom", "nom du lieu", "lieu", "quartier lieu", "site")},
     "territories": {"name": ("nom", "territoire", "commune", "ville", "nom de la commune")},
+    "experiment_fundings": {"funding_aid": ("financement", "aide", "aide obtenue", "dispositif de financement",
+                                            "nom de l aide", "subvention"),
+                            "amount_obtained": ("montant obtenu", "financement obtenu", "subvention obtenue",
+                                                "montant de l aide", "montant finance"),
+                            "amount_requested": ("montant demande", "aide demandee")},
+    "procurements": {"route": ("procedure de passation", "type de marche", "type de procedure"),
+                     "awarded_value": ("montant du marche", "montant attribue"),
+                     "supplier": ("titulaire", "prestataire", "fournisseur", "titulaire du marche")},
 }
 _MATCH_THRESHOLD = 0.8
 _COMPANION_WEIGHT = 0.95  # a record's own field wins over the same field of a record it links to
@@ -737,29 +769,34 @@ def suggest_mapping(rt: RecordType, headers: Sequence[str], rows: Sequence[tuple
     columns: dict[str, str] = {}
     used: set[str] = set()
     derived = {a for a, b in DERIVED.get(rt.key, ())}  # fed by another column when not mapped
-    for depth in range(_MAX_DEPTH + 1):
-        candidates: list[tuple[float, int, str]] = []
-        for t in all_targets:
-            if len(t.path) != depth:
-                continue
-            if depth and ".".join(t.path) not in used and not (depth == 1 and t.path[0] in derived):
-                continue  # the carrier's type only once the carrier's column is mapped
-            leaf_synonyms = (_TYPE_SYNONYMS.get(t.rt_key, {}) if depth else synonyms).get(t.leaf) or _SYNONYMS.get(t.leaf, ())
-            leaf_label = str(t.field.label if t.field else t.link.label if t.link else t.label)
-            names = {_key(leaf_label), _key(re.sub(r"\(.*?\)", "", leaf_label)),
-                     _key(t.leaf.removeprefix("link:").replace("_", " ")), *leaf_synonyms}
-            weight = _COMPANION_WEIGHT ** depth
-            for i, header in enumerate(headers):
-                score = _similarity(header, names) * weight
-                if score >= _MATCH_THRESHOLD * 0.75:  # values may still lift or sink it
-                    score *= _fits(t, profiles[i], choices)
-                    candidates.append((score, i, t.name))
-        for score, i, name in sorted(candidates, key=lambda c: (-c[0], c[1])):
-            if score >= _MATCH_THRESHOLD and headers[i] not in columns and name not in used:
-                columns[headers[i]] = name
-                used.add(name)
-        if depth == 0:
-            _guess_from_values(headers, profiles, [t for t in all_targets if not t.path], choices, columns, used)
+    candidates: list[tuple[float, int, Target]] = []
+    for t in all_targets:
+        depth = len(t.path)
+        leaf_synonyms = (_TYPE_SYNONYMS.get(t.rt_key, {}) if depth else synonyms).get(t.leaf) or _SYNONYMS.get(t.leaf, ())
+        leaf_label = str(t.field.label if t.field else t.link.label if t.link else t.label)
+        names = {_key(leaf_label), _key(re.sub(r"\(.*?\)", "", leaf_label)),
+                 _key(t.leaf.removeprefix("link:").replace("_", " ")), *leaf_synonyms}
+        weight = _COMPANION_WEIGHT ** depth
+        for i, header in enumerate(headers):
+            score = _similarity(header, names) * weight
+            if score >= _MATCH_THRESHOLD * 0.75:  # values may still lift or sink it
+                candidates.append((score * _fits(t, profiles[i], choices), i, t))
+    candidates.sort(key=lambda c: (-c[0], c[1], len(c[2].path)))
+
+    def eligible(t: Target) -> bool:
+        """A linked record's field only once that record's column is mapped (the carrier's type after the carrier)."""
+        parent = ".".join(t.path)
+        return not t.path or parent in used or (len(t.path) == 1 and (parent in derived or parent.startswith("+")))
+
+    changed = True
+    while changed:  # a column mapped to a linked record makes its fields eligible: go again
+        changed = False
+        for score, i, t in candidates:
+            if score >= _MATCH_THRESHOLD and headers[i] not in columns and t.name not in used and eligible(t):
+                columns[headers[i]] = t.name
+                used.add(t.name)
+                changed = True
+    _guess_from_values(headers, profiles, [t for t in all_targets if not t.path], choices, columns, used)
     return {"columns": {h: columns.get(h, "") for h in headers}, "values": {}}
 
 
@@ -1016,6 +1053,7 @@ class RowReport:
     warnings: list[str] = field(default_factory=list)
     duplicate: bool = False
     new: list[NewRef] = field(default_factory=list)  # linked records this row names that the import creates
+    dependents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (type, values) to create with it
 
     @property
     def status(self) -> str:
@@ -1040,6 +1078,10 @@ class Preview:
     @property
     def importable(self) -> int:
         return sum(1 for r in self.rows if r.status in ("ok", "warning"))
+
+    @property
+    def dependent_count(self) -> int:
+        return sum(len(r.dependents) for r in self.rows if r.status in ("ok", "warning"))
 
     def new_by_type(self) -> dict[str, list[NewRecord]]:
         """Return the records to create grouped by record type, in the register's order of types."""
@@ -1213,6 +1255,7 @@ class _Previewer:
         sort_key = fold(" ".join(str(report.values.get(a) or "") for a in self.rt.order_by))[:200]
         report.title = " ".join(str(report.values.get(a) or "") for a in
                                 (self.rt.order_by[::-1] if self.rt.key == "persons" else self.rt.order_by)).strip()
+        self._dependents(report, cells)
         if sort_key.strip() and sort_key in self.existing and not report.errors:
             report.duplicate = True
             report.warnings.append(_("Une fiche « %(title)s » existe déjà (dans le registre ou plus haut dans le fichier) : "
@@ -1264,7 +1307,13 @@ class _Previewer:
         defaults = {**NEW_DEFAULTS.get(kind, {}), **(ROLE_DEFAULTS.get(t.leaf, {}) if kind == "organisations" else {})}
         new = NewRecord(kind, ref.key, text, {target_rt.title_attr: text, **defaults}, {}, report.line, t.name)
         self.new[ref] = new
-        prefix = t.name + "."
+        self._fill(t.name + ".", cells, report, new.values, new.links)
+        report.new.append(ref)
+        return ref
+
+    def _fill(self, prefix: str, cells: Mapping[str, Cell], report: RowReport, values: dict[str, Any],
+              links: dict[str, list[Any]]) -> None:
+        """Read the cells of the fields under `prefix` (a record to create) into its values and links."""
         for name, raw in cells.items():
             if not name.startswith(prefix) or "." in name[len(prefix):] or _blank(raw):
                 continue
@@ -1276,15 +1325,38 @@ class _Previewer:
                 report.warnings.append(f"{child.label} : {exc}")
                 continue
             if isinstance(value, _Amount):
+                if value.currency and "currency" in {f.name for f in RECORD_TYPES[child.rt_key].fields}:
+                    values.setdefault("currency", value.currency)  # "5 000 000 FCFA": the record's currency
                 value = value.number
             if value is None or value == []:
                 continue
             if child.kind == "link":
-                new.links[child.link.name] = value  # type: ignore[union-attr]
+                links[child.link.name] = value  # type: ignore[union-attr]
             else:
-                new.values[child.leaf] = value
-        report.new.append(ref)
-        return ref
+                values[child.leaf] = value
+
+    def _dependents(self, report: RowReport, cells: Mapping[str, Cell]) -> None:
+        """Propose the records that point to this row's record, from the row's cells for them."""
+        for key, _back_ref, _leaves in DEPENDENTS.get(self.rt.key, ()):
+            prefix = f"+{key}."
+            if not any(name.startswith(prefix) and not _blank(raw) for name, raw in cells.items()):
+                continue
+            dep_rt = RECORD_TYPES[key]
+            values: dict[str, Any] = {}
+            self._fill(prefix, cells, report, values, {})
+            if not values:
+                continue
+            if dep_rt.title_attr in {f.name for f in dep_rt.fields} and dep_rt.field(dep_rt.title_attr).required:
+                values.setdefault(dep_rt.title_attr, report.title[:200])
+            for leaf, code in NEW_DEFAULTS.get(key, {}).items():
+                values.setdefault(leaf, code)
+            missing = [str(f.label) for f in dep_rt.fields if f.required and f.name not in values
+                       and not (f.kind == "ref" and f.ref == self.rt.key)]  # the row's record: set at import
+            if missing:
+                report.warnings.append(_("%(type)s non créé : %(fields)s sans valeur.", type=dep_rt.label,
+                                         fields=", ".join(missing)))
+                continue
+            report.dependents.append((key, values))
 
     def _infer_currency(self, report: RowReport, code: str, raw: str) -> None:
         given = report.values.get("currency")
@@ -1436,7 +1508,7 @@ def preview(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, lang: s
     for name in sorted(mapped):
         t = previewer.targets[name]
         parent = ".".join(t.path)
-        if t.path and parent not in mapped and not (len(t.path) == 1 and parent in derived):
+        if t.path and parent not in mapped and not (len(t.path) == 1 and (parent in derived or parent.startswith("+"))):
             notes.append(_("« %(field)s » ne sert qu'aux fiches créées depuis « %(parent)s », qu'aucune colonne ne "
                            "remplit : cette colonne est ignorée.", field=t.label, parent=previewer.targets[parent].label))
     options = {name: previewer.options(previewer.targets[name]) for name in previewer.unknown}
@@ -1513,7 +1585,7 @@ def _reachable(rows: Sequence[RowReport], proposed: Mapping[NewRef, NewRecord]) 
 
     for row in rows:
         if row.status in ("ok", "warning"):
-            for v in [*row.values.values(), *row.links.values()]:
+            for v in [*row.values.values(), *row.links.values(), *(x for _k, dv in row.dependents for x in dv.values())]:
                 visit(v)
     return found
 
@@ -1584,6 +1656,12 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
                 record = record_service.create(rt, {k: resolve(v) for k, v in row.values.items()}, username=username,
                                                origin=origin)
                 link_all(rt, record, row.links)
+                brought = []
+                for key, values in row.dependents:
+                    back_ref = next(ref for k, ref, _leaves in DEPENDENTS[rt.key] if k == key)
+                    dep = record_service.create(RECORD_TYPES[key], {**{k: resolve(v) for k, v in values.items()},
+                                                                    back_ref: record.uid}, username=username, origin=origin)
+                    brought.append((key, dep.uid))
         except InvalidInputError as exc:
             if not valid_only:
                 raise InvalidInputError(_("Ligne %(line)d : %(msg)s", line=row.line, msg=_describe(rt, exc))) from exc
@@ -1591,6 +1669,9 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
             continue
         db.session.add(ImportChange(batch=batch, record_type=rt.key, record_uid=record.uid, action="created", before=None))
         created += 1
+        for key, uid in brought:
+            db.session.add(ImportChange(batch=batch, record_type=key, record_uid=uid, action="created", before=None))
+            created_counts[key] += 1
     remember_mapping(rt, table.headers, mapping)
     tables = {key: {"created": n, "updated": 0, "unchanged": 0, "skipped": 0, "conflicts": 0}
               for key, n in created_counts.items() if key != rt.key}

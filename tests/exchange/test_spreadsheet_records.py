@@ -212,6 +212,35 @@ def test_the_funding_aids_sample_creates_its_funders(ctx):
     assert aid.max_amount == 1_500_000 and aid.currency == "EUR"
 
 
+def test_funding_and_contract_columns_become_records_of_each_experiment(ctx):
+    table = ss.read_table("Projet;Statut;Aide obtenue;Financeur;Montant obtenu;Procédure;Titulaire\n"
+                          "Tricycles;En cours;Fonds vert;Région Ouest;5 000 000 FCFA;Partenariat d'innovation;Propre & Vert\n"
+                          "Cartes;Terminé;;;;;\n".encode("cp1252"))
+    guessed = _guess("experiments", table)
+    assert guessed["Aide obtenue"] == "+experiment_fundings.funding_aid"
+    assert guessed["Financeur"] == "+experiment_fundings.funding_aid.financer"
+    assert guessed["Montant obtenu"] == "+experiment_fundings.amount_obtained"
+    mapping = {"columns": {**guessed, "Procédure": "+procurements.route", "Titulaire": "+procurements.supplier"}}
+    report = ss.preview(EXPERIMENTS, table, mapping)
+    assert report.counts["error"] == 0 and report.dependent_count == 2
+    assert [len(r.dependents) for r in report.rows] == [2, 0]
+    batch = ss.import_rows(EXPERIMENTS, table, mapping, username="editor", filename="p.csv", sha256="x")
+    counts = {k: v["created"] for k, v in batch.report["tables"].items()}
+    assert counts == {"experiments": 2, "innovations": 2, "funding_aids": 1, "organisations": 2,
+                      "experiment_fundings": 1, "procurements": 1}
+    exp = db.session.scalars(db.select(EXPERIMENTS.model).filter_by(title="Tricycles")).one()
+    funding = db.session.scalars(db.select(RECORD_TYPES["experiment_fundings"].model)).one()
+    assert funding.experiment_id == exp.id and funding.amount_obtained == 5_000_000 and funding.status == "obtained"
+    assert funding.currency == "XOF" and funding.funding_aid.name == "Fonds vert"
+    assert funding.funding_aid.financer.name == "Région Ouest" and funding.funding_aid.financer.actor_family == "funder"
+    contract = db.session.scalars(db.select(RECORD_TYPES["procurements"].model)).one()
+    assert contract.experiment_id == exp.id and contract.title == "Tricycles"
+    assert contract.route == "innovation_partnership" and contract.supplier.name == "Propre & Vert"
+    assert len(db.session.scalars(db.select(ImportChange).filter_by(batch_id=batch.id)).all()) == 9
+    exchange_service.undo(batch.uid, username="editor")
+    assert db.session.scalar(db.select(db.func.count()).select_from(RECORD_TYPES["experiment_fundings"].model)) == 0
+
+
 def test_an_existing_carrier_is_linked_not_created_again(ctx):
     lumisol = make_organisation(name="Lumisol")
     table = _sample(REGISTER_CSV)
