@@ -56,10 +56,13 @@ from ..database import fold
 from ..models import ImportBatch, ImportChange, SpreadsheetMapping, Theme, VocabularyTerm, db
 from ..registry import RECORD_TYPES, TEXT_KINDS, Field, Link, RecordType
 from ..services import InvalidInputError
+from ..services import instance as instance_service
 from ..services import records as record_service
 from .cells import FORMULA_TRIGGERS, keep_apostrophes, neutralise, restore
 
-IMPORTABLE = ("organisations", "innovations", "funding_aids", "persons")
+# Every record type a city keeps in a table, the most asked first (the upload form's order).
+IMPORTABLE = ("experiments", "innovations", "organisations", "persons", "funding_aids", "places", "territories",
+              "needs", "procurements", "support_programmes", "lessons", "experiment_fundings", "reviews")
 MAX_ROWS = 20_000
 MAX_COLUMNS = 200
 HEADER_SEARCH_ROWS = 30
@@ -537,6 +540,7 @@ def _key(text: str) -> str:
 # Words that mean "no value here" in a cell that should hold a date, number or list value.
 _NO_VALUE = {_key(w) for w in ("-", "?", "n/a", "na", "nc", "n.c.", "nd", "néant", "aucun", "aucune", "sans objet",
                                "inconnu", "à vérifier", "à préciser", "à définir", "permanent", "en continu",
+                               "tout le territoire", "toute la ville", "ensemble du territoire", "toute la commune",
                                "toutes", "tous", "toute", "all", "non renseigné", "ne sait pas")}
 
 
@@ -544,34 +548,133 @@ _NO_VALUE = {_key(w) for w in ("-", "?", "n/a", "na", "nc", "n.c.", "nd", "néan
 
 @dataclass(frozen=True)
 class Target:
-    """What a column can feed: a field, a link (`link:<name>`) or the sharing level."""
+    """What a column can feed: a field, a link (`link:<name>`) or the sharing level.
+
+    A target reached through a linked record (`innovation.themes`, `innovation.link:carriers.org_type`)
+    feeds that record when the import creates it: `path` names the refs and links on the way, `rt_key`
+    the record type the leaf field belongs to.
+    """
 
     name: str
     label: str
     kind: str
     field: Field | None = None
     link: Link | None = None
+    path: tuple[str, ...] = ()
+    rt_key: str = ""
+    group: str = ""
 
     @property
     def has_choices(self) -> bool:
         return self.kind in ("vocab", "vocab_list", "themes", "ref", "link", "visibility")
 
+    @property
+    def ref_type(self) -> str | None:
+        """The record type a ref or link target points to."""
+        if self.kind == "ref" and self.field is not None:
+            return self.field.ref
+        if self.kind == "link" and self.link is not None:
+            return self.link.target
+        return None
+
+    @property
+    def leaf(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+# Record types an import may create when a linked record named in a cell is not in the register yet,
+# and the fields of theirs a column of the same sheet may fill (the others are left for the form).
+CREATABLE: dict[str, tuple[str, ...]] = {
+    "innovations": ("tagline", "description", "themes", "innovation_kind", "deployment_stage", "website",
+                    "link:carriers"),
+    "organisations": ("org_type", "acronym", "actor_family", "is_startup", "website"),
+    "places": ("place_type", "address", "postcode"),
+    "territories": ("level", "country_code"),
+    "funding_aids": ("financer", "aid_type"),
+}
+# Records that point to a row's record (a funding the experiment obtained, the contract it was bought
+# with) and that columns of the same row may describe: (record type, its ref to the row, its fields
+# offered). One is created per row whose columns for it are filled; its target names start with "+".
+DEPENDENTS: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "experiments": (
+        ("experiment_fundings", "experiment", ("funding_aid", "amount_obtained", "amount_requested", "status", "date")),
+        ("procurements", "experiment", ("route", "technique", "estimated_value", "awarded_value", "supplier",
+                                        "notification_date")),
+    ),
+}
+# Values given to a created record's required lists when no column says (shown in the preview).
+NEW_DEFAULTS: dict[str, dict[str, str]] = {
+    "organisations": {"org_type": "other"},
+    "places": {"place_type": "demonstrator_site"},
+    "territories": {"level": "autre"},
+    "experiment_fundings": {"status": "obtained"},
+    "procurements": {"route": "other"},
+}
+# What an organisation created from a column is, by the column's part: a carrier's column names carriers.
+ROLE_DEFAULTS: dict[str, dict[str, str]] = {
+    "link:carriers": {"actor_family": "carrier"}, "financer": {"actor_family": "funder"},
+    "buyer": {"actor_family": "buyer"}, "supplier": {"actor_family": "carrier"},
+}
+# Two fields of a record type that default to each other: an experiments sheet names its projects
+# once; the experiment's title and the innovation it tests are then that name.
+DERIVED: dict[str, tuple[tuple[str, str], ...]] = {"experiments": (("innovation", "title"), ("title", "innovation"))}
+_MAX_DEPTH = 2
+
+
+def _own_targets(rt: RecordType) -> list[Target]:
+    found = [Target(f.name, str(f.label), f.kind, field=f, rt_key=rt.key) for f in rt.fields if f.kind != "scores"]
+    found += [Target(f"link:{link.name}", str(link.label), "link", link=link, rt_key=rt.key) for link in rt.links]
+    return found
+
 
 def targets(rt: RecordType) -> list[Target]:
-    """Return what the columns of a spreadsheet of type `rt` can be mapped to."""
-    found = [Target(f.name, str(f.label), f.kind, field=f) for f in rt.fields if f.kind != "scores"]
-    found += [Target(f"link:{link.name}", str(link.label), "link", link=link) for link in rt.links]
-    found.append(Target("visibility", _("Niveau de partage"), "visibility"))
+    """Return what the columns of a spreadsheet of type `rt` can be mapped to.
+
+    The record's own fields, its links and sharing level come first; then, for each ref or link to a
+    record type the import may create, the fields of the record it would create (grouped under it).
+    """
+    own = _own_targets(rt)
+    found = [*own, Target("visibility", _("Niveau de partage"), "visibility", rt_key=rt.key)]
+
+    def companions(parent: Target, depth: int) -> None:
+        kind = parent.ref_type
+        if kind not in CREATABLE or kind == rt.key or depth > _MAX_DEPTH:
+            return
+        sub = {t.name: t for t in _own_targets(RECORD_TYPES[kind])}
+        group = _("%(link)s (fiche créée par l'import)", link=parent.label)
+        for leaf in CREATABLE[kind]:
+            t = sub[leaf]
+            child = Target(f"{parent.name}.{leaf}", f"{parent.label} › {t.label}", t.kind, field=t.field,
+                           link=t.link, path=(*parent.path, parent.leaf), rt_key=kind, group=group)
+            found.append(child)
+            if child.kind in ("ref", "link"):
+                companions(child, depth + 1)
+
+    for t in own:
+        if t.kind in ("ref", "link"):
+            companions(t, 1)
+    for key, _back_ref, leaves in DEPENDENTS.get(rt.key, ()):
+        dep_rt = RECORD_TYPES[key]
+        sub = {t.name: t for t in _own_targets(dep_rt)}
+        group = _("%(type)s (une fiche créée pour chaque ligne)", type=dep_rt.label)
+        for leaf in leaves:
+            t = sub[leaf]
+            child = Target(f"+{key}.{leaf}", f"{dep_rt.label} › {t.label}", t.kind, field=t.field, link=t.link,
+                           path=(f"+{key}",), rt_key=key, group=group)
+            found.append(child)
+            if child.kind in ("ref", "link"):
+                companions(child, 2)
     return found
 
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
-    "name": ("nom", "intitule", "titre", "nom du projet", "projet", "intitule de l aide", "nom de l aide",
-             "raison sociale", "nom de la structure", "denomination", "nom de l innovation"),
+    "name": ("nom", "intitule", "titre", "denomination"),
+    "title": ("intitule", "titre", "objet"),
     "family_name": ("nom", "nom de famille", "nom de naissance"),
     "given_name": ("prenom", "prenoms"),
     "organisation": ("structure", "organisme", "employeur", "entreprise", "etablissement"),
-    "job_title": ("fonction", "poste", "titre"),
+    "job_title": ("fonction", "poste", "titre", "role", "qualite"),
+    "role_kind": ("groupe d acteurs", "type d acteur", "categorie d acteur"),
     "email": ("courriel", "email", "e mail", "mail", "adresse mail", "adresse electronique"),
     "phone": ("telephone", "tel", "portable", "mobile"),
     "contact_consent": ("consentement", "accepte d etre cite", "accord", "consent", "accepte d etre contacte"),
@@ -580,27 +683,58 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "financer": ("financeur", "financeurs", "bailleur", "organisme financeur"),
     "aid_type": ("type d aide", "nature de l aide"),
     "submission_deadline": ("date limite", "echeance", "cloture", "date de cloture"),
-    "start_date": ("date d ouverture", "date de debut", "debut"),
+    "start_date": ("date d ouverture", "date de debut", "debut", "date de lancement", "lancement"),
+    "end_date": ("date de fin", "fin", "date d achevement"),
+    "planned_end_date": ("fin prevue", "date de fin prevue", "echeance prevue"),
     "rate_max": ("taux max", "taux maximum", "taux"),
     "rate_min": ("taux min", "taux minimum"),
     "max_amount": ("montant max", "montant maximum", "plafond", "montant"),
+    "budget_total": ("budget", "budget total", "montant", "cout", "cout total", "budget ttc", "budget ht"),
     "eligibility": ("beneficiaires", "publics", "public cible", "conditions"),
     "origin_url": ("lien", "url", "lien contact", "source"),
     "currency": ("devise", "monnaie"),
     "website": ("site web", "site internet", "site"),
-    "org_type": ("type de structure", "statut juridique", "forme juridique", "categorie"),
+    "org_type": ("type de structure", "statut juridique", "forme juridique", "categorie", "type de porteur"),
     "actor_family": ("famille d acteurs", "groupe d acteurs"),
     "acronym": ("sigle", "acronyme"),
     "tagline": ("accroche", "resume", "en une ligne"),
     "deployment_stage": ("stade", "maturite", "avancement"),
-    "territory": ("territoire", "siege", "ville"),
+    "territory": ("territoire", "siege", "ville", "commune"),
+    "place": ("lieu", "quartier", "quartier lieu", "site d experimentation", "localisation", "emplacement"),
+    "buyer": ("acheteur", "service acheteur", "donneur d ordre", "maitre d ouvrage"),
+    "legal_framework": ("cadre juridique", "mode d achat", "mode de passation", "procedure", "montage",
+                        "montage contractuel", "mode de contractualisation"),
     "created_year": ("annee de creation", "creation"),
     "is_startup": ("start up", "startup"),
     "id_value": ("siret", "siren", "identifiant", "rna"),
     "link:carriers": ("porteur", "porteurs", "porteur du projet", "structure porteuse"),
     "visibility": ("niveau de partage", "partage", "visibilite"),
 }
+# What a header means depends on what the rows are: in a list of projects "Nom du projet" names the
+# project (an innovation, an experiment), never an organisation; in a list of structures "Porteur"
+# names the organisation itself.
+_TYPE_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "innovations": {"name": ("nom", "intitule", "titre", "nom du projet", "projet", "nom de l innovation",
+                             "innovation", "solution", "nom de la solution")},
+    "experiments": {"title": ("intitule", "titre", "nom", "nom du projet", "projet", "nom de l experimentation",
+                              "experimentation"),
+                    "innovation": ("innovation", "innovation testee", "solution", "solution testee")},
+    "organisations": {"name": ("nom", "raison sociale", "nom de la structure", "denomination", "structure",
+                               "porteur", "structure porteuse", "organisme", "organisation")},
+    "funding_aids": {"name": ("nom", "intitule", "intitule de l aide", "nom de l aide", "dispositif", "titre")},
+    "places": {"name": ("nom", "nom du lieu", "lieu", "quartier lieu", "site")},
+    "territories": {"name": ("nom", "territoire", "commune", "ville", "nom de la commune")},
+    "experiment_fundings": {"funding_aid": ("financement", "aide", "aide obtenue", "dispositif de financement",
+                                            "nom de l aide", "subvention"),
+                            "amount_obtained": ("montant obtenu", "financement obtenu", "subvention obtenue",
+                                                "montant de l aide", "montant finance"),
+                            "amount_requested": ("montant demande", "aide demandee")},
+    "procurements": {"route": ("procedure de passation", "type de marche", "type de procedure"),
+                     "awarded_value": ("montant du marche", "montant attribue"),
+                     "supplier": ("titulaire", "prestataire", "fournisseur", "titulaire du marche")},
+}
 _MATCH_THRESHOLD = 0.8
+_COMPANION_WEIGHT = 0.95  # a record's own field wins over the same field of a record it links to
 
 
 def header_key(headers: Sequence[str]) -> str:
@@ -615,24 +749,226 @@ def remembered_mapping(rt: RecordType, headers: Sequence[str]) -> dict[str, Any]
     return clean_mapping(rt, headers, saved.mapping) if saved is not None else None
 
 
-def suggest_mapping(rt: RecordType, headers: Sequence[str]) -> dict[str, Any]:
-    """Return the remembered mapping for this layout, else match headers to field labels and names."""
+def suggest_mapping(rt: RecordType, headers: Sequence[str], rows: Sequence[tuple[int, Sequence[Cell]]] = ()) -> dict[str, Any]:
+    """Return the remembered mapping for this layout, else guess each column's field from its header and values.
+
+    A header close to a field's label or a usual synonym proposes the field; the column's values then
+    confirm or veto it (a column of dates is not a name, job titles are not codes of the role list);
+    a column whose header says nothing but whose values are e-mails or codes of a list goes to that
+    field. A field of a linked record (the carrier's type of structure) is proposed only once its
+    record's column is mapped.
+    """
     remembered = remembered_mapping(rt, headers)
     if remembered is not None:
         return remembered
-    candidates: list[tuple[float, int, str]] = []
-    for t in targets(rt):
-        names = {_key(t.label), _key(re.sub(r"\(.*?\)", "", t.label)), _key(t.name.removeprefix("link:").replace("_", " "))}
-        names |= set(_SYNONYMS.get(t.name, ()))
-        for i, header in enumerate(headers):
-            candidates.append((_similarity(header, names), i, t.name))
+    all_targets = targets(rt)
+    profiles = [_profile([cells[i] if i < len(cells) else None for _line, cells in rows[:_PROFILE_ROWS]])
+                for i in range(len(headers))]
+    choices = _GuessChoices()
+    synonyms = {**_SYNONYMS, **_TYPE_SYNONYMS.get(rt.key, {})}
     columns: dict[str, str] = {}
     used: set[str] = set()
-    for score, i, name in sorted(candidates, key=lambda c: (-c[0], c[1])):
-        if score >= _MATCH_THRESHOLD and headers[i] not in columns and name not in used:
-            columns[headers[i]] = name
-            used.add(name)
+    derived = {a for a, b in DERIVED.get(rt.key, ())}  # fed by another column when not mapped
+    candidates: list[tuple[float, int, Target]] = []
+    for t in all_targets:
+        depth = len(t.path)
+        leaf_synonyms = (_TYPE_SYNONYMS.get(t.rt_key, {}) if depth else synonyms).get(t.leaf) or _SYNONYMS.get(t.leaf, ())
+        leaf_label = str(t.field.label if t.field else t.link.label if t.link else t.label)
+        names = {_key(leaf_label), _key(re.sub(r"\(.*?\)", "", leaf_label)),
+                 _key(t.leaf.removeprefix("link:").replace("_", " ")), *leaf_synonyms}
+        weight = _COMPANION_WEIGHT ** depth
+        for i, header in enumerate(headers):
+            score = _similarity(header, names) * weight
+            if score >= _MATCH_THRESHOLD * 0.75:  # values may still lift or sink it
+                candidates.append((score * _fits(t, profiles[i], choices), i, t))
+    candidates.sort(key=lambda c: (-c[0], c[1], len(c[2].path)))
+
+    def eligible(t: Target) -> bool:
+        """A linked record's field only once that record's column is mapped (the carrier's type after the carrier)."""
+        parent = ".".join(t.path)
+        return not t.path or parent in used or (len(t.path) == 1 and (parent in derived or parent.startswith("+")))
+
+    changed = True
+    while changed:  # a column mapped to a linked record makes its fields eligible: go again
+        changed = False
+        for score, i, t in candidates:
+            if score >= _MATCH_THRESHOLD and headers[i] not in columns and t.name not in used and eligible(t):
+                columns[headers[i]] = t.name
+                used.add(t.name)
+                changed = True
+    _guess_from_values(headers, profiles, [t for t in all_targets if not t.path], choices, columns, used)
     return {"columns": {h: columns.get(h, "") for h in headers}, "values": {}}
+
+
+_PROFILE_ROWS = 200
+_EMAIL = re.compile(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+")
+_URL = re.compile(r"(https?://|www\.)\S+", re.I)
+
+
+@dataclass
+class _Profile:
+    """What a column's values look like: the share of its filled cells of each shape."""
+
+    filled: int = 0
+    dates: float = 0.0
+    numbers: float = 0.0
+    emails: float = 0.0
+    urls: float = 0.0
+    bools: float = 0.0
+    phones: float = 0.0
+    texts: list[str] = field(default_factory=list)  # distinct texts, for the lists' codes
+
+
+def _profile(values: Sequence[Cell]) -> _Profile:
+    cells = [v for v in values if not _blank(v)]
+    if not cells:
+        return _Profile()
+    counts: Counter[str] = Counter()
+    texts: dict[str, str] = {}
+    for v in cells:
+        text = cell_text(v)
+        if isinstance(v, dt.date) or (isinstance(v, str) and not re.fullmatch(r"[\d\s.,]+", v) and _is_date(v)):
+            counts["dates"] += 1
+        elif isinstance(v, str) and _is_phone(text):
+            counts["phones"] += 1  # "+221 77 000 00 00", "01 23 45 67 89": not an amount
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) or _is_number(v):
+            counts["numbers"] += 1
+        if _EMAIL.fullmatch(text):
+            counts["emails"] += 1
+        if _URL.match(text):
+            counts["urls"] += 1
+        try:
+            if parse_bool(v) is not None and not isinstance(v, (int, float)):
+                counts["bools"] += 1
+        except ValueError:
+            pass
+        if len(texts) < 50:
+            texts.setdefault(_key(text), text)
+    n = len(cells)
+    return _Profile(n, counts["dates"] / n, counts["numbers"] / n, counts["emails"] / n, counts["urls"] / n,
+                    counts["bools"] / n, counts["phones"] / n, [t for k, t in texts.items() if k and k not in _NO_VALUE])
+
+
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.fullmatch(text)) and text[:1] in "+0" and sum(c.isdigit() for c in text) >= 8
+
+
+def _is_date(value: Cell) -> bool:
+    try:
+        parse_date(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: Cell) -> bool:
+    try:
+        parse_number(value)
+    except ValueError:
+        return False
+    return True
+
+
+class _GuessChoices:
+    """The codes of each list, loaded once, to tell whether a column's values are codes of a list."""
+
+    def __init__(self) -> None:
+        self._terms: dict[str, _Choices] = {}
+
+    def share(self, t: Target, texts: Sequence[str]) -> float | None:
+        """Return the share of distinct values recognised as codes of `t`'s list (None: not a list)."""
+        if t.kind not in ("vocab", "vocab_list", "themes") or not texts:
+            return None
+        key = "themes" if t.kind == "themes" else str(t.field.vocab)  # type: ignore[union-attr]
+        if key not in self._terms:
+            if key == "themes":
+                options = [(th.code, [th.label_fr, th.label_en]) for th in
+                           db.session.scalars(db.select(Theme).filter_by(deleted=False))]
+            else:
+                options = [(term.code, [term.label_fr, term.label_en]) for term in
+                           db.session.scalars(db.select(VocabularyTerm).filter_by(vocabulary=key, active=True))]
+            self._terms[key] = _Choices(options, {})
+        choices = self._terms[key]
+        if t.kind == "vocab":
+            found = sum(1 for text in texts if choices.match(text))
+        else:
+            found = sum(1 for text in texts if choices.match_many(text)[0])
+        return found / len(texts)
+
+
+def _fits(t: Target, p: _Profile, choices: _GuessChoices) -> float:
+    """How well a column's values fit a target: about 1 when nothing is known, below to veto, above to confirm."""
+    if not p.filled:
+        return 1.0
+    kind = t.kind
+    mostly_dates, mostly_numbers = p.dates >= 0.6, p.numbers >= 0.8
+    if kind == "date":
+        return 1.1 if mostly_dates else 0.9 if mostly_numbers else 0.4
+    if kind in ("int", "float"):
+        return 1.05 if mostly_numbers else 0.4 if mostly_dates or p.emails >= 0.5 else 0.7
+    if kind == "email":
+        return 1.1 if p.emails >= 0.5 else 0.4
+    if kind == "url":
+        return 1.05 if p.urls + p.emails >= 0.5 else 0.4 if mostly_dates or mostly_numbers else 1.0
+    if kind == "bool":
+        return 1.05 if p.bools >= 0.6 else 0.5
+    if mostly_dates or mostly_numbers:
+        return 0.4  # a column of dates or amounts is not a name, a list or a link
+    if kind in ("text", "textarea", "ref", "link") and p.emails >= 0.5:
+        return 0.5
+    if p.phones >= 0.5:
+        return 1.05 if t.leaf == "phone" else 0.5
+    share = choices.share(t, p.texts)
+    if share is not None and len(p.texts) >= 2:
+        if share == 0:
+            return 0.5  # none of its values is a code of the list: job titles are not roles
+        if share >= 0.5:
+            return 1.05
+    return 1.0
+
+
+def _guess_from_values(headers: Sequence[str], profiles: Sequence[_Profile], own: Sequence[Target],
+                       choices: _GuessChoices, columns: dict[str, str], used: set[str]) -> None:
+    """Map the columns no header matched whose values clearly belong to one field (e-mails, a list's codes)."""
+    for i, header in enumerate(headers):
+        p = profiles[i]
+        if header in columns or p.filled < 2:
+            continue
+        best: tuple[float, str] | None = None
+        for t in own:
+            if t.name in used:
+                continue
+            if t.kind == "email" and p.emails >= 0.8:
+                score = p.emails
+            else:
+                share = choices.share(t, p.texts) if t.kind in ("vocab", "themes") and len(p.texts) >= 2 else None
+                score = share if share is not None and share >= 0.8 else 0.0
+            if score and (best is None or score > best[0]):
+                best = (score, t.name)
+        if best is not None:
+            columns[header] = best[1]
+            used.add(best[1])
+
+
+_PHONE = re.compile(r"\+?[\d\s().-]{8,}")
+
+
+def looks_personal(values: Sequence[Cell]) -> bool:
+    """Tell whether sample cells hold a person's contact details (e-mail addresses, phone numbers)."""
+    texts = [cell_text(v) for v in values if not _blank(v)]
+    return bool(texts) and all(_EMAIL.fullmatch(t) or (isinstance(v, str) and _PHONE.fullmatch(t))
+                               for v, t in zip([v for v in values if not _blank(v)], texts, strict=True))
+
+
+def derived_notes(rt: RecordType) -> list[str]:
+    """Say which fields take another column's value when no column of their own is mapped."""
+    notes = []
+    for wanted, source in DERIVED.get(rt.key, ()):
+        f = rt.field(wanted)
+        if f.kind == "ref":
+            notes.append(_("Sans colonne pour « %(wanted)s », chaque ligne reprend « %(source)s » : la fiche de ce nom "
+                           "est liée, ou créée si elle n'existe pas.", wanted=f.label, source=rt.field(source).label))
+    return notes
 
 
 def _similarity(header: str, names: Iterable[str]) -> float:
@@ -680,6 +1016,31 @@ def remember_mapping(rt: RecordType, headers: Sequence[str], mapping: Mapping[st
 
 # --------------------------------------------------------------------------- preview
 
+@dataclass(frozen=True)
+class NewRef:
+    """A linked record the import will create: its type and the folded name that identifies it."""
+
+    record_type: str
+    key: str
+
+
+@dataclass
+class NewRecord:
+    """A linked record named in the file but not in the register, proposed for creation («à créer»)."""
+
+    record_type: str
+    key: str
+    title: str
+    values: dict[str, Any]
+    links: dict[str, list[Any]]
+    line: int
+    target: str  # the first column target that named it (where the user may pick an existing record instead)
+
+    @property
+    def ref(self) -> NewRef:
+        return NewRef(self.record_type, self.key)
+
+
 @dataclass
 class RowReport:
     """What one spreadsheet row would become, and what stands in the way."""
@@ -687,10 +1048,12 @@ class RowReport:
     line: int
     title: str = ""
     values: dict[str, Any] = field(default_factory=dict)
-    links: dict[str, list[str]] = field(default_factory=dict)
+    links: dict[str, list[Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duplicate: bool = False
+    new: list[NewRef] = field(default_factory=list)  # linked records this row names that the import creates
+    dependents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (type, values) to create with it
 
     @property
     def status(self) -> str:
@@ -704,6 +1067,8 @@ class Preview:
     notes: list[str]
     unknown: dict[str, dict[str, str]]  # target → {cell key: cell text} the user may choose a value for
     options: dict[str, list[tuple[str, str]]]  # target → (code or uid, label) offered for those values
+    new: dict[NewRef, NewRecord] = field(default_factory=dict)  # linked records the import creates, in order
+    creatable: frozenset[str] = frozenset()  # targets whose unknown values are created, not asked
 
     @property
     def counts(self) -> dict[str, int]:
@@ -713,6 +1078,25 @@ class Preview:
     @property
     def importable(self) -> int:
         return sum(1 for r in self.rows if r.status in ("ok", "warning"))
+
+    @property
+    def dependent_count(self) -> int:
+        return sum(len(r.dependents) for r in self.rows if r.status in ("ok", "warning"))
+
+    def new_by_type(self) -> dict[str, list[NewRecord]]:
+        """Return the records to create grouped by record type, in the register's order of types."""
+        grouped: dict[str, list[NewRecord]] = {}
+        for new in self.new.values():
+            grouped.setdefault(new.record_type, []).append(new)
+        return {key: sorted(grouped[key], key=lambda n: n.key) for key in RECORD_TYPES if key in grouped}
+
+
+CREATE = "+"  # the answer "create this record" for a linked value the register does not know
+
+
+def _stem(key: str) -> str:
+    """Fold the French feminine and plural endings ("Terminé", "terminées" → "termin")."""
+    return " ".join(re.sub(r"(?:ee|e)?s?$", "", w) if len(w) > 3 else w for w in key.split())
 
 
 class _Choices:
@@ -724,22 +1108,27 @@ class _Choices:
         self.chosen = {k: v for k, v in chosen.items() if v == "" or v in valid}  # answers about retired codes drop
         self.exact: dict[str, str] = {}
         loose: dict[str, set[str]] = {}
+        stems: dict[str, set[str]] = {}
         for code, names in options:
             for name in [code, *names]:
                 if not name:
                     continue
                 for key in {_key(name), _key(name).replace(" ", ""), _key(re.sub(r"\(.*?\)", "", name))} - {""}:
                     self.exact.setdefault(key, code)
+                if name is not code:  # labels only: an English code is no French word
+                    stems.setdefault(_stem(_key(name)), set()).add(code)
                 for part in re.split(r"[,/;()]| et | ou ", fold(name)):
                     if len(_key(part)) >= 3:
                         loose.setdefault(_key(part), set()).add(code)
         self.loose = {k: next(iter(v)) for k, v in loose.items() if len(v) == 1}
+        self.stems = {k: next(iter(v)) for k, v in stems.items() if len(v) == 1 and k}
 
     def match(self, text: str) -> str | None:
         key = _key(text)
         if key in self.chosen:
             return self.chosen[key] or None
-        return self.exact.get(key) or self.exact.get(key.replace(" ", "")) or self.loose.get(key)
+        return (self.exact.get(key) or self.exact.get(key.replace(" ", "")) or self.loose.get(key)
+                or self.stems.get(_stem(key)))
 
     def match_many(self, text: str) -> tuple[list[str], list[str]]:
         """Return the codes found in a multi-value cell and the parts left unrecognised."""
@@ -762,47 +1151,89 @@ class _Choices:
 
 
 class _Previewer:
-    """Turns cells into the values `services.records.create` takes, loading each list once."""
+    """Turns cells into the values `services.records.create` takes, loading each list once.
+
+    A ref or link cell naming a record the register does not have proposes that record for creation
+    when its type is creatable (`CREATABLE`): one proposal per type and folded name, whatever the
+    column or row that names it, filled from the columns mapped to its fields on the row that first
+    names it.
+    """
 
     def __init__(self, rt: RecordType, mapping: Mapping[str, Any], lang: str) -> None:
         self.rt = rt
+        self.lang = lang
         self.targets = {t.name: t for t in targets(rt)}
         self.values = mapping.get("values", {})
-        self.choices: dict[str, _Choices] = {}
-        terms: dict[str, list[tuple[str, list[str]]]] = {}
-        for term in db.session.scalars(db.select(VocabularyTerm).filter_by(active=True)):
-            terms.setdefault(term.vocabulary, []).append((term.code, [term.label_fr, term.label_en]))
-        self.terms = terms
-        self.options: dict[str, list[tuple[str, str]]] = {}
-        for t in self.targets.values():
-            if not t.has_choices:
-                continue
-            if t.kind in ("vocab", "vocab_list"):
-                options = terms.get(t.field.vocab, [])  # type: ignore[union-attr]
-            elif t.kind == "themes":
-                options = [(th.code, [th.label_fr, th.label_en]) for th in
-                           db.session.scalars(db.select(Theme).filter_by(deleted=False).order_by(Theme.position))]
-            elif t.kind == "visibility":
-                options = [(code, [str(label)]) for code, label in SHARING_LABELS]
-            else:
-                target_rt = RECORD_TYPES[t.field.ref if t.field else t.link.target]  # type: ignore[union-attr]
-                model = target_rt.model
-                records = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key))
-                options = [(r.uid, [target_rt.title_of(r), getattr(r, "acronym", "") or ""]) for r in records]
-            self.choices[t.name] = _Choices(options, self.values.get(t.name, {}))
-            self.options[t.name] = [(code, names[0] if t.kind in ("ref", "link") else _term_label(names, lang))
-                                    for code, names in options][:MAX_OPTIONS]  # a select box stays usable
+        self._cache: dict[str, tuple[_Choices, list[tuple[str, str]]]] = {}
+        self._terms: dict[str, list[tuple[str, list[str]]]] | None = None
         model = rt.model
         self.existing = set(db.session.scalars(db.select(model.sort_key).where(model.deleted.is_(False))))
         self.unknown: dict[str, dict[str, str]] = {}
+        self.new: dict[NewRef, NewRecord] = {}
+
+    # ----- the lists a cell is matched against, loaded on first use
+
+    def creatable(self, t: Target) -> bool:
+        kind = t.ref_type
+        return kind in CREATABLE and kind != self.rt.key
+
+    def _choices(self, t: Target) -> _Choices:
+        return self._load(t)[0]
+
+    def options(self, t: Target) -> list[tuple[str, str]]:
+        return self._load(t)[1]
+
+    def _load(self, t: Target) -> tuple[_Choices, list[tuple[str, str]]]:
+        kind = t.ref_type
+        # answers about linked records hold for every column of that type (a carrier is the same
+        # organisation as a buyer of the same name); answers about lists hold for their column
+        cache_key = f"records:{kind}" if kind else t.name
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        if kind:
+            target_rt = RECORD_TYPES[kind]
+            model = target_rt.model
+            records = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key))
+            options = [(r.uid, [target_rt.title_of(r), getattr(r, "acronym", "") or ""]) for r in records]
+            chosen: dict[str, str] = {}
+            for other in self.targets.values():
+                if other.ref_type == kind:
+                    chosen.update(self.values.get(other.name, {}))
+        else:
+            if t.kind in ("vocab", "vocab_list"):
+                options = self._vocab(t.field.vocab)  # type: ignore[union-attr, arg-type]
+            elif t.kind == "themes":
+                options = [(th.code, [th.label_fr, th.label_en]) for th in
+                           db.session.scalars(db.select(Theme).filter_by(deleted=False).order_by(Theme.position))]
+            else:
+                options = [(code, [str(label)]) for code, label in SHARING_LABELS]
+            chosen = self.values.get(t.name, {})
+        shown = [(code, names[0] if kind else _term_label(names, self.lang)) for code, names in options][:MAX_OPTIONS]
+        self._cache[cache_key] = (_Choices(options, chosen), shown)  # a select box stays usable
+        return self._cache[cache_key]
+
+    def _vocab(self, vocabulary: str) -> list[tuple[str, list[str]]]:
+        if self._terms is None:
+            self._terms = {}
+            for term in db.session.scalars(db.select(VocabularyTerm).filter_by(active=True)):
+                self._terms.setdefault(term.vocabulary, []).append((term.code, [term.label_fr, term.label_en]))
+        return self._terms.get(vocabulary, [])
+
+    # ----- one row
 
     def row(self, line: int, cells: Mapping[str, Cell]) -> RowReport:
         report = RowReport(line)
+        cells = dict(cells)
+        for wanted, source in DERIVED.get(self.rt.key, ()):
+            if wanted in self.targets and wanted not in cells and not _blank(cells.get(source)):
+                cells[wanted] = cells[source]
         currency_hint: tuple[str, str] | None = None
         for name, raw in cells.items():
             t = self.targets[name]
+            if t.path:
+                continue  # a field of a linked record: read when that record is proposed
             try:
-                value = self._convert(t, raw, report)
+                value = self._linked(t, raw, report, cells) if t.kind in ("ref", "link") else self._convert(t, raw, report)
             except ValueError as exc:
                 report.errors.append(f"{t.label} : {exc}")
                 continue
@@ -824,17 +1255,112 @@ class _Previewer:
         sort_key = fold(" ".join(str(report.values.get(a) or "") for a in self.rt.order_by))[:200]
         report.title = " ".join(str(report.values.get(a) or "") for a in
                                 (self.rt.order_by[::-1] if self.rt.key == "persons" else self.rt.order_by)).strip()
+        self._dependents(report, cells)
         if sort_key.strip() and sort_key in self.existing and not report.errors:
             report.duplicate = True
             report.warnings.append(_("Une fiche « %(title)s » existe déjà (dans le registre ou plus haut dans le fichier) : "
                                      "ligne ignorée.", title=report.title))
         elif sort_key.strip():
             self.existing.add(sort_key)
+        report.warnings = list(dict.fromkeys(report.warnings))  # one message for two carriers of the same type
         return report
+
+    def _linked(self, t: Target, raw: Cell, report: RowReport, cells: Mapping[str, Cell]) -> Any:
+        """Return the uid (ref) or uids (link) a cell names; unknown names of a creatable type become NewRefs."""
+        if not self.creatable(t) or _blank(raw):
+            return self._convert(t, raw, report)
+        text = cell_text(raw)
+        if _key(text) in _NO_VALUE:
+            report.warnings.append(_("%(label)s : « %(raw)s » n'est pas une valeur ; laissé vide.", label=t.label, raw=text))
+            return None
+        choices = self._choices(t)
+        if t.kind == "ref":  # one record: the whole cell names it, separators included ("Écoles (6) / cantines")
+            code = choices.match(text)
+            if code is not None or _key(text) in choices.chosen:
+                return code
+            return self._propose(t, text, report, cells)
+        codes: list[Any] = []
+        found, unknown = choices.match_many(text)
+        codes.extend(found)
+        for part in unknown:
+            ref = self._propose(t, part, report, cells)
+            if ref is not None and ref not in codes:
+                codes.append(ref)
+        return codes
+
+    def _propose(self, t: Target, text: str, report: RowReport, cells: Mapping[str, Cell]) -> NewRef | None:
+        """Propose a record of `t`'s type named `text` (once per type and name), filled from this row's columns."""
+        kind = t.ref_type
+        assert kind is not None
+        target_rt = RECORD_TYPES[kind]
+        text = " ".join(text.split())
+        ref = NewRef(kind, _key(text))
+        self._unknown(t, text)
+        if ref in self.new:
+            report.new.append(ref)
+            return ref
+        title = target_rt.field(target_rt.title_attr)
+        if title.max_length and len(text) > title.max_length:
+            report.errors.append(f"{t.label} : " + _("« %(raw)s » : %(n)d caractères au plus pour le nom d'une fiche à créer.",
+                                                     raw=text[:60] + "…", n=title.max_length))
+            return None
+        defaults = {**NEW_DEFAULTS.get(kind, {}), **(ROLE_DEFAULTS.get(t.leaf, {}) if kind == "organisations" else {})}
+        new = NewRecord(kind, ref.key, text, {target_rt.title_attr: text, **defaults}, {}, report.line, t.name)
+        self.new[ref] = new
+        self._fill(t.name + ".", cells, report, new.values, new.links)
+        report.new.append(ref)
+        return ref
+
+    def _fill(self, prefix: str, cells: Mapping[str, Cell], report: RowReport, values: dict[str, Any],
+              links: dict[str, list[Any]]) -> None:
+        """Read the cells of the fields under `prefix` (a record to create) into its values and links."""
+        for name, raw in cells.items():
+            if not name.startswith(prefix) or "." in name[len(prefix):] or _blank(raw):
+                continue
+            child = self.targets[name]
+            try:
+                value = (self._linked(child, raw, report, cells) if child.kind in ("ref", "link")
+                         else self._convert(child, raw, report))
+            except ValueError as exc:  # the record is created without it: the row itself is fine
+                report.warnings.append(f"{child.label} : {exc}")
+                continue
+            if isinstance(value, _Amount):
+                if value.currency and "currency" in {f.name for f in RECORD_TYPES[child.rt_key].fields}:
+                    values.setdefault("currency", value.currency)  # "5 000 000 FCFA": the record's currency
+                value = value.number
+            if value is None or value == []:
+                continue
+            if child.kind == "link":
+                links[child.link.name] = value  # type: ignore[union-attr]
+            else:
+                values[child.leaf] = value
+
+    def _dependents(self, report: RowReport, cells: Mapping[str, Cell]) -> None:
+        """Propose the records that point to this row's record, from the row's cells for them."""
+        for key, _back_ref, _leaves in DEPENDENTS.get(self.rt.key, ()):
+            prefix = f"+{key}."
+            if not any(name.startswith(prefix) and not _blank(raw) for name, raw in cells.items()):
+                continue
+            dep_rt = RECORD_TYPES[key]
+            values: dict[str, Any] = {}
+            self._fill(prefix, cells, report, values, {})
+            if not values:
+                continue
+            if dep_rt.title_attr in {f.name for f in dep_rt.fields} and dep_rt.field(dep_rt.title_attr).required:
+                values.setdefault(dep_rt.title_attr, report.title[:200])
+            for leaf, code in NEW_DEFAULTS.get(key, {}).items():
+                values.setdefault(leaf, code)
+            missing = [str(f.label) for f in dep_rt.fields if f.required and f.name not in values
+                       and not (f.kind == "ref" and f.ref == self.rt.key)]  # the row's record: set at import
+            if missing:
+                report.warnings.append(_("%(type)s non créé : %(fields)s sans valeur.", type=dep_rt.label,
+                                         fields=", ".join(missing)))
+                continue
+            report.dependents.append((key, values))
 
     def _infer_currency(self, report: RowReport, code: str, raw: str) -> None:
         given = report.values.get("currency")
-        if not given and self.choices["currency"].match(code):
+        if not given and self._choices(self.targets["currency"]).match(code):
             report.values["currency"] = code
             if code == "XOF" and "cfa" in fold(raw):
                 report.warnings.append(_("Devise : « %(raw)s » compris comme XOF (franc CFA UEMOA) ; "
@@ -881,7 +1407,7 @@ class _Previewer:
             except ValueError:
                 raise ValueError(_("« %(raw)s » : écrivez oui ou non.", raw=raw)) from None
         text = cell_text(raw)
-        choices = self.choices[t.name]
+        choices = self._choices(t)
         if kind in ("vocab", "visibility"):
             code = choices.match(text)
             if code is None and _key(text) not in choices.chosen:
@@ -973,18 +1499,107 @@ def preview(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, lang: s
     notes = list(table.notes)
     if not columns:
         notes.append(_("Aucune colonne n'est associée à un champ."))
-    options = {name: previewer.options.get(name, []) for name in previewer.unknown}
-    return Preview(rt.key, rows, notes, previewer.unknown, options)
+    mapped = {name for _i, name in columns}
+    for wanted, source in DERIVED.get(rt.key, ()):
+        if wanted not in mapped and source in mapped:
+            notes.append(_("Aucune colonne pour « %(wanted)s » : elle reprend « %(source)s » de la même ligne.",
+                           wanted=rt.field(wanted).label, source=rt.field(source).label))
+    derived = {wanted for wanted, source in DERIVED.get(rt.key, ()) if source in mapped}
+    for name in sorted(mapped):
+        t = previewer.targets[name]
+        parent = ".".join(t.path)
+        if t.path and parent not in mapped and not (len(t.path) == 1 and (parent in derived or parent.startswith("+"))):
+            notes.append(_("« %(field)s » ne sert qu'aux fiches créées depuis « %(parent)s », qu'aucune colonne ne "
+                           "remplit : cette colonne est ignorée.", field=t.label, parent=previewer.targets[parent].label))
+    options = {name: previewer.options(previewer.targets[name]) for name in previewer.unknown}
+    creatable = frozenset(name for name, t in previewer.targets.items() if t.ref_type and previewer.creatable(t))
+    return Preview(rt.key, rows, notes, previewer.unknown, options, _reachable(rows, previewer.new), creatable)
+
+
+def new_details(report: Preview, *, lang: str = "fr") -> dict[NewRef, list[str]]:
+    """Return, for each record to create, what it will hold besides its name ("Type de structure : Start-up")."""
+    if not report.new:
+        return {}
+    labels = {(t.vocabulary, t.code): t.label(lang) for t in db.session.scalars(db.select(VocabularyTerm))}
+    themes = {t.code: t.label(lang) for t in db.session.scalars(db.select(Theme))}
+    wanted: dict[str, set[str]] = {}  # the existing records the new ones link to: one query per type
+    for new in report.new.values():
+        target_rt = RECORD_TYPES[new.record_type]
+        for f in target_rt.fields:
+            if f.kind == "ref" and isinstance(new.values.get(f.name), str):
+                wanted.setdefault(str(f.ref), set()).add(new.values[f.name])
+        for link in target_rt.links:
+            wanted.setdefault(link.target, set()).update(v for v in new.links.get(link.name, []) if isinstance(v, str))
+    titles: dict[str, str] = {}
+    for key, uids in wanted.items():
+        target_rt = RECORD_TYPES[key]
+        for chunk in (sorted(uids)[i:i + 500] for i in range(0, len(uids), 500)):
+            for record in db.session.scalars(db.select(target_rt.model).where(target_rt.model.uid.in_(chunk))):
+                titles[record.uid] = target_rt.title_of(record)
+    details: dict[NewRef, list[str]] = {}
+    for ref, new in report.new.items():
+        target_rt = RECORD_TYPES[new.record_type]
+        lines = []
+        for f in target_rt.fields:
+            value = new.values.get(f.name)
+            if f.name == target_rt.title_attr or value in (None, "", []):
+                continue
+            if f.kind == "vocab":
+                text = labels.get((f.vocab, value), value)  # type: ignore[arg-type]
+            elif f.kind == "vocab_list":
+                text = ", ".join(labels.get((f.vocab, v), v) for v in value)  # type: ignore[arg-type]
+            elif f.kind == "themes":
+                text = ", ".join(themes.get(v, v) for v in value)
+            elif f.kind == "ref":
+                text = _linked_title(report, titles, value)
+            else:
+                text = cell_text(value)
+            lines.append(f"{f.label} : {text if len(text) <= 120 else text[:117] + '…'}")
+        for link in target_rt.links:
+            if new.links.get(link.name):
+                lines.append(f"{link.label} : " + ", ".join(_linked_title(report, titles, v) for v in new.links[link.name]))
+        details[ref] = lines
+    return details
+
+
+def _linked_title(report: Preview, titles: Mapping[str, str], value: Any) -> str:
+    if isinstance(value, NewRef):
+        new = report.new.get(value)
+        return _("%(title)s (à créer)", title=new.title if new else value.key)
+    return titles.get(value, str(value))
+
+
+def _reachable(rows: Sequence[RowReport], proposed: Mapping[NewRef, NewRecord]) -> dict[NewRef, NewRecord]:
+    """Return the proposed records that rows to be imported need, each after the records it links to."""
+    found: dict[NewRef, NewRecord] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                visit(item)
+        elif isinstance(value, NewRef) and value not in found and value in proposed:
+            new = proposed[value]
+            for v in [*new.values.values(), *new.links.values()]:
+                visit(v)
+            found[value] = new  # after what it needs
+
+    for row in rows:
+        if row.status in ("ok", "warning"):
+            for v in [*row.values.values(), *row.links.values(), *(x for _k, dv in row.dependents for x in dv.values())]:
+                visit(v)
+    return found
 
 
 # --------------------------------------------------------------------------- import
 
 def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, username: str, filename: str,
                 sha256: str, valid_only: bool = False, lang: str = "fr") -> ImportBatch:
-    """Create a record per accepted row in the caller's transaction; return the batch with its report.
+    """Create a record per accepted row, and the linked records they name, in the caller's transaction.
 
     Rows with errors block the whole import unless `valid_only`; rows already in the register are
-    skipped. The caller commits, or rolls back on any exception (then nothing is written).
+    skipped. Each created record, linked ones included, is one `ImportChange` of the returned batch,
+    so that undoing the import removes them all. The caller commits, or rolls back on any exception
+    (then nothing is written).
     """
     if rt.key not in IMPORTABLE:
         raise InvalidInputError(_("Ce type de fiche ne s'importe pas depuis un tableur."))
@@ -995,6 +1610,40 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
                                   "d'importer seulement les lignes valides.", n=len(errors)))
     batch = ImportBatch(kind="spreadsheet", filename=filename[:255], sha256=sha256, username=username, report={})
     db.session.add(batch)
+    created_counts: Counter[str] = Counter()
+    origin = instance_service.instance_code()  # read once, not once per record
+    made: dict[NewRef, str] = {}
+    roles: dict[str, str] = {}
+
+    def role_of(link: Link) -> str:
+        if link.role_vocab not in roles:
+            roles[link.role_vocab] = next(iter(_vocab_codes(link.role_vocab)), "")
+        return roles[link.role_vocab]
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return made[value] if isinstance(value, NewRef) else value
+
+    def link_all(target_rt: RecordType, record: Any, links: Mapping[str, list[Any]]) -> None:
+        for link in target_rt.links:
+            for uid in dict.fromkeys(resolve(links.get(link.name, []))):
+                record_service.add_link(target_rt, record, link.name, target_uid=uid, role=role_of(link), username=username)
+
+    for ref, new in checked.new.items():  # linked records first, each after the records it links to
+        target_rt = RECORD_TYPES[new.record_type]
+        try:
+            record = record_service.create(target_rt, {k: resolve(v) for k, v in new.values.items()}, username=username,
+                                           origin=origin)
+            link_all(target_rt, record, new.links)
+        except InvalidInputError as exc:
+            raise InvalidInputError(_("Ligne %(line)d, %(type)s « %(title)s » à créer : %(msg)s", line=new.line,
+                                      type=str(target_rt.label).lower(), title=new.title,
+                                      msg=_describe(target_rt, exc))) from exc
+        made[ref] = record.uid
+        db.session.add(ImportChange(batch=batch, record_type=new.record_type, record_uid=record.uid, action="created",
+                                    before=None))
+        created_counts[new.record_type] += 1
     skipped: list[dict[str, Any]] = []
     created = 0
     for row in checked.rows:
@@ -1004,11 +1653,15 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
             continue
         try:
             with db.session.begin_nested():  # a row refused here leaves the others intact
-                record = record_service.create(rt, row.values, username=username)
-                for link in rt.links:
-                    role = next(iter(_vocab_codes(link.role_vocab)), "")
-                    for uid in row.links.get(link.name, []):
-                        record_service.add_link(rt, record, link.name, target_uid=uid, role=role, username=username)
+                record = record_service.create(rt, {k: resolve(v) for k, v in row.values.items()}, username=username,
+                                               origin=origin)
+                link_all(rt, record, row.links)
+                brought = []
+                for key, values in row.dependents:
+                    back_ref = next(ref for k, ref, _leaves in DEPENDENTS[rt.key] if k == key)
+                    dep = record_service.create(RECORD_TYPES[key], {**{k: resolve(v) for k, v in values.items()},
+                                                                    back_ref: record.uid}, username=username, origin=origin)
+                    brought.append((key, dep.uid))
         except InvalidInputError as exc:
             if not valid_only:
                 raise InvalidInputError(_("Ligne %(line)d : %(msg)s", line=row.line, msg=_describe(rt, exc))) from exc
@@ -1016,11 +1669,18 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
             continue
         db.session.add(ImportChange(batch=batch, record_type=rt.key, record_uid=record.uid, action="created", before=None))
         created += 1
+        for key, uid in brought:
+            db.session.add(ImportChange(batch=batch, record_type=key, record_uid=uid, action="created", before=None))
+            created_counts[key] += 1
     remember_mapping(rt, table.headers, mapping)
+    tables = {key: {"created": n, "updated": 0, "unchanged": 0, "skipped": 0, "conflicts": 0}
+              for key, n in created_counts.items() if key != rt.key}
     batch.report = {
         "record_type": rt.key,
         "rows": len(checked.rows),
-        "tables": {rt.key: {"created": created, "updated": 0, "unchanged": 0, "skipped": len(skipped), "conflicts": 0}},
+        "tables": {rt.key: {"created": created + created_counts.get(rt.key, 0), "updated": 0, "unchanged": 0,
+                            "skipped": len(skipped), "conflicts": 0}, **tables},
+        "linked_created": sum(created_counts.values()),
         "skipped": skipped,
         "warnings": [{"line": r.line, "messages": r.warnings} for r in checked.rows
                      if r.warnings and not r.errors and not r.duplicate][:1000],

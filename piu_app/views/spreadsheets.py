@@ -33,6 +33,7 @@ bp = Blueprint("spreadsheets", __name__, url_prefix="/spreadsheets")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 _KEEP_SECONDS = 24 * 3600
 PREVIEW_ROWS_SHOWN = 500
+NEW_RECORDS_SHOWN = 200  # per record type: the page stays readable for a sheet of thousands of projects
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -60,7 +61,7 @@ def upload():
         try:
             token = _store(table, {"filename": name, "record_type": rt.key,  # type: ignore[union-attr]
                                   "sha256": hashlib.sha256(data).hexdigest(), "username": username(),
-                                  "mapping": sheets.suggest_mapping(rt, table.headers)})
+                                  "mapping": sheets.suggest_mapping(rt, table.headers, table.rows)})
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -90,8 +91,13 @@ def mapping(token: str):
             return redirect(url_for(".preview", token=token))
         meta["mapping"]["columns"] = columns
     samples = [[_sample(cells[i]) for _line, cells in table.rows[:3]] for i in range(len(table.headers))]
+    personal = {i for i in range(len(table.headers)) if sheets.looks_personal([cells[i] for _line, cells in table.rows[:3]])}
+    groups: dict[str, list[sheets.Target]] = {}
+    for t in choices:
+        groups.setdefault(t.group, []).append(t)
     return render_template("spreadsheets/mapping.html", rt=rt, table=table, meta=meta, token=token,
-                           choices=choices, samples=samples), 400 if request.method == "POST" else 200
+                           groups=groups, samples=samples, personal=personal,
+                           derived=sheets.derived_notes(rt)), 400 if request.method == "POST" else 200
 
 
 @bp.get("/<token>/preview")
@@ -100,8 +106,12 @@ def preview(token: str):
     rt, table, meta = _load(token, mapped_only=True)
     report = sheets.preview(rt, table, meta["mapping"], lang=current_lang())
     labels = {t.name: t.label for t in sheets.targets(rt)}
+    asked = {name: values for name, values in report.unknown.items() if name not in report.creatable}
+    details = sheets.new_details(report, lang=current_lang())
     return render_template("spreadsheets/preview.html", rt=rt, report=report, meta=meta, token=token,
-                           labels=labels, shown=_shown(report.rows), columns=meta["mapping"]["columns"])
+                           labels=labels, shown=_shown(report.rows), columns=meta["mapping"]["columns"],
+                           asked=asked, new_groups=report.new_by_type(), details=details,
+                           max_new_shown=NEW_RECORDS_SHOWN)
 
 
 @bp.post("/<token>/values")
@@ -109,14 +119,19 @@ def preview(token: str):
 def values(token: str):
     rt, _table, meta = _load(token, max_rows=0)
     chosen: dict[str, dict[str, str]] = meta["mapping"].setdefault("values", {})
-    names = {t.name for t in sheets.targets(rt) if t.has_choices}  # targets whose values the user matches
+    choices = {t.name: t for t in sheets.targets(rt) if t.has_choices}  # targets whose values the user matches
     for name, code in request.form.items():
         if name.startswith("value:") and code != "?":
             target, sep, key = name.removeprefix("value:").rpartition(":")
-            if not sep or target not in names or len(key) > 500 or len(code) > 200 \
+            if not sep or target not in choices or len(key) > 500 or len(code) > 200 \
                     or len(chosen.get(target, {})) >= sheets.MAX_OPTIONS * 10:
                 raise InvalidInputError(_("Ce formulaire ne correspond pas à l'aperçu de ce fichier : rechargez "
                                           "l'aperçu, puis choisissez à nouveau les correspondances."))
+            if code == sheets.CREATE:  # back to "create it": forget an earlier answer for that record
+                kind = choices[target].ref_type
+                for other in (t for t in choices.values() if t.ref_type == kind):
+                    chosen.get(other.name, {}).pop(key, None)
+                continue
             chosen.setdefault(target, {})[key] = code
     _save_meta(token, meta)
     flash(_("Correspondances enregistrées : l'aperçu en tient compte."), "success")
@@ -138,7 +153,12 @@ def confirm(token: str):
     db.session.commit()
     _delete(token)
     created = batch.report["tables"][rt.key]["created"]
-    flash(_("Import terminé : %(n)d fiche(s) créée(s).", n=created), "success")
+    linked = batch.report.get("linked_created", 0)
+    if linked:
+        flash(_("Import terminé : %(n)d fiche(s) créée(s), et %(m)d fiche(s) liée(s) créée(s) avec elles.",
+                n=created, m=linked), "success")
+    else:
+        flash(_("Import terminé : %(n)d fiche(s) créée(s).", n=created), "success")
     return redirect(url_for(".report", uid=batch.uid))
 
 

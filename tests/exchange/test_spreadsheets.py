@@ -283,7 +283,8 @@ def test_innovations_sample_imports_after_organisations(ctx):
     mapping = ss.suggest_mapping(rt, table.headers)
     assert {k: v for k, v in mapping["columns"].items() if v} == {
         "Nom du projet": "name", "Porteur": "link:carriers", "Thématique(s)": "themes", "Devise": "currency",
-        "Commentaires": "description"}
+        "Commentaires": "description",
+        "Type de structure": "link:carriers.org_type"}  # used only for a carrier the import would create
     mapping["columns"]["Statut"] = "deployment_stage"  # the column a user would add
     report = ss.preview(rt, table, mapping)
     assert report.counts["error"] == 0

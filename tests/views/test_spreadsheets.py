@@ -71,12 +71,14 @@ def test_the_participants_sheet_goes_through_the_four_steps(app, editor):
     assert response.status_code == 302 and "/spreadsheets/imports/" in response.headers["Location"]
     report = editor.get(response.headers["Location"]).get_data(as_text=True)
     assert "Compte rendu d&#39;import" in report or "Compte rendu d'import" in report
-    assert _count(app, Person) == 8 and _count(app, ImportChange) == 8
+    # the eight organisations named in "Structure" were not in the register: created by the same import
+    assert _count(app, Person) == 8 and _count(app, Organisation) == 8 and _count(app, ImportChange) == 16
     with app.app_context():
         batch = db.session.scalars(db.select(ImportBatch)).one()
         assert batch.kind == "spreadsheet" and batch.filename == "participants.csv" and batch.username == "editor"
         traore = db.session.scalars(db.select(Person).filter_by(family_name="TRAORÉ")).one()
         assert traore.role_kind == "porteur" and traore.job_title == "Co-fondateur"
+        assert traore.organisation.name == "Lumisol" and traore.organisation.org_type == "other"
     assert _temp_files(app) == []  # the file is gone once imported
     assert editor.get(preview_url).status_code == 400  # and its token with it
 
