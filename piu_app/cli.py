@@ -211,7 +211,7 @@ def import_bundle(file: Path, dry_run: bool) -> None:
     from .database import is_disk_full, release_journal, writing
     from .exchange.bundle_import import BundleError, reasons
     from .extensions import db
-    from .services import DomainError, backups, exchange
+    from .services import DomainError, exchange, imports
 
     app = _app()
     with app.test_request_context(), writing():
@@ -221,9 +221,7 @@ def import_bundle(file: Path, dry_run: bool) -> None:
                 plan.bundle.close()
                 batch_uid = None
             else:
-                def backup() -> None:
-                    backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="import",
-                                 keep=app.config["BACKUP_KEEP"])
+                backup = imports.backup_taker(db.engine, app.config["PIU_BACKUPS_DIR"], app.config["BACKUP_KEEP"])
                 plan, batch = exchange.import_bundle(file, username="cli", uploads=app.config["PIU_UPLOADS_DIR"],
                                                      backup=backup)
                 batch_uid = batch.uid if batch else None

@@ -30,8 +30,8 @@ from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
 from ..registry import RECORD_TYPES
 from ..services import DomainError
-from ..services import backups as backup_service
 from ..services import exchange as exchange_service
+from ..services import imports as imports_service
 from .access import require_role, username
 
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
@@ -182,9 +182,7 @@ def confirm(token: str):
     path, filename = _pending(token)
     config = current_app.config
 
-    def backup() -> None:
-        backup_service.take(db.engine, config["PIU_BACKUPS_DIR"], reason="import", keep=config["BACKUP_KEEP"])
-
+    backup = imports_service.backup_taker(db.engine, config["PIU_BACKUPS_DIR"], config["BACKUP_KEEP"])
     try:
         plan, batch = exchange_service.import_bundle(path, filename=filename, username=username(),
                                                      uploads=config["PIU_UPLOADS_DIR"], backup=backup)
