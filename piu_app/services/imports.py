@@ -103,6 +103,7 @@ class ImportedRecord:
     deleted: bool = False    # a tombstone
     link_type: str = ""      # where to link it: its own page, or for an attachment its record's
     link_uid: str = ""
+    reason: str = ""         # in a bundle's preview: why it is skipped or in conflict
 
 
 @dataclass
