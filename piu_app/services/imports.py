@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ def describe(items: Sequence[ImportedRecord]) -> None:
 
 # --------------------------------------------------------------------------- what blocks an undo
 
-def blockers(batch: ImportBatch, limit: int = BLOCKERS_SHOWN) -> list[Blocker]:
+def blockers(batch: ImportBatch, limit: int = BLOCKERS_SHOWN, *, exhaustive: bool = False) -> list[Blocker]:
     """Return what prevents undoing `batch` (at most `limit` reasons; empty: it can be undone)."""
     if batch.status != "applied":
         return []
@@ -207,7 +208,7 @@ def blockers(batch: ImportBatch, limit: int = BLOCKERS_SHOWN) -> list[Blocker]:
     if len(found) < limit:
         found += _later_imports(batch, limit - len(found))
     if len(found) < limit:
-        found += _dependants(batch, limit - len(found))
+        found += _dependants(batch, limit - len(found), exhaustive=exhaustive)
     return found
 
 
@@ -283,55 +284,87 @@ def label(batch: ImportBatch) -> str:
     return f"« {batch.filename or '?'} » ({batch.created_at:%Y-%m-%d %H:%M})"
 
 
-def _dependants(batch: ImportBatch, limit: int) -> list[Blocker]:
+def _dependants(batch: ImportBatch, limit: int, *, exhaustive: bool = False) -> list[Blocker]:
     """Records the import did not bring that point to a record it created (an undo would leave them
-    pointing to nothing): a link field, or a link row (a carrier, a lesson's author…)."""
+    pointing to nothing): a link field, or a link row (a carrier, a lesson's author…).
+
+    Such a record was written after the import (what it points to did not exist before), so it has
+    a row in the change log after the import's mark: when fewer rows were written since than the
+    import created, only the records of those rows are examined. `exhaustive` examines every link
+    to what the import created (the undo itself does, in case a record was written without a trace)."""
     from ..exchange import bundle_format as bf
 
-    ch = ImportChange.__table__
-    created_types = set(db.session.execute(select(ch.c.record_type).where(
-        ch.c.batch_id == batch.id, ch.c.action == "created").distinct()).scalars())
+    ch, log = ImportChange.__table__, ChangeLog.__table__
+    mine = ch.alias("mine")
+    created = dict(db.session.execute(select(ch.c.record_type, func.count()).where(
+        ch.c.batch_id == batch.id, ch.c.action == "created").group_by(ch.c.record_type)).all())
+    if not created:
+        return []
+    candidates: dict[str, list[str]] | None = None
+    if not exhaustive:
+        last = db.session.scalar(select(func.max(ChangeLog.id))) or 0
+        if last <= batch.log_mark:
+            return []  # nothing was written since: nothing can point to what it created
+        if last - batch.log_mark < sum(created.values()):
+            candidates = {}
+            for key, uid in db.session.execute(
+                    select(log.c.record_type, log.c.record_uid).where(
+                        log.c.id > batch.log_mark, ~exists(select(ch.c.id).where(
+                            ch.c.record_uid == log.c.record_uid, ch.c.batch_id == batch.id))).distinct()):
+                candidates.setdefault(key, []).append(uid)
     found: list[Blocker] = []
-
-    def created_ids(key: str) -> Any:
-        target = bf.TABLES[key].table.alias("created")
-        return select(target.c.id).join(ch, and_(ch.c.record_uid == target.c.uid, ch.c.batch_id == batch.id,
-                                                 ch.c.action == "created"))
-
-    def not_mine(table: Any) -> Any:
-        return ~exists(select(ch.c.id).where(ch.c.record_uid == table.c.uid, ch.c.batch_id == batch.id))
 
     def title_of(key: str, table: Any) -> Any:
         attr = bf.TABLES[key].rt.title_attr
         return table.c[attr] if attr in table.c else table.c.uid
 
+    for key, table, joined, target_key, target in _links():
+        if target_key not in created:
+            continue
+        if len(found) >= limit:
+            break
+        if candidates is not None and not candidates.get(key):
+            continue
+        query = (select(table.c.uid, title_of(key, table), title_of(target_key, target))
+                 .select_from(joined.join(ch, and_(ch.c.record_uid == target.c.uid, ch.c.batch_id == batch.id,
+                                                   ch.c.action == "created")))
+                 .where(~exists(select(mine.c.id).where(mine.c.record_uid == table.c.uid,
+                                                        mine.c.batch_id == batch.id).correlate(table)))
+                 .limit(limit - len(found)))
+        if candidates is None:
+            found += [Blocker("link", key, uid, str(t or ""), target_title=str(tt or ""))
+                      for uid, t, tt in db.session.execute(query)]
+            continue
+        for chunk in _chunks(candidates[key]):
+            found += [Blocker("link", key, uid, str(t or ""), target_title=str(tt or ""))
+                      for uid, t, tt in db.session.execute(query.where(table.c.uid.in_(chunk)))]
+            if len(found) >= limit:
+                break
+    return found[:limit]
+
+
+@cache
+def _links() -> list[tuple[str, Any, Any, str, Any]]:
+    """Every link between record types: (record type, its table, the FROM clause that reaches the
+    linked record, the linked record's type, its aliased table). Built once: aliases are costly."""
+    from ..exchange import bundle_format as bf
+
+    found = []
     for key, rtable in bf.TABLES.items():
         table = rtable.table
         for col in rtable.columns:
-            if col.kind != "ref" or col.ref not in created_types or len(found) >= limit:
-                continue
-            target = bf.TABLES[col.ref or ""].table.alias("target")
-            rows = db.session.execute(
-                select(table.c.uid, title_of(key, table), title_of(col.ref or "", target))
-                .join(target, target.c.id == table.c[col.attr])
-                .where(table.c[col.attr].in_(created_ids(col.ref or "")), not_mine(table))
-                .limit(limit - len(found))).all()
-            found += [Blocker("link", key, uid, str(t or ""), target_title=str(tt or "")) for uid, t, tt in rows]
+            if col.kind == "ref":
+                target = bf.TABLES[col.ref or ""].table.alias("target")
+                found.append((key, table, table.join(target, target.c.id == table.c[col.attr]), col.ref or "", target))
         for child in rtable.children:
             if bf.is_column_child(child):
                 continue
             ctable, owner_col, mapping = bf.child_db_table(child)
             for col in child.columns[1:]:
-                if col.kind != "ref" or col.ref not in created_types or len(found) >= limit:
-                    continue
-                target = bf.TABLES[col.ref or ""].table.alias("target")
-                rows = db.session.execute(
-                    select(table.c.uid, title_of(key, table), title_of(col.ref or "", target))
-                    .join(ctable, ctable.c[owner_col] == table.c.id)
-                    .join(target, target.c.id == ctable.c[mapping[col.name]])
-                    .where(ctable.c[mapping[col.name]].in_(created_ids(col.ref or "")), not_mine(table))
-                    .limit(limit - len(found))).all()
-                found += [Blocker("link", key, uid, str(t or ""), target_title=str(tt or "")) for uid, t, tt in rows]
+                if col.kind == "ref":
+                    target = bf.TABLES[col.ref or ""].table.alias("target")
+                    found.append((key, table, table.join(ctable, ctable.c[owner_col] == table.c.id)
+                                  .join(target, target.c.id == ctable.c[mapping[col.name]]), col.ref or "", target))
     return found
 
 
@@ -369,7 +402,8 @@ def undo(uid: str, *, username: str, uploads: Path | None = None) -> ImportBatch
 
 
 def refuse_if_blocked(batch: ImportBatch) -> None:
-    found = blockers(batch)
+    """Raise ImportBlockedError if something blocks the undo (every link examined, not only the traced ones)."""
+    found = blockers(batch, exhaustive=True)
     if found:
         raise ImportBlockedError(
             _("Cet import ne peut pas être annulé : %(n)s fiche(s) ont changé depuis ou s'appuient sur ce qu'il a "

@@ -107,13 +107,29 @@ def test_records_that_rely_on_an_import_block_it_until_they_are_undone(ctx):
     assert _names(Organisation) == [] and _names(Innovation) == []
 
 
-def test_an_own_record_pointing_to_an_imported_one_blocks(ctx):
-    batch = _orgs("Lumisol")
+@pytest.mark.parametrize("others", [0, 5], ids=["asked-from-the-import", "asked-from-what-came-after"])
+def test_an_own_record_pointing_to_an_imported_one_blocks(ctx, others):
+    """Whichever side is smaller is read (the import's records, or what was written since): same answer."""
+    batch = _orgs("Lumisol", *(f"Autre {i}" for i in range(others)))
     lumisol = db.session.scalars(db.select(Organisation).filter_by(name="Lumisol")).one()
     innovation = make_innovation(name="Saisie à la main")
     records.add_link(INNOVATIONS, innovation, "carriers", target_uid=lumisol.uid, role="carrier", username="t")
     db.session.commit()
     assert [(b.kind, b.record_uid) for b in imports.blockers(batch)] == [("link", innovation.uid)]
+
+
+def test_the_undo_itself_finds_a_link_written_without_a_trace_in_the_history(ctx):
+    batch = _orgs("Lumisol")
+    lumisol = db.session.scalars(db.select(Organisation).filter_by(name="Lumisol")).one()
+    innovation = make_innovation(name="Écrite sans historique")
+    db.session.commit()
+    db.session.execute(db.insert(InnovationOrganisation.__table__).values(
+        innovation_id=innovation.id, organisation_id=lumisol.id, role="carrier"))  # as a bulk path would
+    db.session.commit()
+    with pytest.raises(ImportBlockedError, match="Écrite sans historique"):
+        imports.undo(batch.uid, username="editor")
+    db.session.rollback()
+    assert _names(Organisation) == ["Lumisol"]
 
 
 def test_listing_is_newest_first_paginated_with_counts(ctx):
