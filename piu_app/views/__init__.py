@@ -29,7 +29,19 @@ from .access import PUBLIC_ENDPOINTS, required_role
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, backups, documents, exchange, imports, innovations, main, peers, records, spreadsheets
+    from . import (
+        admin,
+        auth,
+        backups,
+        documents,
+        exchange,
+        imports,
+        innovations,
+        main,
+        peers,
+        records,
+        spreadsheets,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)

@@ -90,7 +90,7 @@ def test_a_long_preview_is_paginated_with_counts(app, editor, register_template,
 
 
 def test_a_spreadsheet_import_takes_a_backup_and_an_edit_since_blocks_its_undo(app, editor, admin):
-    data = "Nom;Type\r\nLumisol;association\r\nAutre;association\r\n".encode()
+    data = b"Nom;Type\r\nLumisol;association\r\nAutre;association\r\n"
     response = editor.post("/spreadsheets/", data={"csrf_token": csrf_token(editor, "/spreadsheets/"),
                                                    "record_type": "organisations",
                                                    "file": (io.BytesIO(data), "porteurs.csv")},
