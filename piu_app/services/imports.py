@@ -157,8 +157,7 @@ def counts_of(batch: ImportBatch) -> dict[str, int]:
 def records(batch: ImportBatch, page: int = 1, page_size: int = 50) -> Page:
     """Return one page of the records an import created or replaced, with their titles today."""
     page = max(1, page)
-    total = db.session.scalar(select(func.count()).select_from(ImportChange)
-                              .where(ImportChange.batch_id == batch.id)) or 0
+    total = _size(batch)
     rows = db.session.execute(select(ImportChange.record_type, ImportChange.record_uid, ImportChange.action)
                               .where(ImportChange.batch_id == batch.id).order_by(ImportChange.id)
                               .offset((page - 1) * page_size).limit(page_size)).all()
@@ -216,7 +215,24 @@ def can_undo(batch: ImportBatch) -> bool:
     return batch.status == "applied" and not blockers(batch, limit=1)
 
 
+def _created_by_type(batch: ImportBatch) -> dict[str, int]:
+    """How many records of each type the import created: from a bundle's report (counting 100 000
+    rows of its changes costs a page's time), else from its changes."""
+    report = batch.report or {}
+    # a bundle's report counts what it wrote, per table; a spreadsheet (20 000 rows at most) is counted
+    tables = report.get("counts") if batch.kind == "bundle" else None
+    if isinstance(tables, dict) and tables and all(isinstance(row, dict) and isinstance(row.get("created"), int)
+                                                   for row in tables.values()):
+        return {key: row["created"] for key, row in tables.items() if row["created"]}
+    return dict(db.session.execute(select(ImportChange.record_type, func.count()).where(  # type: ignore[arg-type]
+        ImportChange.batch_id == batch.id, ImportChange.action == "created").group_by(ImportChange.record_type)).all())
+
+
 def _size(batch: ImportBatch) -> int:
+    """How many records the import created or replaced (from a bundle's report, else counted)."""
+    counts = counts_of(batch)
+    if batch.kind == "bundle" and (counts["created"] or counts["updated"]):
+        return counts["created"] + counts["updated"]
     return db.session.scalar(select(func.count()).select_from(ImportChange)
                              .where(ImportChange.batch_id == batch.id)) or 0
 
@@ -296,8 +312,7 @@ def _dependants(batch: ImportBatch, limit: int, *, exhaustive: bool = False) -> 
 
     ch, log = ImportChange.__table__, ChangeLog.__table__
     mine = ch.alias("mine")
-    created = dict(db.session.execute(select(ch.c.record_type, func.count()).where(
-        ch.c.batch_id == batch.id, ch.c.action == "created").group_by(ch.c.record_type)).all())
+    created = _created_by_type(batch)
     if not created:
         return []
     candidates: dict[str, list[str]] | None = None

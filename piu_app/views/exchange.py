@@ -172,8 +172,11 @@ def preview(token: str):
         show = request.args.get("show", "")
         if show not in PREVIEW_ACTIONS or not totals.get(show):
             show = next((a for a in PREVIEW_ACTIONS if totals.get(a)), "created")
+        skipped = [d for decisions in plan.decisions.values() for d in decisions.values()
+                   if d.action in ("skipped", "conflict")]
         return render_template("exchange/preview.html", plan=plan, token=token, counts=plan.counts(),
                                totals=totals, show=show, decisions=_decisions(plan, show),
+                               skipped=skipped[:200], skipped_total=len(skipped),
                                actions=PREVIEW_ACTIONS, reasons=reasons(), labels=_table_labels(),
                                signature=signature_summary(plan))
     finally:
