@@ -118,3 +118,30 @@ def test_a_0005_register_with_imports_upgrades_and_each_import_keeps_its_undo(tm
         assert sorted(db.session.scalars(db.select(Organisation.name))) == ["Alpha modifiée", "Beta", "Gamma"]
         assert [b.record_title for b in imports.blockers(batches[first])] == ["Alpha modifiée"]
         assert imports.blockers(batches[second]) == []
+
+
+def test_a_bundle_imported_before_0006_gets_the_end_of_its_history_back(register_template, tmp_path):
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.models import ImportBatch
+    from piu_app.services import imports
+    from tests.exchange.cities import export, import_, inside, make_city
+    from tests.factories import make_innovation
+
+    a, b = make_city(register_template, tmp_path, "ville-a"), make_city(register_template, tmp_path, "ville-b")
+    with inside(a):
+        make_innovation(name="Éclairage", visibility="network")
+        make_innovation(name="Compost", visibility="network")
+    _totals, uid = import_(b, export(a, tmp_path / "a.zip"))
+    with inside(b):
+        mark = imports.get(uid).log_mark
+        make_innovation(name="Saisie après l'import")
+    with b.app_context():
+        db.session.remove()
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0005")
+    upgraded = create_app({"TESTING": True, "SECRET_KEY": "test"}, instance_path=tmp_path / "ville-b")
+    upgrade_database(upgraded)
+    with upgraded.test_request_context(), writing():
+        batch = db.session.scalars(db.select(ImportBatch)).one()
+        assert batch.log_mark == mark and imports.blockers(batch) == []

@@ -129,6 +129,7 @@ def values(token: str):
 def confirm(token: str):
     rt, table, meta = _load(token, mapped_only=True)
     config = current_app.config
+    backup = None
     try:
         backup = imports_service.backup_taker(db.engine, config["PIU_BACKUPS_DIR"], config["BACKUP_KEEP"])()
         batch = sheets.import_rows(rt, table, meta["mapping"], username=username(), filename=meta["filename"],
@@ -137,6 +138,8 @@ def confirm(token: str):
         imports_service.finish(batch, backup=backup)
     except DomainError as exc:  # a row refused, or the backup before the import could not be written
         db.session.rollback()
+        if backup is not None:
+            backup.unlink(missing_ok=True)  # taken for an import that wrote nothing
         flash(exc.message, "error")
         return redirect(url_for(".preview", token=token))
     db.session.commit()

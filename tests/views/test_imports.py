@@ -133,3 +133,20 @@ def test_readers_do_not_see_imports(app, reader, editor):
     assert 'href="/imports/"' in editor.get("/").get_data(as_text=True)
     assert editor.get("/imports/?page=abc").status_code == 200
     assert editor.get("/imports/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_a_refused_spreadsheet_import_leaves_no_backup_behind(app, editor):
+    data = b"Nom;Type\r\nLumisol;association\r\n;association\r\n"  # a row without its required name
+    response = editor.post("/spreadsheets/", data={"csrf_token": csrf_token(editor, "/spreadsheets/"),
+                                                   "record_type": "organisations",
+                                                   "file": (io.BytesIO(data), "porteurs.csv")},
+                           content_type="multipart/form-data")
+    token = response.headers["Location"].split("/")[-2]
+    editor.post(f"/spreadsheets/{token}/mapping", data={
+        "csrf_token": csrf_token(editor, f"/spreadsheets/{token}/mapping"), "col-0": "name", "col-1": "org_type"})
+    response = editor.post(f"/spreadsheets/{token}/import",
+                           data={"csrf_token": csrf_token(editor, f"/spreadsheets/{token}/preview")})
+    assert response.headers["Location"].endswith(f"/spreadsheets/{token}/preview")  # refused, back to the preview
+    assert not list(Path(app.config["PIU_BACKUPS_DIR"]).glob("piu-import-*"))
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ImportBatch)) == 0

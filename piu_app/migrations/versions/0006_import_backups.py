@@ -6,7 +6,8 @@
   the change log about one of its records is a later change, which blocks its undo. For the
   imports already recorded, it is found from the change log itself: an import wrote, in one
   transaction (SQLite serialises them), one unbroken run of rows about its own records by its own
-  user, starting at its first row after the import began: a bundle one "import" row per record, a
+  user, starting at its first row after the import began: a bundle one "import" row per record (and
+  a "pin" row when it pinned its city's key), a
   spreadsheet each record's "create" row followed by the "update" rows of the links it added to
   that record. The mark is the end of that run. (Only an edit of the last record of a spreadsheet,
   by the same user, before anything else was written, could pass for part of the import.)
@@ -60,6 +61,9 @@ def _mark(bind, batch_id, kind, created_at, username) -> int:
     rows = bind.execute(sa.select(_log.c.id, _log.c.record_uid, _log.c.username, _log.c.action)
                         .where(_log.c.id > before).order_by(_log.c.id)).yield_per(5000)
     for id_, uid, user, action in rows:
+        if kind == "bundle" and action == "pin" and user == username:
+            mark = id_  # the first signed bundle of a city pins its key: written by the import, last
+            break
         if uid not in uids or user != username:
             break
         if kind == "bundle":
