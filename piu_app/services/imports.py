@@ -272,20 +272,32 @@ def _later_edits(batch: ImportBatch, limit: int) -> list[Blocker]:
 
 def _later_imports(batch: ImportBatch, limit: int) -> list[Blocker]:
     """Records of the import that a later import, still applied, replaced."""
-    later = {b.id: b for b in db.session.scalars(select(ImportBatch).where(ImportBatch.id > batch.id,
-                                                                           ImportBatch.status == "applied"))}
-    if not later:
-        return []
-    ch = ImportChange.__table__
+    ch, batches = ImportChange.__table__, ImportBatch.__table__
     mine = ch.alias("mine")
-    rows = db.session.execute(
-        select(ch.c.record_type, ch.c.record_uid, ch.c.batch_id)
-        .where(ch.c.batch_id.in_(sorted(later)), exists(select(mine.c.id).where(
-            mine.c.record_uid == ch.c.record_uid, mine.c.batch_id == batch.id)))
-        .order_by(ch.c.id).limit(limit)).all()
+    applied_later = and_(batches.c.id == ch.c.batch_id, batches.c.id > batch.id, batches.c.status == "applied")
+    # Changes are numbered in the order imports wrote them: what came after ours is a difference of ids.
+    last_mine = db.session.scalar(select(func.max(ch.c.id)).where(ch.c.batch_id == batch.id)) or 0
+    written_after = (db.session.scalar(select(func.max(ch.c.id))) or 0) - last_mine
+    if written_after <= 0:
+        return []
+    if written_after < _size(batch):
+        query = (select(ch.c.record_type, ch.c.record_uid, ch.c.batch_id).select_from(ch.join(batches, applied_later))
+                 .where(ch.c.batch_id > batch.id, exists(select(mine.c.id).where(
+                     mine.c.record_uid == ch.c.record_uid, mine.c.batch_id == batch.id)))
+                 .order_by(ch.c.id).limit(limit))
+    else:
+        later = ch.alias("later")
+        query = (select(mine.c.record_type, mine.c.record_uid, later.c.batch_id)
+                 .select_from(mine.join(later, and_(later.c.record_uid == mine.c.record_uid,
+                                                    later.c.batch_id > batch.id))
+                              .join(batches, and_(batches.c.id == later.c.batch_id, batches.c.status == "applied")))
+                 .where(mine.c.batch_id == batch.id).order_by(mine.c.id).limit(limit))
+    rows = db.session.execute(query).all()
+    others = {b.id: b for b in db.session.scalars(select(ImportBatch).where(
+        ImportBatch.id.in_(sorted({row[2] for row in rows}))))} if rows else {}
     found = []
     for record_type, uid, batch_id in rows:
-        other = later[batch_id]
+        other = others[batch_id]
         found.append(Blocker("import", record_type, uid, username=other.username, at=other.created_at,
                              batch_uid=other.uid, batch_label=label(other)))
     items = [ImportedRecord(b.record_type, b.record_uid, "") for b in found]

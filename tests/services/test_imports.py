@@ -170,14 +170,20 @@ def test_an_earlier_bundle_is_undone_when_a_later_one_brought_other_records(citi
         assert imports.get(second).status == "applied"
 
 
-def test_a_later_bundle_that_replaced_the_same_records_blocks_and_is_named(cities, tmp_path):
+@pytest.mark.parametrize(("before", "after"), [(["Compost"], []), ([], ["Vélos", "Bancs", "Abris"])],
+                         ids=["asked-from-what-came-after", "asked-from-the-import"])
+def test_a_later_bundle_that_replaced_the_same_records_blocks_and_is_named(cities, tmp_path, before, after):
     a, b = cities("ville-a"), cities("ville-b")
     with inside(a):
         make_innovation(name="Éclairage", visibility="network")
+        for name in before:
+            make_innovation(name=name, visibility="network")
     _totals, first = import_(b, export(a, tmp_path / "v1.zip"))
     with inside(a):
-        innovation = db.session.scalars(db.select(Innovation)).one()
+        innovation = db.session.scalars(db.select(Innovation).filter_by(name="Éclairage")).one()
         records.update(INNOVATIONS, innovation, {"tagline": "Version 2"}, username="t")
+        for name in after:
+            make_innovation(name=name, visibility="network")
     _totals, second = import_(b, export(a, tmp_path / "v2.registre.zip"))
     with inside(b):
         found = imports.blockers(imports.get(first))
@@ -187,7 +193,7 @@ def test_a_later_bundle_that_replaced_the_same_records_blocks_and_is_named(citie
             imports.undo(first, username="t")
     _undo(b, second)
     with inside(b):
-        assert db.session.scalars(db.select(Innovation)).one().tagline != "Version 2"
+        assert db.session.scalars(db.select(Innovation).filter_by(name="Éclairage")).one().tagline != "Version 2"
         assert imports.blockers(imports.get(first)) == []  # the later import is undone: it no longer blocks
     _undo(b, first)
     with inside(b):
