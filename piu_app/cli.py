@@ -272,7 +272,7 @@ def import_bundle(file: Path, dry_run: bool) -> None:
     from .database import is_disk_full, release_journal, writing
     from .exchange.bundle_import import BundleError
     from .extensions import db
-    from .services import DomainError, backups, exchange
+    from .services import DomainError, exchange, imports
 
     app = _app()
     with app.test_request_context(), writing():
@@ -282,9 +282,7 @@ def import_bundle(file: Path, dry_run: bool) -> None:
                 plan.bundle.close()
                 batch_uid = None
             else:
-                def backup() -> None:
-                    backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="import",
-                                 keep=app.config["BACKUP_KEEP"])
+                backup = imports.backup_taker(db.engine, app.config["PIU_BACKUPS_DIR"], app.config["BACKUP_KEEP"])
                 plan, batch = exchange.import_bundle(file, username="cli", uploads=app.config["PIU_UPLOADS_DIR"],
                                                      backup=backup)
                 batch_uid = batch.uid if batch else None
@@ -343,19 +341,57 @@ def _report_import(plan, *, dry_run: bool, batch_uid: str | None) -> None:
         click.echo(f"Import appliqué (identifiant {batch_uid}) ; pour l'annuler : piu undo-import {batch_uid}")
 
 
+@main.command("imports")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Nombre d'imports montrés, les plus récents d'abord.")
+def list_imports(limit: int) -> None:
+    """Lister les imports (paquets et tableurs) : identifiant, date, fichier, fiches, annulable ou non."""
+    from flask_babel import gettext as _
+
+    from .services import imports
+
+    app = _app()
+    with app.test_request_context():
+        batches = imports.recent(limit)
+        if not batches:
+            click.echo(_("Aucun import pour l'instant."))
+            return
+        for batch in batches:
+            counts = imports.counts_of(batch)
+            kind = _("paquet") if batch.kind == "bundle" else _("tableur")
+            if batch.status != "applied":
+                state = _("annulé")
+            else:
+                found = imports.blockers(batch, limit=1)
+                state = _("annulable") if not found else _("non annulable : %(why)s", why=found[0].describe())
+            click.echo(_("%(uid)s  %(when)s  %(kind)s « %(file)s »  %(created)d nouvelle(s), %(updated)d mise(s) à "
+                         "jour  — %(state)s", uid=batch.uid, when=f"{batch.created_at:%Y-%m-%d %H:%M}", kind=kind,
+                         file=batch.filename, created=counts["created"], updated=counts["updated"], state=state))
+
+
 @main.command("undo-import")
 @click.argument("batch_uid", metavar="IDENTIFIANT")
 def undo_import(batch_uid: str) -> None:
     """Annuler un import : retirer ce qu'il a apporté, rétablir ce qu'il a remplacé."""
+    from flask_babel import gettext as _
+
     from .database import writing
     from .extensions import db
-    from .services import DomainError, exchange
+    from .services import DomainError, imports
 
     app = _app()
     with app.test_request_context(), writing():
         try:
-            exchange.undo(batch_uid, username="cli", uploads=app.config["PIU_UPLOADS_DIR"])
+            imports.undo(batch_uid, username="cli", uploads=app.config["PIU_UPLOADS_DIR"])
             db.session.commit()
+        except imports.ImportBlockedError as exc:
+            db.session.rollback()
+            click.echo(_("Cet import ne peut pas être annulé :"), err=True)
+            for blocker in exc.blockers:
+                click.echo(f"  - {blocker.describe()}", err=True)
+            click.echo(_("Annulez d'abord ces changements (ou l'import qui les a faits) ; « piu imports » liste "
+                         "les imports."), err=True)
+            sys.exit(1)
         except DomainError as exc:
             db.session.rollback()
             raise click.ClickException(exc.message) from exc

@@ -55,7 +55,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
 
@@ -71,3 +71,77 @@ def test_downgrade_then_upgrade_round_trips(tmp_path):
         flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="base")
         flask_migrate.upgrade(directory=MIGRATIONS_DIR)
         assert db.session.execute(db.text("SELECT count(*) FROM search_index")).scalar_one() == 0
+
+
+def test_a_0005_register_with_imports_upgrades_and_each_import_keeps_its_undo(tmp_path):
+    """0006: each import recorded before it gets the end of its history back from the change log,
+    so that an edit made after it still blocks its undo, and the imports after it do not."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.exchange import spreadsheets as ss
+    from piu_app.models import ImportBatch, Organisation
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import imports, records
+
+    orgs = RECORD_TYPES["organisations"]
+
+    def sheet(*names: str) -> tuple[str, int]:
+        table = ss.read_table(("Nom;Type\n" + "".join(f"{n};association\n" for n in names)).encode())
+        batch = ss.import_rows(orgs, table, {"columns": {"Nom": "name", "Type": "org_type"}}, username="awa",
+                               filename="orgs.csv", sha256="x")
+        imports.finish(batch)
+        db.session.commit()
+        return batch.uid, batch.log_mark
+
+    app = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.test_request_context(), writing():
+        first, first_mark = sheet("Alpha", "Beta")
+        alpha = db.session.scalars(db.select(Organisation).filter_by(name="Alpha")).one()
+        records.update(orgs, alpha, {"name": "Alpha modifiée"}, username="awa")  # same user, just after
+        db.session.commit()
+        second, second_mark = sheet("Gamma")
+        db.session.remove()
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0005")
+    database = tmp_path / "piu.sqlite3"
+    with sqlite3.connect(database) as conn:
+        assert "log_mark" not in {row[1] for row in conn.execute("PRAGMA table_info(import_batches)")}
+
+    upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(upgraded)
+    with upgraded.test_request_context(), writing():
+        batches = {b.uid: b for b in db.session.scalars(db.select(ImportBatch))}
+        assert (batches[first].log_mark, batches[second].log_mark) == (first_mark, second_mark)
+        assert batches[first].backup_name == "" and batches[first].report["tables"]["organisations"]["created"] == 2
+        assert sorted(db.session.scalars(db.select(Organisation.name))) == ["Alpha modifiée", "Beta", "Gamma"]
+        assert [b.record_title for b in imports.blockers(batches[first])] == ["Alpha modifiée"]
+        assert imports.blockers(batches[second]) == []
+
+
+def test_a_bundle_imported_before_0006_gets_the_end_of_its_history_back(register_template, tmp_path):
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.models import ImportBatch
+    from piu_app.services import imports
+    from tests.exchange.cities import export, import_, inside, make_city
+    from tests.factories import make_innovation
+
+    a, b = make_city(register_template, tmp_path, "ville-a"), make_city(register_template, tmp_path, "ville-b")
+    with inside(a):
+        make_innovation(name="Éclairage", visibility="network")
+        make_innovation(name="Compost", visibility="network")
+    _totals, uid = import_(b, export(a, tmp_path / "a.zip"))
+    with inside(b):
+        mark = imports.get(uid).log_mark
+        make_innovation(name="Saisie après l'import")
+    with b.app_context():
+        db.session.remove()
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0005")
+    upgraded = create_app({"TESTING": True, "SECRET_KEY": "test"}, instance_path=tmp_path / "ville-b")
+    upgrade_database(upgraded)
+    with upgraded.test_request_context(), writing():
+        batch = db.session.scalars(db.select(ImportBatch)).one()
+        assert batch.log_mark == mark and imports.blockers(batch) == []

@@ -56,6 +56,7 @@ from ..models import (
 from ..registry import RECORD_TYPES
 from ..services import ConflictError, InvalidInputError, NotFoundError
 from ..services import documents as document_service
+from ..services import imports as imports_service
 from ..services import search as search_service
 from . import bundle_format as bf
 from . import signing
@@ -1448,7 +1449,8 @@ def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
 # --------------------------------------------------------------------------- undo
 
 def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -> ImportBatch:
-    """Remove what an import brought and put back what it replaced (the most recent import first).
+    """Remove what an import (bundle or spreadsheet) brought and put back what it replaced, unless
+    something changed its records since (`services.imports.blockers`).
 
     With `uploads`, the attachment files the import wrote go too, once the undo commits, unless
     a remaining document still names them."""
@@ -1457,11 +1459,8 @@ def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -
         raise NotFoundError(_("Cet import n'existe pas."))
     if batch.status != "applied":
         raise ConflictError(_("Cet import a déjà été annulé."))
-    later = db.session.scalars(select(ImportBatch).where(ImportBatch.id > batch.id, ImportBatch.status == "applied")
-                               .order_by(ImportBatch.id)).first()
-    if later is not None:
-        raise ConflictError(_("Un import plus récent (« %(name)s ») a eu lieu depuis : annulez-le d'abord.",
-                              name=later.filename))
+    # Later imports and edits of other records do not matter; of its own records, they block it.
+    imports_service.refuse_if_blocked(batch)
     conn = db.session.connection()
     changes = list(conn.execute(select(ImportChange.__table__).where(ImportChange.batch_id == batch.id)).mappings())
     created: dict[str, list[str]] = {}
@@ -1472,9 +1471,6 @@ def undo_import(batch_uid: str, *, username: str, uploads: Path | None = None) -
     maps = bf.UidMaps(conn)
     created_ids = {key: {maps.id_of(key)[u] for u in uids if u in maps.id_of(key)}
                    for key, uids in created.items() if key in bf.TABLES}
-    updated_ids = {key: {maps.id_of(key)[ch["record_uid"]] for ch in chs if ch["record_uid"] in maps.id_of(key)}
-                   for key, chs in updated.items() if key in bf.TABLES}
-    _refuse_if_depended_on(conn, created_ids, updated_ids)
     touched: dict[str, list[int]] = {}
     # put back what was replaced first, then remove what was created (dependants before what they point to)
     for key in bf.TABLE_ORDER:
@@ -1539,43 +1535,6 @@ def _as_entered(columns: Sequence[bf.Column], before: Mapping[str, Any], cells: 
     texts = {n for n, col in enumerate(columns) if col.kind == "text"} | {col.name for col in columns
                                                                           if col.kind == "text"}
     return {k: restore(v) if k in texts and isinstance(v, str) else v for k, v in cells.items()}
-
-
-def _refuse_if_depended_on(conn: Connection, created_ids: Mapping[str, set[int]],
-                           updated_ids: Mapping[str, set[int]]) -> None:
-    """Refuse an undo that would leave this city's records pointing to nothing (records the import
-    itself created or replaced do not count: they go or are put back)."""
-    blocking = 0
-    example = ""
-    for key, rtable in bf.TABLES.items():
-        table = rtable.table
-        mine = created_ids.get(key, set()) | updated_ids.get(key, set())
-        for col in rtable.columns:
-            targets = created_ids.get(col.ref or "", set()) if col.kind == "ref" else set()
-            if not targets:
-                continue
-            rows = conn.execute(select(table.c.id, table.c[rtable.rt.title_attr] if rtable.rt.title_attr in table.c
-                                       else table.c.uid).where(table.c[col.attr].in_(sorted(targets)))).all()
-            for id_, title in rows:
-                if id_ not in mine:
-                    blocking += 1
-                    example = example or str(title)
-        for child in rtable.children:
-            if bf.is_column_child(child):
-                continue
-            ctable, owner_col, mapping = bf.child_db_table(child)
-            for col in child.columns[1:]:
-                targets = created_ids.get(col.ref or "", set()) if col.kind == "ref" else set()
-                if not targets:
-                    continue
-                owners = set(conn.execute(select(ctable.c[owner_col]).where(
-                    ctable.c[mapping[col.name]].in_(sorted(targets)))).scalars())
-                extra = owners - mine
-                blocking += len(extra)
-    if blocking:
-        raise ConflictError(_("%(n)d fiche(s) de votre registre s'appuient sur des fiches apportées par cet import "
-                              "(par exemple « %(example)s ») : supprimez-les ou retirez ces liens, puis annulez "
-                              "l'import.", n=blocking, example=example or "…"))
 
 
 __all__ = ["Bundle", "BundleError", "Plan", "Decision", "open_bundle", "plan_import", "apply_import", "undo_import",

@@ -30,6 +30,12 @@ class ImportBatch(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="applied")  # applied, undone
     undone_at: Mapped[datetime | None] = mapped_column(DateTime)
     undone_by: Mapped[str] = mapped_column(String(80), default="")
+    # The backup file taken just before the import wrote (a name in the backups directory; "" when
+    # none was taken: a PostgreSQL hub, or an import of an earlier release).
+    backup_name: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # The last change_log id once the import had written: a later row about one of its records is
+    # a later change, which the undo must not silently throw away (services/imports.py).
+    log_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # {"tables": {table: {"created": n, "updated": n, "unchanged": n, "skipped": n, "conflicts": n}},
     #  "skipped": [{"table", "uid", "reason"}], ...}
     report: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -41,7 +47,7 @@ class ImportChange(db.Model):
 
     __tablename__ = "import_changes"
     __table_args__ = (Index("ix_import_changes_batch", "batch_id", "id"),
-                      Index("ix_import_changes_record", "record_uid"))
+                      Index("ix_import_changes_record", "record_uid", "batch_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
     record_type: Mapped[str] = mapped_column(String(40))

@@ -20,6 +20,7 @@ from ..exchange import bundle_export, bundle_import, signing
 from ..exchange.bundle_import import Plan
 from ..models import ImportBatch, ImportConflict, PeerKey, db
 from . import NotFoundError
+from . import imports as imports_service
 from . import instance as instance_service
 
 
@@ -69,17 +70,19 @@ def preview(path: Path, *, filename: str = "") -> Plan:
 
 def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Path,
                   backup: Callable[[], Any] | None = None) -> tuple[Plan, ImportBatch | None]:
-    """Check, back up (`backup()` is called only if something will change), then apply in the current
-    transaction; the caller commits. Returns the plan and the batch (None when nothing changed)."""
+    """Check, back up (`backup()` is called only if something will change; the file it returns is
+    kept with the import), then apply in the current transaction; the caller commits. Returns the
+    plan and the batch (None when nothing changed)."""
     plan = preview(path, filename=filename)
     try:
-        if backup is not None and plan.has_changes:
-            backup()
+        taken = backup() if backup is not None and plan.has_changes else None
         conn = db.session.connection()
         with bulk_cache(conn), checkpoint_afterwards(conn):
             batch = bundle_import.apply_import(plan, username=username, uploads=uploads)
             # pins the key at the first signed bundle; keeps the manifests, to relay the records
             bundle_import.keep_signature(plan, username=username, manifests=_manifests_dir())
+            if batch is not None:
+                imports_service.finish(batch, backup=taken if isinstance(taken, (str, Path)) else None)
             return plan, batch
     finally:
         plan.bundle.close()
@@ -87,7 +90,7 @@ def import_bundle(path: Path, *, filename: str = "", username: str, uploads: Pat
 
 def undo(batch_uid: str, *, username: str, uploads: Path | None = None) -> ImportBatch:
     """Undo an import in the current transaction; the attachment files it wrote go once the caller commits."""
-    return bundle_import.undo_import(batch_uid, username=username, uploads=uploads)
+    return imports_service.undo(batch_uid, username=username, uploads=uploads)
 
 
 def imports(kind: str = "bundle", limit: int = 50) -> list[ImportBatch]:

@@ -29,7 +29,19 @@ from .access import PUBLIC_ENDPOINTS, required_role
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, backups, documents, exchange, innovations, main, peers, records, spreadsheets
+    from . import (
+        admin,
+        auth,
+        backups,
+        documents,
+        exchange,
+        imports,
+        innovations,
+        main,
+        peers,
+        records,
+        spreadsheets,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(main.bp)
@@ -39,6 +51,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(backups.bp)
     app.register_blueprint(peers.bp)
     app.register_blueprint(spreadsheets.bp)
+    app.register_blueprint(imports.bp)
     # Record blueprints are made per app: a blueprint cannot gain routes once registered.
     for key, rt in RECORD_TYPES.items():
         bp = records.make_blueprint(rt)

@@ -17,6 +17,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     send_file,
     url_for,
 )
@@ -30,8 +31,8 @@ from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
 from ..registry import RECORD_TYPES
 from ..services import DomainError
-from ..services import backups as backup_service
 from ..services import exchange as exchange_service
+from ..services import imports as imports_service
 from .access import require_role, username
 
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
@@ -167,13 +168,39 @@ def preview(token: str):
         _discard(path)
         return render_template("exchange/refused.html", error=exc, filename=filename), 400
     try:
+        totals = plan.totals()
+        show = request.args.get("show", "")
+        if show not in PREVIEW_ACTIONS or not totals.get(show):
+            show = next((a for a in PREVIEW_ACTIONS if totals.get(a)), "created")
         skipped = [d for decisions in plan.decisions.values() for d in decisions.values()
                    if d.action in ("skipped", "conflict")]
         return render_template("exchange/preview.html", plan=plan, token=token, counts=plan.counts(),
-                               totals=plan.totals(), skipped=skipped[:200], skipped_total=len(skipped),
-                               reasons=reasons(), labels=_table_labels(), signature=signature_summary(plan))
+                               totals=totals, show=show, decisions=_decisions(plan, show),
+                               skipped=skipped[:200], skipped_total=len(skipped),
+                               actions=PREVIEW_ACTIONS, reasons=reasons(), labels=_table_labels(),
+                               signature=signature_summary(plan))
     finally:
         plan.bundle.close()
+
+
+PREVIEW_ACTIONS = ("created", "updated", "conflict", "skipped", "unchanged")
+PREVIEW_PAGE_SIZE = 50
+
+
+def _decisions(plan, show: str) -> imports_service.Page:
+    """One page of the records of the bundle that the import would treat as `show`, each linked
+    when it is already in this register."""
+    chosen = [d for decisions in plan.decisions.values() for d in decisions.values() if d.action == show]
+    page_size = PREVIEW_PAGE_SIZE
+    raw = request.args.get("page", "1")
+    page = max(1, min(int(raw) if raw.isdigit() and len(raw) <= 6 else 1, -(-len(chosen) // page_size) or 1))
+    shown = chosen[(page - 1) * page_size:page * page_size]
+    items = [imports_service.ImportedRecord(d.table, d.uid, d.action) for d in shown]
+    imports_service.describe(items)  # which are here, under which title
+    for item, d in zip(items, shown, strict=True):
+        item.title = d.title or item.title  # the bundle's title: what the record will be called
+        item.reason = d.reason
+    return imports_service.Page(items, len(chosen), page, page_size)
 
 
 @bp.post("/import/<token>")
@@ -182,9 +209,7 @@ def confirm(token: str):
     path, filename = _pending(token)
     config = current_app.config
 
-    def backup() -> None:
-        backup_service.take(db.engine, config["PIU_BACKUPS_DIR"], reason="import", keep=config["BACKUP_KEEP"])
-
+    backup = imports_service.backup_taker(db.engine, config["PIU_BACKUPS_DIR"], config["BACKUP_KEEP"])
     try:
         plan, batch = exchange_service.import_bundle(path, filename=filename, username=username(),
                                                      uploads=config["PIU_UPLOADS_DIR"], backup=backup)
@@ -225,7 +250,12 @@ def _discard(path: Path) -> None:
 @require_role("editor")
 def report(uid: str):
     batch = exchange_service.get_import(uid)
-    return render_template("exchange/report.html", batch=batch, reasons=reasons(), labels=_table_labels())
+    return render_template("exchange/report.html", batch=batch, reasons=reasons(), labels=_table_labels(),
+                           records=imports_service.records(batch, 1, REPORT_RECORDS),
+                           blockers=imports_service.blockers(batch), limit=imports_service.BLOCKERS_SHOWN)
+
+
+REPORT_RECORDS = 20  # the first records it brought; the Imports page lists them all
 
 
 @bp.post("/imports/<uid>/undo")

@@ -24,8 +24,9 @@ from ..extensions import db
 from ..i18n import current_lang
 from ..models import ImportBatch
 from ..registry import RECORD_TYPES, RecordType
-from ..services import InvalidInputError
+from ..services import DomainError, InvalidInputError
 from ..services import exchange as exchange_service
+from ..services import imports as imports_service
 from .access import require_role, username
 
 bp = Blueprint("spreadsheets", __name__, url_prefix="/spreadsheets")
@@ -142,12 +143,18 @@ def values(token: str):
 @require_role("editor")
 def confirm(token: str):
     rt, table, meta = _load(token, mapped_only=True)
+    config = current_app.config
+    backup = None
     try:
+        backup = imports_service.backup_taker(db.engine, config["PIU_BACKUPS_DIR"], config["BACKUP_KEEP"])()
         batch = sheets.import_rows(rt, table, meta["mapping"], username=username(), filename=meta["filename"],
                                    sha256=meta["sha256"], valid_only=request.form.get("valid_only") == "1",
                                    lang=current_lang())
-    except InvalidInputError as exc:
+        imports_service.finish(batch, backup=backup)
+    except DomainError as exc:  # a row refused, or the backup before the import could not be written
         db.session.rollback()
+        if backup is not None:
+            backup.unlink(missing_ok=True)  # taken for an import that wrote nothing
         flash(exc.message, "error")
         return redirect(url_for(".preview", token=token))
     db.session.commit()

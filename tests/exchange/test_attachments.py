@@ -141,6 +141,10 @@ def test_an_attachment_travels_with_its_record_is_verified_and_undo_removes_its_
     with inside(b):
         document = db.session.scalars(db.select(Document).filter_by(uid=document_uid)).one()
         assert (document.linked_uid, document.media_type, document.size) == (innovation_uid, "application/pdf", len(PDF))
+        from piu_app.services import imports
+        listed = {r.uid: r for r in imports.records(imports.get(batch_uid)).items}
+        # the Imports page lists the attachment, linked to the page of the record it is attached to
+        assert (listed[document_uid].link_type, listed[document_uid].link_uid) == ("innovations", innovation_uid)
 
     plan, again = import_(b, tmp_path / "a.zip")  # a re-import changes nothing
     assert again is None and plan.decisions["documents"][document_uid].action == "unchanged"
