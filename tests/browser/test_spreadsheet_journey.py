@@ -111,5 +111,15 @@ def test_register_sheet_becomes_experiments_in_one_pass(page):
     page.goto(base + "/places/")
     page.click("text=Boulevard du Fleuve")
     assert "Éclairage public solaire intelligent" in page.locator("main").inner_text()
-    # An "undo from the Imports page" step goes here: undo this import, then
-    # `assert register_counts(page) == before`.
+
+    # the Imports page lists it with what it brought; undoing it gives the register back as before
+    page.click("nav.menu a:has-text('Imports')")
+    assert "registre-innovations-ville-exemple.csv" in page.locator("table.imports").inner_text()
+    page.click("table.imports tbody tr:first-child td:first-child a")
+    assert page.locator("table.import-records a:has-text('Boulevard du Fleuve')").count() == 1
+    assert "piu-import-" in page.locator("dl.facts").inner_text()  # the backup taken before it
+    page.screenshot(path=str(SHOTS / "spreadsheet-import-detail.png"), full_page=True)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Annuler cet import')")
+    assert "Import annulé" in page.locator("main").inner_text()
+    assert register_counts(page) == before
