@@ -1686,8 +1686,9 @@ def import_rows(rt: RecordType, table: Table, mapping: Mapping[str, Any], *, use
                      if r.warnings and not r.errors and not r.duplicate][:1000],
         "notes": checked.notes,
     }
-    db.session.flush()
-    return batch
+    from ..services import imports as imports_service  # here: that service imports the exchange modules
+
+    return imports_service.finish(batch)  # where its history ends: what changes after it blocks its undo
 
 
 def _vocab_codes(vocabulary: str) -> list[str]:

@@ -264,10 +264,9 @@ def _in_words(rt: RecordType, name: str, raw: Any, labels: Mapping[tuple[str, st
         return value  # already masked when it was written
     if f.kind == "vocab":
         return labels.get((f.vocab, value), value)
-    if f.kind == "vocab_list":
-        return ", ".join(labels.get((f.vocab, code), code) for code in value.split(";") if code)
-    if f.kind == "themes":
-        return ", ".join(labels.get(("theme", code), code) for code in value.split(";") if code)
+    if f.kind in ("vocab_list", "themes"):  # in alphabetical order: the stored order is the engine's
+        vocabulary = "theme" if f.kind == "themes" else f.vocab
+        return ", ".join(sorted((labels.get((vocabulary, code), code) for code in value.split(";") if code), key=fold))
     if f.kind == "scores":
         parts = []
         for item in value.split(";"):
