@@ -170,12 +170,23 @@ def drafts(limit: int = 20) -> list[tuple[RecordType, Any]]:
     return sorted(found, key=lambda pair: pair[1].updated_at, reverse=True)[:limit]
 
 
+FINISHED_STATUSES = ("completed", "abandoned")
+
+
 def experiments_without_lessons(limit: int = 20) -> list[Experiment]:
     """Live experiments that no live lesson learned points to, finished ones first."""
     has_lesson = exists().where(Lesson.experiment_id == Experiment.id, Lesson.deleted.is_(False))
-    finished_first = (Experiment.status.in_(("completed", "abandoned"))).desc()
-    return list(db.session.scalars(db.select(Experiment).where(Experiment.deleted.is_(False), ~has_lesson)
-                                   .order_by(finished_first, Experiment.updated_at.desc()).limit(limit)))
+    finished = Experiment.status.in_(FINISHED_STATUSES)
+    found: list[Experiment] = []
+    # One query per group, each walking (deleted, updated_at) newest first and stopping at `limit`:
+    # one ORDER BY on "finished first" would sort every live experiment on each dashboard view.
+    for group in (finished, ~finished):
+        found += db.session.scalars(db.select(Experiment).where(Experiment.deleted.is_(False), group, ~has_lesson)
+                                    .order_by(Experiment.updated_at.desc(), Experiment.id.desc())
+                                    .limit(limit - len(found)))
+        if len(found) >= limit:
+            break
+    return found
 
 
 # --------------------------------------------------------------------------- display values
