@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,14 +31,36 @@ def sqlite_app(app: Flask) -> Flask:
 
 
 def _dump(path: Path) -> list[str]:
-    """Every table's schema and rows, as SQL (the content of a database, whatever its page layout)."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    """Every table's schema and rows, as SQL (the content of a database, or of a backup's, whatever its page layout)."""
+    with backups.database_of(path, path.parent) as file, contextlib.closing(sqlite3.connect(file)) as conn:
         return list(conn.iterdump())
 
 
+def edit_backup_database(path: Path, sql: str, *params: object) -> None:
+    """Change the database inside a backup (archive or bare SQLite file), keeping the archive consistent."""
+    if not zipfile.is_zipfile(path):
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(sql, params)
+        return
+    work = path.with_name(path.name + ".edit")
+    with zipfile.ZipFile(path) as archive:
+        archive.extract(backups.DATABASE, work)
+        members = {name: archive.read(name) for name in archive.namelist() if name != backups.DATABASE}
+    database = work / backups.DATABASE
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute(sql, params)
+    manifest = json.loads(members.pop(backups.MANIFEST))
+    manifest["files"][backups.DATABASE] = hashlib.sha256(database.read_bytes()).hexdigest()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(database, backups.DATABASE)
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr(backups.MANIFEST, json.dumps(manifest))
+    shutil.rmtree(work)
+
+
 def _set_revision(path: Path, revision: str) -> None:
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    edit_backup_database(path, "UPDATE alembic_version SET version_num = ?", revision)
 
 
 def test_take_rotates_per_reason(sqlite_app, ctx, tmp_path):
@@ -141,7 +166,8 @@ def test_restore_upgrades_a_backup_of_an_older_version(sqlite_app, ctx, tmp_path
     taken = backups.take(db.engine, folder, reason=backups.DAILY)
     old_home = tmp_path / "old"
     old_home.mkdir()
-    shutil.copy(taken, old_home / "piu.sqlite3")
+    with backups.database_of(taken, tmp_path) as database:
+        shutil.copy(database, old_home / "piu.sqlite3")
     old_app = create_app({"TESTING": True}, instance_path=old_home)
     with old_app.app_context():
         flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0002")
@@ -198,7 +224,7 @@ def test_cli_backup_then_restore(home, tmp_path):
     done = runner.invoke(main, ["restore", path.name], input="o\n")  # a name in the backups folder is enough
     assert done.exit_code == 0, done.output
     assert "restaurée" in done.output and _city(home) == "Ville CLI"
-    assert list((home / "backups").glob("piu-before-restore-*.sqlite3"))
+    assert list((home / "backups").glob("piu-before-restore-*.zip"))
 
 
 def test_cli_restore_refusals(home, tmp_path):
@@ -237,7 +263,9 @@ def test_start_takes_one_daily_backup_a_day_with_rotation(home, monkeypatch):
         (folder / f"piu-daily-{day}-080000-000000.sqlite3").write_bytes(b"")
     for _ in range(2):
         app = launcher.prepare(home)
+        launcher.daily_backup(app)  # what serve() starts in the background once it listens
         with app.app_context():
             db.engine.dispose()
-    daily = sorted(p.name for p in folder.glob("piu-daily-*.sqlite3"))
+    daily = sorted(p.name for p in folder.glob("piu-daily-*"))
     assert len(daily) == 2 and daily[0] == "piu-daily-20200102-080000-000000.sqlite3"
+    assert daily[1].endswith(".zip")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
+import io
+import re
+import zipfile
 
 import pytest
 from flask import Flask
@@ -14,6 +16,7 @@ from piu_app.services import backups
 from piu_app.services import instance as instance_service
 from piu_app.services import users as user_service
 from tests.conftest import csrf_token
+from tests.services.test_backups import edit_backup_database
 
 
 @pytest.fixture
@@ -42,7 +45,9 @@ def test_only_administrators_get_in(sqlite_app, editor, reader):
 def test_admin_lists_and_backs_up_now(sqlite_app, admin):
     _take(sqlite_app, backups.MIGRATION)
     page = admin.get("/backups").get_data(as_text=True)
-    assert "avant migration" in page and "Sauvegarder maintenant" in page and " Mo</td>" in page
+    assert "avant migration" in page and "Sauvegarder maintenant" in page
+    assert re.search(r"<td>\d+(,\d)? [KM]o</td>", page)  # compressed: a small register's backup is in Ko
+    assert "pièces jointes" in page and re.search(r"dépassent ensemble 2\s?000 Mo", page)  # BACKUP_MAX_MB
     assert 'href="/backups"' in admin.get("/").get_data(as_text=True)  # the admin menu links to it
     response = admin.post("/backups/now", data={"csrf_token": csrf_token(admin, "/backups")})
     assert response.status_code == 302
@@ -55,7 +60,9 @@ def test_admin_lists_and_backs_up_now(sqlite_app, admin):
 def test_download_serves_listed_backups_only(sqlite_app, admin):
     name = _take(sqlite_app)
     response = admin.get(f"/backups/{name}/download")
-    assert response.status_code == 200 and response.data.startswith(b"SQLite format 3\x00")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:  # one file: the database and the attachments
+        assert archive.read("piu.sqlite3").startswith(b"SQLite format 3\x00")
     assert name in response.headers["Content-Disposition"]
     (sqlite_app.config["PIU_DATA_DIR"] / "secret.sqlite3").write_text("x")
     for bad in ("..%2Fsecret.sqlite3", "..%2F..%2Fpiu.sqlite3", "%2E%2E", "piu-daily-nope.sqlite3"):
@@ -81,9 +88,7 @@ def test_restore_through_the_page(sqlite_app, admin):
 
 def test_restore_refusal_is_flashed(sqlite_app, admin):
     name = _take(sqlite_app)
-    with sqlite3.connect(sqlite_app.config["PIU_BACKUPS_DIR"] / name) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '9999'")
-    conn.close()
+    edit_backup_database(sqlite_app.config["PIU_BACKUPS_DIR"] / name, "UPDATE alembic_version SET version_num = '9999'")
     response = admin.post(f"/backups/{name}/restore", data={"csrf_token": csrf_token(admin, "/backups")},
                           follow_redirects=True)
     assert "version plus récente" in response.get_data(as_text=True)
