@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -113,3 +115,67 @@ def test_dates_follow_the_reader_language(sqlite_app, admin: FlaskClient):
     admin.post("/lang/en", data={"csrf_token": csrf_token(admin, "/"), "next": "/backups"})
     page = admin.get("/backups").get_data(as_text=True)
     assert 'lang="en"' in page and f", {year}" in page  # e.g. "March 12, 2025"
+
+
+# --------------------------------------------------------------------------- attachments travel with the backup
+
+PDF = b"%PDF-1.4\n% rapport d'experimentation\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(40))
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file below `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _attach(client: FlaskClient, uid: str, data: bytes, filename: str) -> None:
+    response = client.post(f"/innovations/{uid}/documents", data={
+        "csrf_token": csrf_token(client, f"/innovations/{uid}"), "title": "", "doc_type": "other",
+        "file": (io.BytesIO(data), filename)}, content_type="multipart/form-data")
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def test_a_backup_taken_in_the_interface_restores_records_and_attachments_into_a_fresh_data_directory(
+        sqlite_app, admin, tmp_path, monkeypatch):
+    """The acceptance test of issue 11: records and attachments back, files compared by hash."""
+    from click.testing import CliRunner
+
+    from piu_app import create_app
+    from piu_app.cli import main
+    from piu_app.models import Document, Innovation
+    from tests import factories
+
+    with sqlite_app.test_request_context(), writing():
+        uid = factories.make_innovation(name="Compostage de quartier", visibility="network").uid
+        db.session.commit()
+    _attach(admin, uid, PDF, "rapport.pdf")
+    _attach(admin, uid, PNG, "photo.png")
+    data_dir = Path(sqlite_app.config["PIU_DATA_DIR"])
+    (data_dir / "manifests").mkdir(exist_ok=True)
+    (data_dir / "manifests" / "peer-city.json").write_text('{"peer": "signed"}')
+    uploads_before, key_before = _hashes(data_dir / "uploads"), (data_dir / "signing_key.pem").read_bytes()
+    assert len(uploads_before) == 2
+
+    assert admin.post("/backups/now", data={"csrf_token": csrf_token(admin, "/backups")}).status_code == 302
+    name = re.search(r'href="/backups/([^"/]+)/download"', admin.get("/backups").get_data(as_text=True))[1]
+    assert name.startswith("piu-manual-") and name.endswith(".zip")
+    assert (Path(sqlite_app.config["PIU_BACKUPS_DIR"]) / name).stat().st_mode & 0o077 == 0  # holds the key
+    downloaded = tmp_path / name
+    downloaded.write_bytes(admin.get(f"/backups/{name}/download").data)
+
+    fresh = tmp_path / "fresh"  # another computer: nothing but a new, empty data directory
+    monkeypatch.setenv("PIU_HOME", str(fresh))
+    monkeypatch.delenv("PIU_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(main, ["restore", "--yes", str(downloaded)])
+    assert result.exit_code == 0, result.output
+
+    assert _hashes(fresh / "uploads") == uploads_before
+    assert (fresh / "signing_key.pem").read_bytes() == key_before
+    assert (fresh / "manifests" / "peer-city.json").read_text() == '{"peer": "signed"}'
+    restored = create_app({"TESTING": True}, instance_path=fresh)
+    with restored.app_context():
+        assert db.session.scalar(db.select(Innovation.name).filter_by(uid=uid)) == "Compostage de quartier"
+        digests = set(db.session.scalars(db.select(Document.sha256).filter_by(linked_uid=uid)))
+        assert digests == {hashlib.sha256(PDF).hexdigest(), hashlib.sha256(PNG).hexdigest()}
+        db.engine.dispose()
