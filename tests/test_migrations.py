@@ -45,7 +45,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
 
     upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
     upgrade_database(upgraded)  # what `piu` does at start
-    assert list((tmp_path / "backups").glob("piu-migration-*.sqlite3")), "a backup is taken before migrating"
+    assert list((tmp_path / "backups").glob("piu-migration-*.zip")), "a backup is taken before migrating"
     with upgraded.test_request_context(), writing():
         assert sorted(i.name for i in db.session.scalars(db.select(Innovation))) == names
         results, _ = search.search("eclairage solaire")
@@ -71,3 +71,38 @@ def test_downgrade_then_upgrade_round_trips(tmp_path):
         flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="base")
         flask_migrate.upgrade(directory=MIGRATIONS_DIR)
         assert db.session.execute(db.text("SELECT count(*) FROM search_index")).scalar_one() == 0
+
+
+def test_a_register_of_release_0005_upgrades_to_the_page_speed_indexes_with_its_data(tmp_path):
+    """Migration 0006: the link, draft and attachment indexes replace the single-column ones; data intact."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.services import records
+
+    app = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        demo.load()
+        db.session.commit()
+        without = sorted(e.uid for e in records.experiments_without_lessons(100))
+        db.session.remove()
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0005")
+    database = tmp_path / "piu.sqlite3"
+
+    def indexes(table: str) -> set[str]:
+        with sqlite3.connect(database) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                               (table,))}
+
+    assert {"ix_lessons_experiment_id", "ix_lessons_draft"} <= indexes("lessons")
+    assert "ix_lessons_experiment_id_live" not in indexes("lessons")
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+    assert {"ix_lessons_experiment_id_live", "ix_lessons_draft_live"} <= indexes("lessons")
+    assert "ix_lessons_experiment_id" not in indexes("lessons")
+    assert "ix_documents_linked_uid_live" in indexes("documents")
+    with app.app_context():
+        assert sorted(e.uid for e in records.experiments_without_lessons(100)) == without
+        assert db.session.scalar(db.select(db.func.count()).select_from(Innovation)) == 30

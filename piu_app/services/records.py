@@ -110,8 +110,13 @@ def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, pa
 def choices(rt: RecordType, *, limit: int = 2000) -> list[tuple[str, str]]:
     """Return (uid, title) of live records, for a select box."""
     model = rt.model
-    rows = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key).limit(limit))
-    return [(r.uid, rt.title_of(r)) for r in rows]
+    live = (model.deleted.is_(False),)
+    if rt.title_attr in model.__table__.c:  # two columns, not `limit` whole records (2 000 on every detail page)
+        title = model.__table__.c[rt.title_attr]
+        rows = db.session.execute(db.select(model.uid, title).where(*live).order_by(model.sort_key).limit(limit))
+        return [(uid, str(text or "")) for uid, text in rows]
+    records = db.session.scalars(db.select(model).where(*live).order_by(model.sort_key).limit(limit))
+    return [(r.uid, rt.title_of(r)) for r in records]
 
 
 def _live_by_uid(rt: RecordType, uid: str) -> Any:

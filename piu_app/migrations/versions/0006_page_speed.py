@@ -6,6 +6,7 @@
   without lessons learned" walked every lesson for each experiment (2.2 s at 10 000 innovations,
   no answer at 100 000), and every detail page walked whole tables.
 * `draft` is indexed as (draft, deleted, updated_at) instead of alone: the dashboard's newest drafts.
+* `documents.linked_uid` as (linked_uid, deleted, sort_key): a record's attachments on its page.
 
 Revision ID: 0006
 Revises: 0005
@@ -29,6 +30,7 @@ LINKS = {
     "funding_aids": ("financer_id",), "experiment_fundings": ("experiment_id", "funding_aid_id"),
     "support_programmes": ("operator_id", "territory_id", "place_id", "contact_person_id"),
     "reviews": ("innovation_id", "experiment_id", "reviewer_person_id", "reviewer_org_id"),
+    "documents": ("linked_uid",),  # not a foreign key (a uid of any record type), read the same way
 }
 
 
