@@ -642,7 +642,7 @@ def page_urls(app, info: dict, rng: random.Random) -> list[tuple[str, list[str]]
     with app.app_context():
         rules = {r.endpoint for r in app.url_map.iter_rules()}
         pages: list[tuple[str, list[str]]] = [("dashboard", ["/"])]
-        for key, rt in RECORD_TYPES.items():
+        for key in RECORD_TYPES:
             prefix = "/" + key.replace("_", "-")
             pages.append((f"list {key}", [f"{prefix}/", f"{prefix}/?page=3", f"{prefix}/?sort=updated&page=2"]))
         for key in ("innovations", "experiments", "organisations", "lessons", "reviews"):

@@ -6,9 +6,11 @@ directory, private to this user (0600): a zip archive (deflate) holding
   piu-backup.json     what the archive holds: format, schema revision, each file's SHA-256
   piu.sqlite3         a consistent copy of the database (online backup API), integrity-checked
   uploads/xx/<sha>    every attachment, named by its SHA-256 as in the uploads folder
-  signing_key.pem     the city's private signing key (peers pinned its public half: a register
-                      restored on a new computer must keep signing with it)
   manifests/…         the signed manifests of peer cities, kept to relay their records
+
+The city's private signing key (`signing_key.pem`) is never in a backup: backups are downloaded,
+copied to USB sticks and kept by the ten, and whoever holds the key signs bundles as the city.
+It is kept apart, by hand (docs/guide.md, "Nouvel ordinateur"); a restore leaves it as it is.
 
 Backups made by earlier versions are bare SQLite files (`….sqlite3`): still listed and restored
 (the database only; attachments are then left as they are). PostgreSQL hubs are backed up by their
@@ -58,7 +60,6 @@ _NAME = re.compile(r"^piu-(?P<reason>[a-z]+(?:-[a-z]+)*)-(?P<stamp>\d{8}-\d{6}-\
 EXTENSION = ".zip"
 MANIFEST = "piu-backup.json"
 DATABASE = "piu.sqlite3"
-KEY = "signing_key.pem"
 FORMAT = 1
 COMPRESS_LEVEL = 1  # deflate: about 4x smaller than the database at a quarter of level 6's time
 _UPLOAD_MEMBER = re.compile(r"^uploads/([0-9a-f]{2})/([0-9a-f]{64})$")
@@ -173,7 +174,7 @@ def _temp_beside(target: Path, what: str) -> Path:
 
 
 def _data_files(data_dir: Path | None) -> Iterator[tuple[str, Path]]:
-    """(name in the archive, file) of the attachments, the signing key and the peers' manifests."""
+    """(name in the archive, file) of the attachments and the peers' manifests (never the signing key)."""
     if data_dir is None:
         return
     uploads = data_dir / "uploads"
@@ -183,9 +184,6 @@ def _data_files(data_dir: Path | None) -> Iterator[tuple[str, Path]]:
                 name = f"uploads/{folder.name}/{file.name}"
                 if _UPLOAD_MEMBER.match(name) and file.is_file() and not file.is_symlink():
                     yield name, file
-    key = data_dir / KEY
-    if key.is_file() and not key.is_symlink():
-        yield KEY, key
     manifests = paths.manifests_dir(data_dir)
     for file in sorted(manifests.iterdir()) if manifests.is_dir() else ():
         name = f"manifests/{file.name}"
@@ -448,7 +446,7 @@ def database_of(file: Path, scratch: Path) -> Iterator[Path]:
 
 
 class _Files:
-    """Bring a backup's attachments, key and manifests into the data directory, all or nothing.
+    """Bring a backup's attachments and peer manifests into the data directory, all or nothing.
 
     Attachments are content-addressed: the missing ones are added (written to a temporary name,
     checked against their digest, renamed) before the database is replaced, so that a failure or a
@@ -460,7 +458,7 @@ class _Files:
         self.opened, self.data_dir = opened, data_dir
         self.uploads = data_dir / "uploads"
         self.added: list[Path] = []
-        self.staged: list[tuple[Path, Path]] = []  # (temporary, final) for the key and the manifests
+        self.staged: list[tuple[Path, Path]] = []  # (temporary, final) for the manifests
 
     def stage(self) -> None:
         archive = self.opened.archive
@@ -479,7 +477,7 @@ class _Files:
                     _extract_checked(archive, name, digest, temp)
                     os.replace(temp, final)
                     self.added.append(final)
-                elif name == KEY or _MANIFEST_MEMBER.match(name):
+                elif _MANIFEST_MEMBER.match(name):
                     final = self.data_dir / name
                     final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                     temp = _temp_beside(final, "restore")
@@ -496,7 +494,7 @@ class _Files:
             temp.unlink(missing_ok=True)
 
     def finish(self) -> None:
-        """The database is in place: install the key and manifests, remove attachments it does not name."""
+        """The database is in place: install the manifests, remove attachments it does not name."""
         manifests = paths.manifests_dir(self.data_dir)
         kept = {final for _temp, final in self.staged}
         for temp, final in self.staged:
@@ -523,8 +521,8 @@ def _sha256(path: Path) -> str:
 
 
 def restore(engine: Engine, file: Path, backups: Path, *, keep: int | None = 10, data_dir: Path | None = None) -> Restored:
-    """Replace the database, the attachments, the signing key and the peers' manifests by a backup's,
-    after a safety backup of the current state; all or nothing.
+    """Replace the database, the attachments and the peers' manifests by a backup's, after a safety
+    backup of the current state; all or nothing (the signing key, never in a backup, stays).
 
     Ends the caller's session first (its transaction would hold the lock the copy needs, and what it
     read is about to be replaced). A backup from an older version is brought to the current schema.
