@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import Engine, inspect
 
@@ -108,8 +109,6 @@ def _refuse_postgresql(engine: Engine) -> None:
 
 def data_dir_of(engine: Engine) -> Path | None:
     """The data directory of the running app, or else the one the SQLite database lives in."""
-    from flask import has_app_context
-
     if has_app_context() and current_app.config.get("PIU_DATA_DIR"):
         return Path(current_app.config["PIU_DATA_DIR"])
     name = engine.url.database
@@ -120,8 +119,6 @@ def data_dir_of(engine: Engine) -> Path | None:
 
 def configured_max_bytes() -> int | None:
     """The BACKUP_MAX_MB setting in bytes (None without an application, or when set to 0: no limit)."""
-    from flask import has_app_context
-
     if not has_app_context():
         return None
     mb = int(current_app.config.get("BACKUP_MAX_MB") or 0)
@@ -432,9 +429,14 @@ def _check_database(database_file: Path, shown_name: str) -> str:
     return content.revision
 
 
-def check_file(file: Path) -> str:
-    """Return the schema revision of a PIU backup; refuse anything else, or a backup made by a newer version."""
-    with _open(file, file.parent) as opened:
+def check_file(file: Path, scratch: Path | None = None) -> str:
+    """Return the schema revision of a PIU backup; refuse anything else, or a backup made by a newer version.
+
+    An archive's database is extracted to check it, into `scratch` (default: beside the file when
+    that folder is writable, else the temporary folder)."""
+    if scratch is None:
+        scratch = file.parent if os.access(file.parent, os.W_OK) else Path(tempfile.gettempdir())
+    with _open(file, scratch) as opened:
         return _check_database(opened.database, file.name)
 
 
@@ -463,6 +465,11 @@ class _Files:
     def stage(self) -> None:
         archive = self.opened.archive
         assert archive is not None
+        # temporary files of a restore killed half-way, in the folders it writes to
+        for folder in (*(self.uploads.iterdir() if self.uploads.is_dir() else ()),
+                       paths.manifests_dir(self.data_dir)):
+            if folder.is_dir():
+                remove_stale_backup_files(folder)
         try:
             for name, digest in self.opened.files.items():
                 if match := _UPLOAD_MEMBER.match(name):
