@@ -207,6 +207,7 @@ def fill(app, n: int, rng: random.Random, *, analyze: bool) -> dict:
     from piu_app.database import fold, writing
     from piu_app.extensions import db
     from piu_app.models import (
+        ChangeLog,
         Experiment,
         Innovation,
         InnovationOrganisation,
@@ -353,6 +354,20 @@ def fill(app, n: int, rng: random.Random, *, analyze: bool) -> dict:
                        "date": dt.date(2023, 1, 1) + dt.timedelta(days=rng.randint(0, 1000))}
 
         bulk(Review.__table__, reviews(), n_rev)
+
+        def history():  # one "create" per innovation, and a few updates: what the history pages read
+            stamp = now - dt.timedelta(days=30)
+            for i in range(1, n + 1):
+                yield {"record_type": "innovations", "record_uid": inno_uids[i - 1], "record_title": f"Innovation {i}",
+                       "action": "create", "username": ADMIN_USER, "at": stamp, "changes": {}}
+                if i % 10 == 0:
+                    yield {"record_type": "innovations", "record_uid": inno_uids[i - 1],
+                           "record_title": f"Innovation {i}", "action": "update", "username": ADMIN_USER,
+                           "at": stamp + dt.timedelta(days=1), "changes": {"tagline": ["avant", "après"]}}
+
+        inno_uids = list(db.session.scalars(db.select(Innovation.uid).order_by(Innovation.id)))
+        bulk(ChangeLog.__table__, history(), n)
+        info["documents"] = fill_documents(app, n, rng, inno_uids, shared)
         info["fill_s"] = time.perf_counter() - t0
         info["counts"] = {"organisations": n_org, "innovations": n, "experiments": n_exp, "lessons": n_les,
                           "reviews": n_rev}
@@ -370,6 +385,64 @@ def fill(app, n: int, rng: random.Random, *, analyze: bool) -> dict:
 
         db.session.remove()
         checkpoint(db.engine)
+    return info
+
+
+DOCUMENTS_PER = 500  # one attachment per 500 innovations (2 at 1 000, 200 at 100 000)
+DOCUMENT_BYTES = 40_000
+
+
+def fill_documents(app, n: int, rng: random.Random, inno_uids: list[str], shared) -> dict:
+    """Attach files to a few innovations, stored as PIU stores them (uploads/<2 hex>/<sha256>).
+
+    Half are text-like (a PDF of words: compresses), half random bytes (a photo: does not)."""
+    import hashlib
+
+    from piu_app.extensions import db
+    from piu_app.models import Document
+
+    uploads = Path(app.config["PIU_UPLOADS_DIR"])
+    count, total = max(2, n // DOCUMENTS_PER), 0
+    rows = []
+    for i in range(count):
+        if i % 2:
+            data = rng.randbytes(DOCUMENT_BYTES)
+            name, media = f"photo-{i}.jpg", "image/jpeg"
+            data = b"\xff\xd8\xff" + data[3:]
+        else:
+            text = " ".join(rng.choice(SENTENCES) for _ in range(DOCUMENT_BYTES // 80))
+            data = b"%PDF-1.4\n" + text.encode()[:DOCUMENT_BYTES]
+            name, media = f"rapport-{i}.pdf", "application/pdf"
+        digest = hashlib.sha256(data).hexdigest()
+        target = uploads / digest[:2] / digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        total += len(data)
+        rows.append({**shared(), "title": name, "doc_type": "other", "filename": name, "media_type": media,
+                     "size": len(data), "sha256": digest, "linked_type": "innovations",
+                     "linked_uid": inno_uids[rng.randrange(len(inno_uids))], "sort_key": name})
+    db.session.execute(db.insert(Document.__table__), rows)
+    db.session.commit()
+    return {"count": count, "bytes": total}
+
+
+def describe(app) -> dict:
+    """What fill() returns, read back from a register filled by an earlier run (--reuse)."""
+    from piu_app.extensions import db
+    from piu_app.models import Experiment, Innovation, Lesson, Organisation, Review, Theme, VocabularyTerm
+    from piu_app.registry import RECORD_TYPES
+
+    with app.app_context():
+        def count(model) -> int:
+            return db.session.scalar(db.select(db.func.count()).select_from(model)) or 0
+
+        info = {"fill_s": 0.0, "index_s": 0.0, "indexed": 0,
+                "theme_codes": list(db.session.scalars(db.select(Theme.code))),
+                "theme_param": next(f.name for f in RECORD_TYPES["innovations"].filter_fields if f.kind == "themes"),
+                "stages": list(db.session.scalars(db.select(VocabularyTerm.code).filter_by(vocabulary="deployment_stage"))),
+                "counts": {"organisations": count(Organisation), "innovations": count(Innovation),
+                           "experiments": count(Experiment), "lessons": count(Lesson), "reviews": count(Review)}}
+        db.session.remove()
     return info
 
 
@@ -508,6 +581,202 @@ def measure_saves(app, n: int, rng: random.Random, count: int = 20) -> dict:
     return summary(walls, cpus)
 
 
+# --------------------------------------------------------------------------- every kind of page
+
+PAGE_BUDGET_S = 60.0  # a request still running after this is interrupted and reported as "> budget"
+
+
+class QueryCounter:
+    """Count the SQL statements the app sends (SQLAlchemy event), and interrupt a runaway request.
+
+    The interrupt goes through sqlite3.Connection.interrupt() on every connection the engine opened,
+    from a timer thread: SQLite stops the statement, the request answers 500, and the bench goes on."""
+
+    def __init__(self, app) -> None:
+        from sqlalchemy import event
+
+        from piu_app.extensions import db
+
+        self.count = 0
+        self.statements: list[tuple[str, object]] = []
+        self.capture = False
+        self.connections: list = []  # sqlite3 connections take no weak references; a bench opens few
+        with app.app_context():
+            engine = db.engine
+        self.engine = engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(_conn, _cursor, statement, parameters, _context, _executemany):
+            self.count += 1
+            if self.capture:
+                self.statements.append((statement, parameters))
+
+        @event.listens_for(engine, "connect")
+        def _remember(dbapi_conn, _record):
+            self.connections.append(dbapi_conn)
+
+        # connections opened before the listener (the fill's) are closed: start from a clean pool
+        engine.dispose()
+
+    def interrupt(self) -> None:
+        for conn in list(self.connections):
+            try:
+                conn.interrupt()
+            except Exception:  # noqa: BLE001 - a closed connection
+                pass
+
+
+def page_urls(app, info: dict, rng: random.Random) -> list[tuple[str, list[str]]]:
+    """(kind, URLs) for every kind of page, the records picked at random among the live ones."""
+    from piu_app.extensions import db
+    from piu_app.models import Innovation
+    from piu_app.registry import RECORD_TYPES
+
+    def some_uids(model, k: int = 5) -> list[str]:
+        top = db.session.scalar(db.select(db.func.max(model.id))) or 0
+        if not top:
+            return []
+        ids = [rng.randint(1, top) for _ in range(k)]
+        return list(db.session.scalars(db.select(model.uid).where(model.id.in_(ids))))
+
+    with app.app_context():
+        rules = {r.endpoint for r in app.url_map.iter_rules()}
+        pages: list[tuple[str, list[str]]] = [("dashboard", ["/"])]
+        for key in RECORD_TYPES:
+            prefix = "/" + key.replace("_", "-")
+            pages.append((f"list {key}", [f"{prefix}/", f"{prefix}/?page=3", f"{prefix}/?sort=updated&page=2"]))
+        for key in ("innovations", "experiments", "organisations", "lessons", "reviews"):
+            uids = some_uids(RECORD_TYPES[key].model)
+            prefix = "/" + key.replace("_", "-")
+            pages.append((f"detail {key}", [f"{prefix}/{u}" for u in uids]))
+        inno = some_uids(Innovation)
+        big = db.session.scalar(db.select(Innovation.uid).where(Innovation.id == 10))  # has an update too
+        pages += [
+            ("history", [f"/innovations/{u}/history" for u in [*inno, big]]),
+            ("edit form", [f"/innovations/{u}/edit" for u in inno[:2]] + ["/experiments/new"]),
+            ("sheet", [f"/innovations/{u}/sheet" for u in inno]),
+            ("search", ["/search?q=energie", "/search?q=photocatalyse", "/search?q=mobil&page=2"]),
+            ("peers", ["/peers/", *[f"/peers/innovations/{u}" for u in inno[:3]],
+                       f"/peers/themes/{info['theme_codes'][0]}"]),
+            ("exchange", ["/exchange/", "/exchange/conflicts", "/exchange/keys"]),
+            ("spreadsheets", ["/spreadsheets/"]),
+            ("backups", ["/backups"]),
+            ("admin", ["/admin/users", "/admin/vocabularies", "/admin/instance", "/account"]),
+        ]
+        # the Imports page is being built in parallel: measured when the route exists
+        for candidate in ("imports.index", "imports.imports"):
+            if candidate in rules:
+                pages.append(("imports", [str(app.url_map.bind("localhost").build(candidate))]))
+                break
+    return [(kind, urls) for kind, urls in pages if urls]
+
+
+def measure_pages(app, client, info: dict, rng: random.Random, repeat: int) -> dict:
+    """p50/p95 (wall and CPU), SQL statements per request, for every kind of page."""
+    counter = QueryCounter(app)
+    results: dict[str, dict] = {}
+    for kind, urls in page_urls(app, info, rng):
+        walls, cpus, queries, failed = [], [], [], ""
+        for rnd in range(repeat + 1):  # the first round warms up (templates, page cache)
+            for url in urls:
+                timer = __import__("threading").Timer(PAGE_BUDGET_S, counter.interrupt)
+                counter.count = 0
+                timer.start()
+                try:
+                    with Timer() as t:
+                        response = client.get(url)
+                finally:
+                    timer.cancel()
+                if response.status_code != 200:
+                    failed = (f"> {PAGE_BUDGET_S:.0f} s (interrupted)" if t.wall >= PAGE_BUDGET_S * 1000
+                              else f"HTTP {response.status_code} on {url}")
+                    break
+                if rnd:
+                    walls.append(t.wall)
+                    cpus.append(t.cpu)
+                queries.append(counter.count)
+            if failed:
+                break
+        entry = summary(walls, cpus) if walls else {"n": 0}
+        entry.update(queries_max=max(queries) if queries else 0, queries_min=min(queries) if queries else 0,
+                     failed=failed, urls=urls[:2])
+        results[kind] = entry
+        shown = fmt_summary(entry) if walls else "-"
+        print(f"      {kind:28} {shown}  SQL {entry['queries_min']}-{entry['queries_max']}"
+              f"{'  ' + failed if failed else ''}", flush=True)
+    return results
+
+
+def explain_pages(app, client, info: dict, rng: random.Random, slow_ms: float = 5.0) -> None:
+    """For each kind of page, the statements of one request that take over `slow_ms` or scan a table."""
+    counter = QueryCounter(app)
+    with app.app_context():
+        from piu_app.extensions import db
+        big = {t for t in db.inspect(db.engine).get_table_names()
+               if db.session.execute(db.text(f'SELECT count(*) FROM "{t}"')).scalar() > 1000}
+    for kind, urls in page_urls(app, info, rng):
+        counter.statements, counter.capture = [], True
+        timer = __import__("threading").Timer(PAGE_BUDGET_S, counter.interrupt)
+        timer.start()
+        try:
+            client.get(urls[0])
+        finally:
+            timer.cancel()
+            counter.capture = False
+        with app.app_context():
+            from piu_app.extensions import db
+            raw = db.engine.raw_connection()
+            try:
+                con = raw.driver_connection
+                shown = False
+                for statement, params in counter.statements:
+                    if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                        continue
+                    plan = [row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()]
+                    timer = __import__("threading").Timer(PAGE_BUDGET_S / 4, con.interrupt)
+                    timer.start()
+                    t0 = time.perf_counter()
+                    try:
+                        con.execute(statement, params).fetchall()
+                        ms = (time.perf_counter() - t0) * 1000
+                    except sqlite3.OperationalError:
+                        ms = float("inf")
+                    finally:
+                        timer.cancel()
+                    # a scan of a big table, or a search on `deleted` alone (every live row)
+                    scans = [p for p in plan if (p.startswith("SCAN") and p.split()[1] in big)
+                             or p.endswith("(deleted=?)")]
+                    if ms >= slow_ms or scans:
+                        if not shown:
+                            print(f"\n  {kind}: {urls[0]}  ({len(counter.statements)} statements)")
+                            shown = True
+                        one_line = " ".join(statement.split())
+                        print(f"    {ms:8.2f} ms  {one_line[:160]}{'…' if len(one_line) > 160 else ''}")
+                        for p in plan:
+                            print(f"               plan: {p}")
+            finally:
+                raw.close()
+
+
+def measure_backup(app) -> dict:
+    """Take one daily backup the way the launcher does, timed, and report its size and the database's."""
+    from piu_app.database import wait_for_checkpoints
+    from piu_app.extensions import db
+    from piu_app.paths import database_file
+    from piu_app.services import backups
+
+    wait_for_checkpoints()
+    folder = Path(app.config["PIU_BACKUPS_DIR"])
+    with app.app_context():
+        with Timer() as t:
+            target = backups.take(db.engine, folder, reason="daily", keep=app.config["BACKUP_KEEP"])
+        db.session.remove()
+    uploads = sum(p.stat().st_size for p in Path(app.config["PIU_UPLOADS_DIR"]).rglob("*") if p.is_file())
+    return {"seconds": t.wall / 1000, "cpu_seconds": t.cpu / 1000, "bytes": target.stat().st_size,
+            "name": target.name, "db_bytes": database_file(Path(app.config["PIU_DATA_DIR"])).stat().st_size,
+            "uploads_bytes": uploads}
+
+
 def spot_check(app, client) -> str:
     """The innovation named SPOT_NAME must be found by SPOT_QUERY (accent-less, words not adjacent)."""
     from urllib.parse import quote
@@ -600,14 +869,21 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
     from piu_app.paths import database_file
 
     data_dir = base_dir / f"register-{n}"
-    if data_dir.exists():
+    reuse = args.reuse and database_file(data_dir).is_file()
+    if data_dir.exists() and not reuse:
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20261121 + n)
-    print(f"\n=== {n} innovations — data dir {data_dir}", flush=True)
+    print(f"\n=== {n} innovations — data dir {data_dir}{' (reused)' if reuse else ''}", flush=True)
     app = create_app({"SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False}, instance_path=data_dir)
-    upgrade_database(app)
-    info = fill(app, n, rng, analyze=args.analyze)
+    if reuse:  # a register filled by an earlier run (--keep): brought to this code's schema, timed
+        with Timer() as t:
+            upgrade_database(app, backup=False)
+        print(f"  schema upgrade of the kept register: {t.wall / 1000:.1f} s", flush=True)
+        info = describe(app)
+    else:
+        upgrade_database(app)
+        info = fill(app, n, rng, analyze=args.analyze)
     db_file = database_file(data_dir)
     info["db_mb"] = db_file.stat().st_size / 1024 / 1024
     print(f"  fill {info['fill_s']:.1f} s ({info['counts']}); index {info['index_s']:.1f} s "
@@ -624,6 +900,8 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
     info["search_svc"], per_svc, totals = measure_search_service(app, args.queries)
     print(f"  (b) search service {fmt_summary(info['search_svc'])}")
     for _, q in SEARCH_QUERIES:
+        if q not in per or q not in per_svc:
+            continue
         pg, sv = split_summary(per[q]), split_summary(per_svc[q])
         print(f"        {q!r:24} {totals[q]:>7} hits   page p50 {pg['p50']:7.1f} p95 {pg['p95']:7.1f} "
               f"(cpu p95 {pg['cpu_p95']:6.1f})   service p50 {sv['p50']:7.1f} p95 {sv['p95']:7.1f} "
@@ -634,6 +912,16 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
         s = split_summary(values)
         print(f"        {kind:14} p50 {s['p50']:7.1f} p95 {s['p95']:7.1f} max {s['max']:7.1f}   "
               f"cpu p50 {s['cpu_p50']:6.1f} p95 {s['cpu_p95']:6.1f} ms")
+    if not args.skip_pages:
+        info["backup"] = measure_backup(app)
+        b = info["backup"]
+        print(f"  (e) daily backup   {b['seconds']:.2f} s (cpu {b['cpu_seconds']:.2f} s), {b['name']}: "
+              f"{b['bytes'] / 1e6:.1f} MB for a database of {b['db_bytes'] / 1e6:.1f} MB "
+              f"+ {b['uploads_bytes'] / 1e6:.1f} MB of attachments", flush=True)
+        print(f"  (f) every kind of page ({args.page_repeat} rounds of each URL after a warm-up round):")
+        info["pages"] = measure_pages(app, client, info, rng, args.page_repeat)
+        if args.explain:
+            explain_pages(app, client, info, rng)
     info["save"] = measure_saves(app, n, rng)
     print(f"  (d) save 1 record  {fmt_summary(info['save'])}")
     print(f"  load average after: {load_average()}", flush=True)
@@ -654,6 +942,10 @@ def main() -> None:
     parser.add_argument("--keep", default=None, help="keep the data directories in this directory")
     parser.add_argument("--explain", action="store_true", help="print query plans and SQL-level timings")
     parser.add_argument("--analyze", action="store_true", help="run ANALYZE after the fill (not what the app does)")
+    parser.add_argument("--page-repeat", type=int, default=10, help="rounds over each kind of page's URLs")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: measure the registers an earlier run kept there (upgraded, not refilled)")
+    parser.add_argument("--skip-pages", action="store_true", help="search and lists only (the former bench)")
     parser.add_argument("--app-root", default=str(ROOT), help="directory holding the piu_app package to bench")
     # internal: one size in a child process (piu_app's blueprints are module-level objects, so
     # create_app() can run only once per process)
@@ -692,6 +984,8 @@ def main() -> None:
             command = [sys.executable, str(Path(__file__).resolve()), "--queries", str(args.queries),
                        "--app-root", args.app_root, "--child-size", str(n), "--child-dir", str(base_dir),
                        "--child-result", str(result_file)]
+            command += ["--page-repeat", str(args.page_repeat)] + ["--skip-pages"] * args.skip_pages
+            command += ["--reuse"] * args.reuse
             command += ["--explain"] * args.explain + ["--analyze"] * args.analyze + (["--keep", args.keep] if args.keep else [])
             done = subprocess.run(command, check=False)
             if done.returncode != 0:
@@ -713,6 +1007,36 @@ def main() -> None:
     print("(ms; search/list = GET through the Flask test client, logged in, wall clock; cpu = CPU time of "
           "this process for the same requests; search svc = services.search.search() alone; "
           "save = services.records.update() of one innovation + commit)")
+    with_pages = {n: r for n, r in results.items() if "pages" in r}
+    if with_pages:
+        sizes_shown = list(with_pages)
+        print("\n| page | " + " | ".join(f"{n:,}: p50 / p95 / cpu p95 ms (SQL)" for n in sizes_shown) + " |")
+        print("|---|" + "---:|" * len(sizes_shown))
+        kinds = list(dict.fromkeys(k for r in with_pages.values() for k in r["pages"]))
+        missed = []
+        for kind in kinds:
+            cells = []
+            for n in sizes_shown:
+                e = with_pages[n]["pages"].get(kind)
+                if e is None:
+                    cells.append("–")
+                elif e.get("failed"):
+                    cells.append(f"**{e['failed']}**")
+                else:
+                    sql = str(e["queries_max"]) if e["queries_min"] == e["queries_max"] else \
+                        f"{e['queries_min']}–{e['queries_max']}"
+                    cells.append(f"{e['p50']:.0f} / {e['p95']:.0f} / {e['cpu_p95']:.0f} ({sql})")
+            last = with_pages[sizes_shown[-1]]["pages"].get(kind)
+            if last is not None and (last.get("failed") or last["p95"] >= TARGET_MS):
+                missed.append(kind + ("" if last.get("failed") or last["cpu_p95"] >= TARGET_MS else " (wall only)"))
+            print(f"| {kind} | " + " | ".join(cells) + " |")
+        print(f"pages at {sizes_shown[-1]:,}: p95 < {TARGET_MS:.0f} ms "
+              + ("MET for every kind" if not missed else f"MISSED by: {', '.join(missed)}"))
+        for n, r in with_pages.items():
+            b = r.get("backup")
+            if b:
+                print(f"daily backup at {n:,}: {b['seconds']:.2f} s, {b['bytes'] / 1e6:.1f} MB "
+                      f"(database {b['db_bytes'] / 1e6:.1f} MB, attachments {b['uploads_bytes'] / 1e6:.1f} MB)")
     biggest = max(results) if results else None
     if biggest is not None:
         r = results[biggest]

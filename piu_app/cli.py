@@ -159,7 +159,7 @@ def reindex() -> None:
 @click.option("--out", metavar="FICHIER", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fichier à écrire (par défaut : une sauvegarde « manuelle » dans le dossier des sauvegardes).")
 def backup(out: Path | None) -> None:
-    """Sauvegarder la base de données maintenant, même pendant que PIU tourne."""
+    """Sauvegarder la base et les pièces jointes (un fichier .zip) maintenant, même pendant que PIU tourne."""
     from . import create_app
     from .extensions import db
     from .services import DomainError, backups

@@ -44,6 +44,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Python thread switch interval set before serving, in seconds; a short interval keeps waitress "
             "workers fed under many clients (see bench/RESULTS.md). 0 leaves Python's default."),
     Setting("BACKUP_KEEP", 10, "Automatic backups kept in the data directory before the oldest are removed."),
+    Setting("BACKUP_MAX_MB", 2000,
+            "Total size, in MB, of the automatic backups kept in the data directory: beyond it the oldest are "
+            "removed (the newest is always kept; manual backups never are). 0: no limit."),
     Setting("SECRET_KEY", None,
             "Signs sessions and CSRF tokens. Leave empty: a random key is generated once per install "
             "into `secret_key` in the data directory."),

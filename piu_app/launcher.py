@@ -99,12 +99,21 @@ def prepare(data_dir: Path | None = None) -> Flask:
     app = create_app(instance_path=data_dir)
     setup_logging(app.config["PIU_DATA_DIR"])
     upgrade_database(app)
-    _daily_backup(app)
     return app
 
 
-def _daily_backup(app: Flask) -> None:
-    """Take today's first backup; a failure is logged and never stops PIU from starting (retried next start)."""
+def start_daily_backup(app: Flask) -> threading.Thread:
+    """Take today's first backup in the background, so that it never delays the start (see daily_backup)."""
+    thread = threading.Thread(target=daily_backup, args=(app,), name="piu-daily-backup", daemon=True)
+    thread.start()
+    return thread
+
+
+def daily_backup(app: Flask) -> None:
+    """Take today's first backup; a failure is logged and never stops PIU (retried at the next start).
+
+    Runs beside the server: the copy is a read transaction (WAL: pages and writes go on), and a
+    backup cut short when PIU is closed leaves only a temporary file, removed by a later backup."""
     from datetime import date
 
     from .extensions import db
@@ -122,10 +131,14 @@ def _daily_backup(app: Flask) -> None:
                 backups.take(db.engine, app.config["PIU_BACKUPS_DIR"], reason="daily", keep=app.config["BACKUP_KEEP"])
             except DomainError as exc:
                 log.warning("Daily backup skipped, retried at the next start: %s", exc.message)
+            finally:
+                db.session.remove()
 
 
-def serve(app: Flask, *, host: str, port: int, open_browser: bool, lock: InstanceLock | None = None) -> None:
-    """Serve the app with waitress until interrupted; open the browser once the socket is bound."""
+def serve(app: Flask, *, host: str, port: int, open_browser: bool, lock: InstanceLock | None = None,
+          daily: bool = True) -> None:
+    """Serve the app with waitress until interrupted; once the socket is bound, open the browser and
+    start the day's first backup in the background (`daily`)."""
     from waitress.server import create_server
 
     interval = float(app.config["SERVER_SWITCH_INTERVAL"])
@@ -145,6 +158,8 @@ def serve(app: Flask, *, host: str, port: int, open_browser: bool, lock: Instanc
     print(f"PIU est prêt : {url}  (données : {app.config['PIU_DATA_DIR']}) — Ctrl+C pour arrêter", flush=True)
     if open_browser:
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
+    if daily:
+        start_daily_backup(app)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -55,7 +55,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0007"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
 
@@ -145,3 +145,38 @@ def test_a_bundle_imported_before_0006_gets_the_end_of_its_history_back(register
     with upgraded.test_request_context(), writing():
         batch = db.session.scalars(db.select(ImportBatch)).one()
         assert batch.log_mark == mark and imports.blockers(batch) == []
+
+
+def test_a_register_of_release_0006_upgrades_to_the_page_speed_indexes_with_its_data(tmp_path):
+    """Migration 0007: the link, draft and attachment indexes replace the single-column ones; data intact."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.services import records
+
+    app = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        demo.load()
+        db.session.commit()
+        without = sorted(e.uid for e in records.experiments_without_lessons(100))
+        db.session.remove()
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0006")
+    database = tmp_path / "piu.sqlite3"
+
+    def indexes(table: str) -> set[str]:
+        with sqlite3.connect(database) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                               (table,))}
+
+    assert {"ix_lessons_experiment_id", "ix_lessons_draft"} <= indexes("lessons")
+    assert "ix_lessons_experiment_id_live" not in indexes("lessons")
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+    assert {"ix_lessons_experiment_id_live", "ix_lessons_draft_live"} <= indexes("lessons")
+    assert "ix_lessons_experiment_id" not in indexes("lessons")
+    assert "ix_documents_linked_uid_live" in indexes("documents")
+    with app.app_context():
+        assert sorted(e.uid for e in records.experiments_without_lessons(100)) == without
+        assert db.session.scalar(db.select(db.func.count()).select_from(Innovation)) == 30

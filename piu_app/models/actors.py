@@ -25,7 +25,7 @@ class Territory(SharedRecord, db.Model):
     features: Mapped[str] = mapped_column(Text, default="")
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"))
     parent: Mapped[Territory | None] = relationship(remote_side="Territory.id")
 
 
@@ -37,7 +37,7 @@ class Organisation(SharedRecord, db.Model):
     actor_family: Mapped[str] = mapped_column(String(40), default="", index=True)
     id_type: Mapped[str] = mapped_column(String(20), default="")
     id_value: Mapped[str] = mapped_column(String(40), default="")
-    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"))
     territory: Mapped[Territory | None] = relationship()
     website: Mapped[str] = mapped_column(String(300), default="")
     description_short: Mapped[str] = mapped_column(String(280), default="")
@@ -54,7 +54,7 @@ class Person(SharedRecord, db.Model):
     given_name: Mapped[str] = mapped_column(String(100), default="")
     family_name: Mapped[str] = mapped_column(String(100), index=True)
     job_title: Mapped[str] = mapped_column(String(200), default="")
-    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     organisation: Mapped[Organisation | None] = relationship()
     role_kind: Mapped[str] = mapped_column(String(40), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
@@ -79,9 +79,9 @@ class Place(SharedRecord, db.Model):
     __tablename__ = "places"
     name: Mapped[str] = mapped_column(String(200), index=True)
     place_type: Mapped[str] = mapped_column(String(40), default="other", index=True)
-    operator_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     operator: Mapped[Organisation | None] = relationship()
-    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"))
     territory: Mapped[Territory | None] = relationship()
     address: Mapped[str] = mapped_column(String(300), default="")
     postcode: Mapped[str] = mapped_column(String(20), default="")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, event
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, declared_attr, mapped_column
 
 # Stable constraint names, so that Alembic can alter constraints on SQLite and PostgreSQL alike.
 NAMING = {
@@ -58,7 +58,7 @@ class SharedRecord:
     lang: Mapped[str] = mapped_column(String(16), default="fr")
     licence: Mapped[str] = mapped_column(String(32), default="")
     source: Mapped[str] = mapped_column(Text, default="")
-    draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
     # The title folded (lower case, no accents), so that « Éclairage » sorts with the E on every engine.
     sort_key: Mapped[str] = mapped_column(String(200), default="")
     # Fingerprint of the content (bundle form, join rows included) an import last wrote: a re-import
@@ -72,15 +72,25 @@ class SharedRecord:
     # Columns a list page filters on with `=`: each gets an index (column, deleted, sort_key) that
     # serves the filter, the live-records test, the count (covering) and the page order at once.
     __filter_columns__: tuple[str, ...] = ()
+    # Every link column (a foreign key: `experiment_id`, `buyer_id`…) gets the same kind of index,
+    # (column, deleted, sort_key), instead of one on the column alone (migration 0006): a detail page
+    # lists the live records that point to it in title order, and the dashboard asks which experiments
+    # no live lesson points to. With an index on the column alone, SQLite (no statistics) walked the
+    # whole (deleted, sort_key) index instead: one pass over the table per detail page, and one per
+    # experiment on the dashboard (the square of the register).
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
         t = cls.__tablename__
+        links = [name for name, attr in vars(cls).items()
+                 if isinstance(attr, MappedColumn) and attr.column.foreign_keys]
         return (
             Index(f"ix_{t}_live_sort_key", "deleted", "sort_key"),
             Index(f"ix_{t}_live_updated_at", "deleted", "updated_at"),
             Index(f"ix_{t}_visibility_live", "visibility", "deleted", "sort_key"),
-            *(Index(f"ix_{t}_{c}_live", c, "deleted", "sort_key") for c in cls.__filter_columns__),
+            # drafts on the dashboard: the newest live drafts without walking every live record
+            Index(f"ix_{t}_draft_live", "draft", "deleted", "updated_at"),
+            *(Index(f"ix_{t}_{c}_live", c, "deleted", "sort_key") for c in (*cls.__filter_columns__, *links)),
         )
 
 

@@ -29,15 +29,15 @@ funding_aid_themes = theme_table("funding_aid")
 class Experiment(SharedRecord, db.Model):
     __tablename__ = "experiments"
     title: Mapped[str] = mapped_column(String(200), index=True)
-    innovation_id: Mapped[int | None] = mapped_column(ForeignKey("innovations.id"), index=True)
+    innovation_id: Mapped[int | None] = mapped_column(ForeignKey("innovations.id"))
     innovation: Mapped[Innovation | None] = relationship()
-    need_id: Mapped[int | None] = mapped_column(ForeignKey("needs.id"), index=True)
+    need_id: Mapped[int | None] = mapped_column(ForeignKey("needs.id"))
     need: Mapped[Need | None] = relationship()
-    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     buyer: Mapped[Organisation | None] = relationship()
-    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"))
     territory: Mapped[Territory | None] = relationship()
-    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
     place: Mapped[Place | None] = relationship()
     start_date: Mapped[dt.date | None] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
@@ -59,9 +59,9 @@ class Lesson(SharedRecord, db.Model):
 
     __tablename__ = "lessons"
     title: Mapped[str] = mapped_column(String(200), index=True)
-    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
     experiment: Mapped[Experiment | None] = relationship()
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     author: Mapped[Person | None] = relationship()
     date: Mapped[dt.date | None] = mapped_column(Date)
     context: Mapped[str] = mapped_column(Text, default="")
@@ -92,11 +92,11 @@ class Procurement(SharedRecord, db.Model):
 
     __tablename__ = "procurements"
     title: Mapped[str] = mapped_column(String(200), index=True)
-    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
     experiment: Mapped[Experiment | None] = relationship()
-    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     buyer: Mapped[Organisation | None] = relationship(foreign_keys=[buyer_id])
-    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     supplier: Mapped[Organisation | None] = relationship(foreign_keys=[supplier_id])
     route: Mapped[str] = mapped_column(String(60), default="", index=True)
     technique: Mapped[str] = mapped_column(String(40), default="")
@@ -123,7 +123,7 @@ class FundingAid(SharedRecord, db.Model):
     __tablename__ = "funding_aids"
     name: Mapped[str] = mapped_column(String(200), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    financer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    financer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     financer: Mapped[Organisation | None] = relationship()
     perimeter: Mapped[str] = mapped_column(String(200), default="")
     aid_type: Mapped[str] = mapped_column(String(40), default="", index=True)
@@ -145,9 +145,9 @@ class ExperimentFunding(SharedRecord, db.Model):
     """Funding an experiment requested or obtained from a funding aid."""
 
     __tablename__ = "experiment_fundings"
-    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
     experiment: Mapped[Experiment | None] = relationship()
-    funding_aid_id: Mapped[int | None] = mapped_column(ForeignKey("funding_aids.id"), index=True)
+    funding_aid_id: Mapped[int | None] = mapped_column(ForeignKey("funding_aids.id"))
     funding_aid: Mapped[FundingAid | None] = relationship()
     amount_requested: Mapped[float | None] = mapped_column(Float)
     amount_obtained: Mapped[float | None] = mapped_column(Float)

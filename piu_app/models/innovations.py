@@ -89,10 +89,10 @@ class InnovationOrganisation(db.Model):
 class Need(SharedRecord, db.Model):
     __tablename__ = "needs"
     title: Mapped[str] = mapped_column(String(200), index=True)
-    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     buyer: Mapped[Organisation | None] = relationship()
     problem_statement: Mapped[str] = mapped_column(Text, default="")
-    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"))
     territory: Mapped[Territory | None] = relationship()
     constraints: Mapped[str] = mapped_column(Text, default="")
     budget_band: Mapped[str] = mapped_column(String(100), default="")

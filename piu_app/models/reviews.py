@@ -16,13 +16,13 @@ from .innovations import Innovation
 
 class Review(SharedRecord, db.Model):
     __tablename__ = "reviews"
-    innovation_id: Mapped[int | None] = mapped_column(ForeignKey("innovations.id"), index=True)
+    innovation_id: Mapped[int | None] = mapped_column(ForeignKey("innovations.id"))
     innovation: Mapped[Innovation | None] = relationship()
-    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), index=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
     experiment: Mapped[Experiment | None] = relationship()
-    reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     reviewer_person: Mapped[Person | None] = relationship()
-    reviewer_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    reviewer_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     reviewer_org: Mapped[Organisation | None] = relationship()
     reviewer_type: Mapped[str] = mapped_column(String(40), default="peer_city")
     verified: Mapped[bool] = mapped_column(Boolean, default=False)

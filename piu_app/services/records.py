@@ -111,8 +111,13 @@ def list_records(rt: RecordType, filters: Mapping[str, str] | None = None, *, pa
 def choices(rt: RecordType, *, limit: int = 2000) -> list[tuple[str, str]]:
     """Return (uid, title) of live records, for a select box."""
     model = rt.model
-    rows = db.session.scalars(db.select(model).where(model.deleted.is_(False)).order_by(model.sort_key).limit(limit))
-    return [(r.uid, rt.title_of(r)) for r in rows]
+    live = (model.deleted.is_(False),)
+    if rt.title_attr in model.__table__.c:  # two columns, not `limit` whole records (2 000 on every detail page)
+        title = model.__table__.c[rt.title_attr]
+        rows = db.session.execute(db.select(model.uid, title).where(*live).order_by(model.sort_key).limit(limit))
+        return [(uid, str(text or "")) for uid, text in rows]
+    records = db.session.scalars(db.select(model).where(*live).order_by(model.sort_key).limit(limit))
+    return [(r.uid, rt.title_of(r)) for r in records]
 
 
 def _live_by_uid(rt: RecordType, uid: str) -> Any:
@@ -313,12 +318,23 @@ def drafts(limit: int = 20) -> list[tuple[RecordType, Any]]:
     return sorted(found, key=lambda pair: pair[1].updated_at, reverse=True)[:limit]
 
 
+FINISHED_STATUSES = ("completed", "abandoned")
+
+
 def experiments_without_lessons(limit: int = 20) -> list[Experiment]:
     """Live experiments that no live lesson learned points to, finished ones first."""
     has_lesson = exists().where(Lesson.experiment_id == Experiment.id, Lesson.deleted.is_(False))
-    finished_first = (Experiment.status.in_(("completed", "abandoned"))).desc()
-    return list(db.session.scalars(db.select(Experiment).where(Experiment.deleted.is_(False), ~has_lesson)
-                                   .order_by(finished_first, Experiment.updated_at.desc()).limit(limit)))
+    finished = Experiment.status.in_(FINISHED_STATUSES)
+    found: list[Experiment] = []
+    # One query per group, each walking (deleted, updated_at) newest first and stopping at `limit`:
+    # one ORDER BY on "finished first" would sort every live experiment on each dashboard view.
+    for group in (finished, ~finished):
+        found += db.session.scalars(db.select(Experiment).where(Experiment.deleted.is_(False), group, ~has_lesson)
+                                    .order_by(Experiment.updated_at.desc(), Experiment.id.desc())
+                                    .limit(limit - len(found)))
+        if len(found) >= limit:
+            break
+    return found
 
 
 # --------------------------------------------------------------------------- display values

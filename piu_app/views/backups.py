@@ -60,8 +60,9 @@ def _page(template: str, **context: object) -> str:
 def index():
     if not is_sqlite(db.engine):
         return _page("backups/index.html", server_managed=True, backups=[])
+    limit = backups.configured_max_bytes()
     return _page("backups/index.html", server_managed=False, backups=backups.list_backups(_dir()),
-                 keep=current_app.config["BACKUP_KEEP"])
+                 keep=current_app.config["BACKUP_KEEP"], max_size=_size(limit) if limit else _("aucune limite"))
 
 
 @bp.post("/now")
@@ -79,7 +80,7 @@ def back_up_now():
 def download(name: str):
     backup = backups.find(_dir(), name)
     return send_file(backup.path, as_attachment=True, download_name=backup.name,
-                     mimetype="application/vnd.sqlite3")
+                     mimetype="application/zip" if backup.with_files else "application/vnd.sqlite3")
 
 
 @bp.get("/<name>/restore")

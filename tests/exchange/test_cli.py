@@ -36,7 +36,7 @@ def test_export_then_import_dry_run_apply_again_and_undo(tmp_path):
     applied = _piu(other, "import", str(bundle))
     assert applied.returncode == 0, applied.stderr
     batch = re.search(r"piu undo-import (\S+)", applied.stdout).group(1)
-    assert list((other / "backups").glob("piu-import-*.sqlite3")), "a backup is taken before the import"
+    assert list((other / "backups").glob("piu-import-*.zip")), "a backup is taken before the import"
     assert "Rien à importer" in _piu(other, "import", str(bundle)).stdout
     assert _piu(other, "undo-import", batch).returncode == 0
 

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,10 @@ def _partials(folder: Path) -> list[Path]:
 def _assert_every_final_file_is_a_good_backup(folder: Path) -> None:
     for path in _final_files(folder):
         backups.check_file(path)  # the restore check: a readable PIU database of a known schema
-        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True)) as c:
+        with zipfile.ZipFile(path) as archive:
+            assert archive.testzip() is None, path  # every member reads back against its CRC
+        with backups.database_of(path, folder.parent / "check") as database, \
+                contextlib.closing(sqlite3.connect(database.resolve().as_uri() + "?mode=ro&immutable=1", uri=True)) as c:
             assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok", path
             assert c.execute("SELECT count(*) FROM filler").fetchone()[0] == 40, path
 
@@ -215,7 +219,8 @@ def test_start_up_goes_on_when_the_daily_backup_fails_and_retries_next_time(home
 
     monkeypatch.setattr(launcher, "setup_logging", lambda _dir: None)
     _disk_full_on_backup(monkeypatch)
-    app = launcher.prepare(home)  # does not raise: PIU starts
+    app = launcher.prepare(home)
+    launcher.daily_backup(app)  # does not raise: PIU goes on (serve() runs it in the background)
     with app.app_context():
         db.engine.dispose()
     assert not list((home / "backups").iterdir()), "nothing under a daily backup's name"
@@ -224,6 +229,7 @@ def test_start_up_goes_on_when_the_daily_backup_fails_and_retries_next_time(home
     monkeypatch.setenv("PIU_HOME", str(home))
     monkeypatch.setattr(launcher, "setup_logging", lambda _dir: None)
     app = launcher.prepare(home)  # the disk has room again: today's backup is taken at this start
+    launcher.daily_backup(app)
     with app.app_context():
         db.engine.dispose()
     assert [b.reason for b in backups.list_backups(home / "backups")] == ["daily"]

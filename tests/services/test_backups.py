@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,14 +31,36 @@ def sqlite_app(app: Flask) -> Flask:
 
 
 def _dump(path: Path) -> list[str]:
-    """Every table's schema and rows, as SQL (the content of a database, whatever its page layout)."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    """Every table's schema and rows, as SQL (the content of a database, or of a backup's, whatever its page layout)."""
+    with backups.database_of(path, path.parent) as file, contextlib.closing(sqlite3.connect(file)) as conn:
         return list(conn.iterdump())
 
 
+def edit_backup_database(path: Path, sql: str, *params: object) -> None:
+    """Change the database inside a backup (archive or bare SQLite file), keeping the archive consistent."""
+    if not zipfile.is_zipfile(path):
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(sql, params)
+        return
+    work = path.with_name(path.name + ".edit")
+    with zipfile.ZipFile(path) as archive:
+        archive.extract(backups.DATABASE, work)
+        members = {name: archive.read(name) for name in archive.namelist() if name != backups.DATABASE}
+    database = work / backups.DATABASE
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute(sql, params)
+    manifest = json.loads(members.pop(backups.MANIFEST))
+    manifest["files"][backups.DATABASE] = hashlib.sha256(database.read_bytes()).hexdigest()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(database, backups.DATABASE)
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr(backups.MANIFEST, json.dumps(manifest))
+    shutil.rmtree(work)
+
+
 def _set_revision(path: Path, revision: str) -> None:
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    edit_backup_database(path, "UPDATE alembic_version SET version_num = ?", revision)
 
 
 def test_take_rotates_per_reason(sqlite_app, ctx, tmp_path):
@@ -141,7 +166,8 @@ def test_restore_upgrades_a_backup_of_an_older_version(sqlite_app, ctx, tmp_path
     taken = backups.take(db.engine, folder, reason=backups.DAILY)
     old_home = tmp_path / "old"
     old_home.mkdir()
-    shutil.copy(taken, old_home / "piu.sqlite3")
+    with backups.database_of(taken, tmp_path) as database:
+        shutil.copy(database, old_home / "piu.sqlite3")
     old_app = create_app({"TESTING": True}, instance_path=old_home)
     with old_app.app_context():
         flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0002")
@@ -198,7 +224,7 @@ def test_cli_backup_then_restore(home, tmp_path):
     done = runner.invoke(main, ["restore", path.name], input="o\n")  # a name in the backups folder is enough
     assert done.exit_code == 0, done.output
     assert "restaurée" in done.output and _city(home) == "Ville CLI"
-    assert list((home / "backups").glob("piu-before-restore-*.sqlite3"))
+    assert list((home / "backups").glob("piu-before-restore-*.zip"))
 
 
 def test_cli_restore_refusals(home, tmp_path):
@@ -237,7 +263,120 @@ def test_start_takes_one_daily_backup_a_day_with_rotation(home, monkeypatch):
         (folder / f"piu-daily-{day}-080000-000000.sqlite3").write_bytes(b"")
     for _ in range(2):
         app = launcher.prepare(home)
+        launcher.daily_backup(app)  # what serve() starts in the background once it listens
         with app.app_context():
             db.engine.dispose()
-    daily = sorted(p.name for p in folder.glob("piu-daily-*.sqlite3"))
+    daily = sorted(p.name for p in folder.glob("piu-daily-*"))
     assert len(daily) == 2 and daily[0] == "piu-daily-20200102-080000-000000.sqlite3"
+    assert daily[1].endswith(".zip")
+
+
+# --------------------------------------------------------------------------- one file: database and files
+
+def _upload(data_dir: Path, data: bytes) -> Path:
+    digest = hashlib.sha256(data).hexdigest()
+    path = data_dir / "uploads" / digest[:2] / digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_restore_brings_the_attachments_back_and_removes_the_newer_ones(sqlite_app, ctx):
+    data_dir, folder = sqlite_app.config["PIU_DATA_DIR"], sqlite_app.config["PIU_BACKUPS_DIR"]
+    kept = _upload(data_dir, b"%PDF-1.4 kept")
+    lost = _upload(data_dir, b"%PDF-1.4 lost after the backup")
+    taken = backups.take_manual(db.engine, folder)
+    with zipfile.ZipFile(taken) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read(backups.MANIFEST))
+    assert {backups.DATABASE, backups.MANIFEST} <= names
+    assert "signing_key.pem" not in names  # the private key never travels in a backup
+    assert manifest["files"][f"uploads/{kept.parent.name}/{kept.name}"] == kept.name
+    lost.unlink()
+    newer = _upload(data_dir, b"%PDF-1.4 added after the backup")
+
+    result = backups.restore(db.engine, taken, folder)
+    assert kept.read_bytes() == b"%PDF-1.4 kept" and lost.read_bytes() == b"%PDF-1.4 lost after the backup"
+    assert not newer.exists()  # no record of the restored register names it; the safety copy keeps it
+    with zipfile.ZipFile(result.safety) as archive:
+        assert f"uploads/{newer.parent.name}/{newer.name}" in archive.namelist()
+
+
+def test_a_damaged_archive_changes_nothing(sqlite_app, ctx):
+    """All or nothing: an attachment whose bytes are not its digest stops the restore before anything moves."""
+    data_dir, folder = sqlite_app.config["PIU_DATA_DIR"], sqlite_app.config["PIU_BACKUPS_DIR"]
+    gone = _upload(data_dir, b"%PDF-1.4 one")
+    taken = backups.take_manual(db.engine, folder)
+    gone.unlink()  # so that the restore needs the archive's copy
+    with zipfile.ZipFile(taken) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    bad = next(n for n in members if n.startswith("uploads/"))
+    members[bad] = b"%PDF-1.4 something else"
+    with zipfile.ZipFile(taken, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    extra = _upload(data_dir, b"%PDF-1.4 made after the backup")
+    user_service.create(username="late", password="correct-horse-battery", role="editor")
+    db.session.commit()
+    before = {p: p.read_bytes() for p in (data_dir / "uploads").rglob("*") if p.is_file()}
+
+    with pytest.raises(InvalidInputError, match="endommagée"):
+        backups.restore(db.engine, taken, folder)
+    assert {p: p.read_bytes() for p in (data_dir / "uploads").rglob("*") if p.is_file()} == before
+    assert extra.exists() and user_service.by_username("late")
+    assert not list(folder.glob(".piu-partial-*")) and not list((data_dir / "uploads").rglob(".piu-partial-*"))
+
+
+def test_a_backup_of_the_former_kind_still_restores(sqlite_app, ctx):
+    """Earlier versions wrote the database alone (`….sqlite3`): listed, marked, restored; files left alone."""
+    from piu_app.database import backup_sqlite
+
+    data_dir, folder = sqlite_app.config["PIU_DATA_DIR"], sqlite_app.config["PIU_BACKUPS_DIR"]
+    old = backup_sqlite(db.engine, folder / "piu-daily-20240101-080000-000000.sqlite3")
+    attachment = _upload(data_dir, b"%PDF-1.4 kept as it is")
+    user_service.create(username="late", password="correct-horse-battery", role="editor")
+    db.session.commit()
+    listed = backups.find(folder, old.name)
+    assert not listed.with_files and listed.revision == backups._revisions()[1]
+
+    backups.restore(db.engine, old, folder)
+    with pytest.raises(NotFoundError):
+        user_service.by_username("late")
+    assert attachment.read_bytes() == b"%PDF-1.4 kept as it is"
+
+
+def test_rotation_by_total_size_keeps_the_newest_and_the_manual_ones(sqlite_app, ctx, tmp_path):
+    folder = tmp_path / "b"
+    manual = backups.take_manual(db.engine, folder)
+    first = backups.take(db.engine, folder, reason=backups.DAILY, keep=None, max_bytes=None)
+    size = first.stat().st_size
+    for reason in (backups.IMPORT, backups.DAILY, backups.MIGRATION):
+        backups.take(db.engine, folder, reason=reason, keep=None, max_bytes=None)
+    assert len(backups.list_backups(folder)) == 5
+    last = backups.take(db.engine, folder, reason=backups.IMPORT, keep=None, max_bytes=int(2.5 * size))
+    listed = backups.list_backups(folder)
+    automatic = [b for b in listed if b.reason != backups.MANUAL]
+    assert len(automatic) == 2 and automatic[0].path == last  # the two newest fit under the limit
+    assert manual in [b.path for b in listed]  # never removed by rotation
+    backups.take(db.engine, folder, reason=backups.DAILY, keep=None, max_bytes=1)  # smaller than any backup
+    assert [b.reason for b in backups.list_backups(folder)] == ["daily", "manual"]  # the newest always stays
+
+
+def test_the_size_limit_is_a_setting(sqlite_app, ctx, tmp_path):
+    sqlite_app.config["BACKUP_MAX_MB"] = 1
+    assert backups.configured_max_bytes() == 1024 * 1024
+    sqlite_app.config["BACKUP_MAX_MB"] = 0
+    assert backups.configured_max_bytes() is None
+
+
+def test_the_daily_backup_waits_for_the_server(home, monkeypatch):
+    """Start-up does not copy the register (6.5 s at 100 000 innovations): serve() starts it once listening."""
+    from piu_app import launcher
+
+    monkeypatch.setattr(launcher, "setup_logging", lambda _dir: None)
+    app = launcher.prepare(home)
+    assert not list((home / "backups").glob("piu-daily-*")), "prepare() took no copy"
+    launcher.start_daily_backup(app).join(timeout=120)
+    assert [b.reason for b in backups.list_backups(home / "backups")] == ["daily"]
+    with app.app_context():
+        db.engine.dispose()
