@@ -45,7 +45,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
 
     upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
     upgrade_database(upgraded)  # what `piu` does at start
-    assert list((tmp_path / "backups").glob("piu-migration-*.sqlite3")), "a backup is taken before migrating"
+    assert list((tmp_path / "backups").glob("piu-migration-*.zip")), "a backup is taken before migrating"
     with upgraded.test_request_context(), writing():
         assert sorted(i.name for i in db.session.scalars(db.select(Innovation))) == names
         results, _ = search.search("eclairage solaire")
