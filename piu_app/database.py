@@ -532,6 +532,30 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
     return [SearchHit(r[0], r[1], float(r[2]), r[3] or "", tuple(terms)) for r in rows], int(total)
 
 
+def records_with_any_word(conn: Connection, words: Sequence[str], record_type: str, *, limit: int) -> list[str]:
+    """Return the uids of up to `limit` records of one type whose text holds any of `words` (already
+    folded), best match first; above RANK_ALL_UP_TO matches, the most recently indexed ones (the cost
+    stays bounded whatever the size of the register)."""
+    words = [w for w in dict.fromkeys(words) if w and _WORD.fullmatch(w)][:12]
+    if not words:
+        return []
+    params: dict[str, object] = {"t": record_type, "limit": limit}
+    if is_sqlite(conn):
+        params["q"] = " OR ".join(f'"{w}"*' for w in words)  # \w+ words: never FTS syntax; lampadaire*
+        where = f"{SEARCH_TABLE} MATCH :q AND record_type = :t"
+        total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
+        order = f"bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0)" if total <= RANK_ALL_UP_TO else "rowid DESC"
+        rows = conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {where} ORDER BY {order} LIMIT :limit"),
+                            params).all()
+    else:
+        params.update({f"w{i}": w for i, w in enumerate(words)})
+        query = " || ".join(f"to_tsquery('simple', :w{i} || ':*')" for i in range(len(words)))
+        rows = conn.execute(text(
+            f"SELECT uid FROM {SEARCH_TABLE} WHERE document @@ ({query}) AND record_type = :t "
+            f"ORDER BY ts_rank(document, {query}) DESC LIMIT :limit"), params).all()
+    return [r[0] for r in rows]
+
+
 def _snippet(content: str, terms: Sequence[str], width: int = 12) -> str:
     """Cut about `width` words around the first match and mark the matching words (as FTS5's snippet does).
 
