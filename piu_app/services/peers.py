@@ -16,7 +16,8 @@ The likeness score adds up points; an unknown value on either side scores nothin
 On an innovation's page the peers' experiments of the innovation itself come first, then those of
 similar innovations: sharing themes (2 points each) or words of their name and tagline (1 point
 each, 3 at most), shown from 3 points (or when every theme of ours is shared). Those are ranked by
-territory likeness plus innovation likeness. Candidates are bounded (a few hundred innovations found
+innovation likeness, then territory likeness: the points are coarse, so territories order each tier;
+a peer's experiment without a territory is ranked by its innovation alone. Candidates are bounded (a few hundred innovations found
 through their themes and the search index), so the cost does not grow with the register.
 
 Contact details of the people behind a lesson or a review are shown only for a person whose record
@@ -249,19 +250,20 @@ def _peer_experiments(own: str) -> Any:
 
 def _ranked(experiments: list[Experiment], limit: int, *, lang: str, match: str,
             alike: Mapping[int, tuple[float, list[str]]] | None = None) -> dict[int, PeerExperiment]:
-    """Rank experiments (given most recent first) by territory likeness plus innovation likeness."""
+    """Rank experiments (given most recent first): the closest innovation first (similar ones only; the
+    others all score 0), then the territory most like ours, then the most recent."""
     home = home_territory()
     feature_labels = {t.code: t.label(lang) for t in vocabularies.terms("territory_feature", include_inactive=True)}
     ranked = []
     for position, experiment in enumerate(experiments):  # already by recency: the position breaks ties
         score, reasons = similarity(home, experiment.territory, feature_labels)
         likeness, why = (alike or {}).get(experiment.innovation_id or 0, (0.0, []))
-        ranked.append((-(score + likeness), position, experiment, score, reasons, likeness, why))
-    ranked.sort(key=lambda row: row[:2])
+        ranked.append((-likeness, -score, position, experiment, score, reasons, likeness, why))
+    ranked.sort(key=lambda row: row[:3])
     names = _origin_names({e.origin_instance for e in experiments})
-    return {row[2].id: PeerExperiment(row[2], row[3], row[4], names.get(row[2].origin_instance,
-                                                                       row[2].origin_instance),
-                                      match=match, likeness=row[5], why=row[6])
+    return {row[3].id: PeerExperiment(row[3], row[4], row[5], names.get(row[3].origin_instance,
+                                                                       row[3].origin_instance),
+                                      match=match, likeness=row[6], why=row[7])
             for row in ranked[:limit]}
 
 

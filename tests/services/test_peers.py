@@ -223,7 +223,7 @@ def test_a_peers_own_similar_innovation_is_found_and_says_why(ctx):
     assert all(r.match == "same" and r.why == [] for r in found.same)
 
 
-def test_similar_ranking_adds_territory_and_innovation_likeness_and_needs_no_territory(ctx):
+def test_similar_ones_rank_by_innovation_then_territory_likeness_and_need_no_territory(ctx):
     _home()
     innovation = make_innovation(name="Kiosque d'eau solaire", tagline="Eau potable pompée par panneaux solaires",
                                  themes=["water_sanitation", "energy_climate"])
@@ -245,15 +245,15 @@ def test_similar_ranking_adds_territory_and_innovation_likeness_and_needs_no_ter
     found = peers.for_innovation(innovation)
     assert found.same == []
     titles = [r.experiment.title for r in found.similar]
-    # The forage shares one theme of two and no word, the séchoir two words: not similar. Mbour's territory
-    # (9 points) plus the fontaine's three words outrank the kiosque's closer innovation (4 + 3 words = 7)
-    # in a territory its city did not describe.
-    assert titles == ["Fontaine de Mbour", "Kiosques sans territoire"]
-    fontaine, kiosque = found.similar
+    # The forage shares one theme of two and no word, the séchoir two words: not similar. The kiosque's
+    # innovation is closest (both themes 4 + three words 3), so it comes first although its city did not
+    # describe where it took place; the fontaine (three words) in a town like ours comes next.
+    assert titles == ["Kiosques sans territoire", "Fontaine de Mbour"]
+    kiosque, fontaine = found.similar
     assert fontaine.why == ["Mots en commun : « panneaux », « potable », « solaire »"] and fontaine.likeness == 3
     assert kiosque.experiment.territory is None and kiosque.reasons == [] and kiosque.score == 0
     assert kiosque.why[0].startswith("Mêmes thématiques : « ")
-    assert kiosque.likeness == 7
+    assert kiosque.likeness == 7 and fontaine.score == 9
 
 
 def test_similar_innovations_need_a_peers_experiment_and_stay_bounded_in_queries(ctx):
