@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..exchange import spreadsheets
@@ -16,10 +16,13 @@ from ..extensions import db
 from ..forms.documents import LinkForm, UploadForm
 from ..forms.records import (
     VISIBILITY_CHOICES,
+    Pick,
     build_form_class,
     fill_from_record,
     form_values,
     keep_current_choices,
+    new_record_choices,
+    picks,
 )
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES, RecordType
@@ -31,6 +34,10 @@ from .access import require_role, username
 
 def make_blueprint(rt: RecordType) -> Blueprint:
     bp = Blueprint(rt.key, __name__, url_prefix=f"/{rt.key.replace('_', '-')}")
+
+    @bp.context_processor
+    def _pickers():
+        return {"new_record_choices": new_record_choices, "asked": {}}
 
     @bp.get("/")
     @require_role("reader")
@@ -52,21 +59,44 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @bp.route("/new", methods=["GET", "POST"])
     @require_role("editor")
     def new():
-        form = build_form_class(rt, current_lang())()
+        form = build_form_class(rt, current_lang(), with_links=True)()
         if request.method == "GET":
             form.visibility.data = rt.default_visibility
             for f in rt.fields:  # /experiments/new?innovation=<uid> starts from the innovation's page
                 if f.kind == "ref" and request.args.get(f.name):
                     getattr(form, f.name).data = request.args[f.name]
+        asked: dict[str, Pick] = {}
         if form.validate_on_submit():
+            chosen = picks(form)
+            asked = {p.prefix: p for p in chosen if _offer(p)}
+            if asked:  # the next screen: the same form, with the matches of each name to choose from
+                flash(_("Précisez quelle fiche lier pour chaque nom signalé ci-dessous (ou créez-la), "
+                        "puis enregistrez."), "info")
+                return render_template("records/form.html", rt=rt, form=form, record=None, asked=asked)
             try:
                 record = record_service.create(rt, form_values(form), username=username())
+                created = _link_picks(rt, record, chosen)
             except DomainError as exc:
                 return _form_error(rt, form, exc, None)
             db.session.commit()
             flash(_("Fiche « %(title)s » créée.", title=rt.title_of(record)), "success")
+            for target_rt, target in created:
+                flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(target)),
+                      "info")
             return redirect(url_for(".detail", uid=record.uid))
-        return render_template("records/form.html", rt=rt, form=form, record=None), 400 if form.errors else 200
+        return render_template("records/form.html", rt=rt, form=form, record=None, asked=asked), \
+            400 if form.errors else 200
+
+    @bp.get("/lookup.json")
+    @require_role("reader")
+    def lookup():
+        """A few records whose name matches what is being typed (the pickers' optional enhancement)."""
+        text = request.args.get("q", "")
+        if len(text) > record_service.LOOKUP_MAX_LENGTH:
+            return jsonify({"error": _("Nom trop long : %(n)d caractères au plus.",
+                                       n=record_service.LOOKUP_MAX_LENGTH)}), 400
+        matches = record_service.lookup(rt, text, lang=current_lang()) if len(text.strip()) >= 2 else []
+        return jsonify({"results": [{"uid": m.uid, "title": m.title, "detail": m.detail} for m in matches]})
 
     @bp.get("/<uid>")
     @require_role("reader")
@@ -187,6 +217,45 @@ def _export(rt: RecordType, fmt: str) -> Response:
                 else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
     return Response(data, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _offer(pick: Pick) -> bool:
+    """Decide a picked name: keep a valid choice, take the one record of exactly that name, or else
+    fill `pick.matches` and tell that the user must choose (the next screen)."""
+    target = RECORD_TYPES[pick.link.target]
+    if pick.choice == "skip":
+        return False
+    if pick.choice == "new":
+        missing = [f for f in new_record_choices(target) if not pick.new_values.get(f.name)]
+        if not missing:
+            return False
+    elif pick.choice:
+        if record_service.exists(target, pick.choice):
+            return False
+        pick.choice = ""  # a record deleted since it was offered (or a forged value): ask again
+    pick.matches = record_service.lookup(target, pick.text, lang=current_lang()) if pick.text else []
+    exact = [m for m in pick.matches if m.exact]
+    if pick.choice != "new" and len(exact) == 1:
+        pick.choice = exact[0].uid
+        return False
+    pick.asked = True
+    return True
+
+
+def _link_picks(rt: RecordType, record, chosen: list[Pick]) -> list[tuple[RecordType, object]]:
+    """Link the new record to the records picked on its form, creating those asked for; return those created."""
+    created = []
+    for pick in chosen:
+        if pick.choice in ("", "skip"):
+            continue
+        target_rt = RECORD_TYPES[pick.link.target]
+        uid = pick.choice
+        if uid == "new":
+            target = record_service.create_named(target_rt, pick.text, pick.new_values, username=username())
+            created.append((target_rt, target))
+            uid = target.uid
+        record_service.add_link(rt, record, pick.link.name, target_uid=uid, role=pick.role, username=username())
+    return created
 
 
 def _version_missing(form) -> bool:
