@@ -218,3 +218,16 @@ def fill_from_record(form: RecordFormBase, record: Any) -> None:
     form.visibility.data = record.visibility
     form.draft.data = record.draft
     form.version.data = str(record.version)
+
+
+def build_link_form(link: Any, lang: str) -> Any:
+    """Return the form that adds a link from a record's page: a typed name, a role, and the required
+    choices of a record created from that name (see `new_record_choices`)."""
+    from .documents import LinkForm
+
+    attrs = {f"new__{f.name}": SelectField(f.label, choices=[("", "—")] + vocabularies.choices(f.vocab, lang),
+                                           validators=[Optional()])
+             for f in new_record_choices(RECORD_TYPES[link.target])}
+    form = type("LinkPickForm", (LinkForm,), attrs)(prefix=link.name)
+    form.role.choices = vocabularies.choices(link.role_vocab, lang)
+    return form

@@ -573,6 +573,6 @@ def create_named(rt: RecordType, title: str, values: Mapping[str, Any], *, usern
     return create(rt, {**values, **quick_values(rt, title), "draft": True}, username=username)
 
 
-def exists(rt: RecordType, uid: str) -> bool:
+def is_live(rt: RecordType, uid: str) -> bool:
     """Tell whether a live record of type `rt` has this uid."""
     return _live_by_uid(rt, uid) is not None

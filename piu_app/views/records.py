@@ -13,11 +13,12 @@ from flask_babel import gettext as _
 
 from ..exchange import spreadsheets
 from ..extensions import db
-from ..forms.documents import LinkForm, UploadForm
+from ..forms.documents import UploadForm
 from ..forms.records import (
     VISIBILITY_CHOICES,
     Pick,
     build_form_class,
+    build_link_form,
     fill_from_record,
     form_values,
     keep_current_choices,
@@ -26,7 +27,7 @@ from ..forms.records import (
 )
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES, RecordType
-from ..services import ConflictError, DomainError, PermissionDeniedError, vocabularies
+from ..services import ConflictError, DomainError, NotFoundError, PermissionDeniedError, vocabularies
 from ..services import documents as document_service
 from ..services import records as record_service
 from .access import require_role, username
@@ -102,12 +103,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("reader")
     def detail(uid: str):
         record = record_service.get(rt, uid)
-        link_forms = {}
-        for link in rt.links:
-            link_form = LinkForm(prefix=link.name)
-            link_form.target.choices = record_service.choices(RECORD_TYPES[link.target])
-            link_form.role.choices = vocabularies.choices(link.role_vocab, current_lang())
-            link_forms[link.name] = link_form
+        link_forms = {link.name: build_link_form(link, current_lang()) for link in rt.links}
         upload_form = UploadForm()
         upload_form.doc_type.choices = vocabularies.choices("doc_type", current_lang())
         return render_template("records/detail.html",
@@ -165,15 +161,46 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("editor")
     def add_link(uid: str, link_name: str):
         record = record_service.get(rt, uid, include_deleted=False)
+        record_service.check_editable(record)
+        link = next((candidate for candidate in rt.links if candidate.name == link_name), None)
+        if link is None:
+            raise NotFoundError(_("Lien inconnu."))
+        target_rt = RECORD_TYPES[link.target]
+        form = build_link_form(link, current_lang())
+        if not form.validate_on_submit():
+            for errors in form.errors.values():
+                for message in errors:
+                    flash(str(message), "error")
+            return redirect(url_for(".detail", uid=uid))
+        text, target = " ".join((form.q.data or "").split()), form.target.data or ""
+        new_values = {f.name: form[f"new__{f.name}"].data or "" for f in new_record_choices(target_rt)}
+        matches = []
+        if target == "new" and any(not v for v in new_values.values()):
+            target = ""  # a required choice is missing: the screen of choices again
+        elif not target:
+            if not text:
+                flash(_("Tapez le nom de la fiche à lier."), "error")
+                return redirect(url_for(".detail", uid=uid))
+            matches = record_service.lookup(target_rt, text, lang=current_lang())
+            exact = [m for m in matches if m.exact]
+            target = exact[0].uid if len(exact) == 1 else ""
+        if not target:  # the next screen: which record is meant, or a new one
+            return render_template("records/link_pick.html", rt=rt, record=record, link=link, target_rt=target_rt,
+                                   form=form, text=text, matches=matches, missing=form.target.data == "new")
         try:
-            record_service.add_link(rt, record, link_name, target_uid=request.form.get(f"{link_name}-target", ""),
-                                    role=request.form.get(f"{link_name}-role", ""), username=username())
+            created = None
+            if target == "new":
+                created = record_service.create_named(target_rt, text, new_values, username=username())
+                target = created.uid
+            record_service.add_link(rt, record, link_name, target_uid=target, role=form.role.data, username=username())
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
             return redirect(url_for(".detail", uid=uid))
         db.session.commit()
         flash(_("Lien ajouté."), "success")
+        if created is not None:
+            flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
         return redirect(url_for(".detail", uid=uid))
 
     @bp.post("/<uid>/links/<link_name>/<int:link_id>/remove")
@@ -230,7 +257,7 @@ def _offer(pick: Pick) -> bool:
         if not missing:
             return False
     elif pick.choice:
-        if record_service.exists(target, pick.choice):
+        if record_service.is_live(target, pick.choice):
             return False
         pick.choice = ""  # a record deleted since it was offered (or a forged value): ask again
     pick.matches = record_service.lookup(target, pick.text, lang=current_lang()) if pick.text else []

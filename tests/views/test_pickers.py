@@ -136,3 +136,38 @@ def test_the_json_lookup_suggests_a_few_names_to_any_reader(app, reader, client)
     assert reader.get("/organisations/lookup.json?q=l").get_json() == {"results": []}
     assert reader.get("/organisations/lookup.json?q=" + "x" * 201).status_code == 400
     assert client.get("/organisations/lookup.json?q=lum").status_code in (302, 401)
+
+
+def _detail_post(client, uid: str, data: dict):
+    return client.post(f"/innovations/{uid}/links/carriers",
+                       data={"csrf_token": csrf_token(client, f"/innovations/{uid}"), **data})
+
+
+def test_on_a_records_page_a_typed_name_links_or_leads_to_the_screen_of_choices(app, editor):
+    uids = _orgs(app)
+    with app.test_request_context(), writing():
+        innovation = make_innovation().uid
+        db.session.commit()
+    page = editor.get(f"/innovations/{innovation}").get_data(as_text=True)
+    assert 'name="carriers-q"' in page and "Propre &amp; Vert" not in page  # no select of every organisation
+    response = _detail_post(editor, innovation, {"carriers-q": "propre & vert", "carriers-role": "carrier"})
+    assert response.status_code == 302
+    choices = _detail_post(editor, innovation, {"carriers-q": "Lum", "carriers-role": "lab"})
+    html = choices.get_data(as_text=True)
+    assert choices.status_code == 200 and "Quelle fiche pour « Lum » ?" in html and uids["Lumisol"] in html
+    response = _detail_post(editor, innovation, {"carriers-q": "Lum", "carriers-role": "lab",
+                                                 "carriers-target": uids["Lumisol"]})
+    assert response.status_code == 302
+    missing = _detail_post(editor, innovation, {"carriers-q": "Hydrocarte", "carriers-role": "carrier",
+                                                "carriers-target": "new"})
+    assert "Choisissez une valeur pour créer la fiche." in missing.get_data(as_text=True)
+    response = _detail_post(editor, innovation, {"carriers-q": "Hydrocarte", "carriers-role": "carrier",
+                                                 "carriers-target": "new", "carriers-new__org_type": "startup"})
+    assert response.status_code == 302
+    with app.app_context():
+        record = records.get(RECORD_TYPES["innovations"], innovation)
+        assert sorted((x.organisation.name, x.role) for x in record.carrier_links) == [
+            ("Hydrocarte", "carrier"), ("Lumisol", "lab"), ("Propre & Vert", "carrier")]
+    assert _detail_post(editor, innovation, {"carriers-q": "x" * 201, "carriers-role": "carrier"}).status_code == 302
+    with app.app_context():
+        assert len(records.get(RECORD_TYPES["innovations"], innovation).carrier_links) == 3
