@@ -18,7 +18,8 @@ similar innovations: sharing themes (2 points each) or words of their name and t
 each, 3 at most), shown from 3 points (or when every theme of ours is shared). Those are ranked by
 innovation likeness, then territory likeness: the points are coarse, so territories order each tier;
 a peer's experiment without a territory is ranked by its innovation alone. Candidates are bounded (a few hundred innovations found
-through their themes and the search index), so the cost does not grow with the register.
+among the most recent of each theme and through the search index), so the cost does not grow with
+the register.
 
 Contact details of the people behind a lesson or a review are shown only for a person whose record
 is public with a recorded consent (the rule of the network bundle: others never carry them).
@@ -64,7 +65,9 @@ THEME_LIKENESS = 2.0     # per theme an innovation shares with ours
 WORD_LIKENESS = 1.0      # per significant word of name and tagline in common …
 MAX_WORDS = 3            # … counted up to this many
 MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
-SIMILAR_CANDIDATES = 200  # innovations compared per source (themes, text); the page stays cheap at 100 000
+SIMILAR_CANDIDATES = 200  # innovations compared per source (each theme, the text); cheap at 100 000
+THEME_WINDOW = 3000      # the most recent innovations of a theme looked at for peers' experiments
+MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
 _STOPWORDS = frozenset(fold(w) for w in (
     "avec dans pour sans plus leur leurs dont entre sont être avoir fait faire cette ces tout tous toute "
     "toutes quand comme mais très bien aussi autre autres chaque selon vers chez sous elle elles nous vous "
@@ -241,7 +244,7 @@ def for_innovation(innovation: Innovation, *, limit: int = 50, lang: str = "fr",
 def _peer_experiments(own: str) -> Any:
     """The query of peers' live experiments of live innovations, the most recent first, bounded."""
     return (db.select(Experiment).join(Innovation, Innovation.id == Experiment.innovation_id)
-            .where(Experiment.deleted.is_(False), Innovation.deleted.is_(False),
+            .where(Experiment.deleted.is_not(True), Innovation.deleted.is_not(True),  # see similar_innovations
                    Experiment.origin_instance != "", Experiment.origin_instance != own)
             .options(selectinload(Experiment.territory), selectinload(Experiment.innovation))
             .order_by(Experiment.start_date.desc().nulls_last(), Experiment.updated_at.desc(), Experiment.id)
@@ -290,20 +293,21 @@ def _text_of(name: str, tagline: str) -> dict[str, str]:
 def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int, tuple[float, list[str]]]:
     """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented."""
     own = instance_service.instance_code()
+    # `deleted IS NOT true` rather than `= false`: SQLite would otherwise serve these lookups from the
+    # (deleted, …) indexes, which hold every row, and scan all experiments for each candidate.
     has_peers = (db.select(Experiment.id).where(Experiment.innovation_id == Innovation.id,
-                                                Experiment.deleted.is_(False), Experiment.origin_instance != "",
+                                                Experiment.deleted.is_not(True), Experiment.origin_instance != "",
                                                 Experiment.origin_instance != own).exists())
     theme_ids = [t.id for t in innovation.themes]
     candidates: set[int] = set()
-    if theme_ids:
-        shared = func.count(innovation_themes.c.theme_id)
+    for theme_id in theme_ids[:MAX_THEMES]:
+        # the THEME_WINDOW most recent innovations of each theme: a bounded scan whatever the register's size
+        window = (db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id == theme_id)
+                  .order_by(innovation_themes.c.innovation_id.desc()).limit(THEME_WINDOW).subquery())
         candidates.update(db.session.scalars(
-            db.select(innovation_themes.c.innovation_id)
-            .join(Innovation, Innovation.id == innovation_themes.c.innovation_id)
-            .where(innovation_themes.c.theme_id.in_(theme_ids), Innovation.id != innovation.id,
-                   Innovation.deleted.is_(False), has_peers)
-            .group_by(innovation_themes.c.innovation_id)
-            .order_by(shared.desc(), innovation_themes.c.innovation_id.desc()).limit(SIMILAR_CANDIDATES)))
+            db.select(Innovation.id).where(Innovation.id.in_(db.select(window.c.innovation_id)),
+                                           Innovation.id != innovation.id, Innovation.deleted.is_not(True), has_peers)
+            .order_by(Innovation.id.desc()).limit(SIMILAR_CANDIDATES)))
     words = _text_of(innovation.name, innovation.tagline)
     if words:
         uids = records_with_any_word(db.session.connection(), sorted(words), "innovations",
@@ -311,7 +315,7 @@ def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int
         if uids:
             candidates.update(db.session.scalars(
                 db.select(Innovation.id).where(Innovation.uid.in_(uids), Innovation.id != innovation.id,
-                                               Innovation.deleted.is_(False), has_peers)))
+                                               Innovation.deleted.is_not(True), has_peers)))
     if not candidates:
         return {}
     ids = sorted(candidates)
