@@ -534,19 +534,23 @@ def search_index(conn: Connection, query: str, *, record_types: Sequence[str] = 
 
 def records_with_any_word(conn: Connection, words: Sequence[str], record_type: str, *, limit: int) -> list[str]:
     """Return the uids of up to `limit` records of one type whose text holds any of `words` (already
-    folded), best match first; above RANK_ALL_UP_TO matches, the most recently indexed ones (the cost
-    stays bounded whatever the size of the register)."""
+    folded): those whose title holds one first (the cost stays bounded whatever the size of the register).
+    A uid may come twice; the caller makes a set of them."""
     words = [w for w in dict.fromkeys(words) if w and _WORD.fullmatch(w)][:12]
     if not words:
         return []
     params: dict[str, object] = {"t": record_type, "limit": limit}
     if is_sqlite(conn):
         params["q"] = " OR ".join(f'"{w}"*' for w in words)  # \w+ words: never FTS syntax; lampadaire*
-        where = f"{SEARCH_TABLE} MATCH :q AND record_type = :t"
-        total = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"), params).scalar_one()
-        order = f"bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0)" if total <= RANK_ALL_UP_TO else "rowid DESC"
-        rows = conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {where} ORDER BY {order} LIMIT :limit"),
-                            params).all()
+        # Title matches first (the name says what a record is), then any; the most recently indexed of each:
+        # no ranking function, whose cost grows with the number of matches.
+        params["qt"] = "{title} : (" + params["q"] + ")"
+        rows = conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :qt AND record_type = :t "
+                                 "ORDER BY rowid DESC LIMIT :limit"), params).all()
+        if len(rows) < limit:
+            params["rest"] = limit - len(rows)
+            rows += conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :q AND "
+                                      "record_type = :t ORDER BY rowid DESC LIMIT :rest"), params).all()
     else:
         params.update({f"w{i}": w for i, w in enumerate(words)})
         query = " || ".join(f"to_tsquery('simple', :w{i} || ':*')" for i in range(len(words)))

@@ -65,8 +65,8 @@ THEME_LIKENESS = 2.0     # per theme an innovation shares with ours
 WORD_LIKENESS = 1.0      # per significant word of name and tagline in common …
 MAX_WORDS = 3            # … counted up to this many
 MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
-SIMILAR_CANDIDATES = 200  # innovations compared per source (each theme, the text); cheap at 100 000
-THEME_WINDOW = 3000      # the most recent innovations of a theme looked at for peers' experiments
+SIMILAR_CANDIDATES = 100  # innovations compared per source (each theme, the text); cheap at 100 000
+THEME_WINDOW = 2000      # the most recent innovations of a theme looked at for peers' experiments
 MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
 _STOPWORDS = frozenset(fold(w) for w in (
     "avec dans pour sans plus leur leurs dont entre sont être avoir fait faire cette ces tout tous toute "
@@ -198,7 +198,7 @@ def theme(code: str) -> Theme:
 
 
 def who_tried(innovation: Innovation | None = None, theme_code: str | None = None, limit: int = 50,
-              *, lang: str = "fr", details: bool = True) -> list[PeerExperiment]:
+              *, lang: str = "fr", details: bool = True, home: Territory | None | bool = True) -> list[PeerExperiment]:
     """Return peers' live experiments of an innovation (or of a theme and its sub-themes), most alike first."""
     own = instance_service.instance_code()
     query = _peer_experiments(own)
@@ -208,7 +208,7 @@ def who_tried(innovation: Innovation | None = None, theme_code: str | None = Non
         codes = db.select(Theme.id).where((Theme.code == theme_code) | (Theme.parent_code == theme_code))
         query = query.where(Experiment.innovation_id.in_(
             db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id.in_(codes))))
-    results = _ranked(list(db.session.scalars(query)), limit, lang=lang,
+    results = _ranked(list(db.session.scalars(query)), limit, lang=lang, home=home,
                       match="theme" if theme_code is not None and innovation is None else "same")
     if details:
         _attach_lessons_and_reviews(results)
@@ -229,13 +229,17 @@ class InnovationPeers:
 def for_innovation(innovation: Innovation, *, limit: int = 50, lang: str = "fr",
                    details: bool = True) -> InnovationPeers:
     """Return peers' experiments of an innovation and of similar innovations, each list most alike first."""
-    same = who_tried(innovation=innovation, limit=limit, lang=lang, details=details)
+    home = home_territory()  # read once: finding it counts our experiments per territory
+    same = who_tried(innovation=innovation, limit=limit, lang=lang, details=details, home=home)
     alike = similar_innovations(innovation, lang=lang)
+    # Only the closest innovations are worth loading experiments for: the list is ranked by likeness first.
+    keep = sorted(alike, key=lambda i: (-alike[i][0], -i))[:max(2 * limit, 10)]
+    alike = {i: alike[i] for i in keep}
     similar: dict[int, PeerExperiment] = {}
     if alike:
         experiments = list(db.session.scalars(_peer_experiments(instance_service.instance_code())
                                               .where(Experiment.innovation_id.in_(list(alike)))))
-        similar = _ranked(experiments, limit, lang=lang, match="similar", alike=alike)
+        similar = _ranked(experiments, limit, lang=lang, match="similar", alike=alike, home=home)
         if details:
             _attach_lessons_and_reviews(similar)
     return InnovationPeers(same, list(similar.values()))
@@ -251,15 +255,16 @@ def _peer_experiments(own: str) -> Any:
             .limit(MAX_CANDIDATES))
 
 
-def _ranked(experiments: list[Experiment], limit: int, *, lang: str, match: str,
+def _ranked(experiments: list[Experiment], limit: int, *, lang: str, match: str, home: Territory | None | bool = True,
             alike: Mapping[int, tuple[float, list[str]]] | None = None) -> dict[int, PeerExperiment]:
     """Rank experiments (given most recent first): the closest innovation first (similar ones only; the
     others all score 0), then the territory most like ours, then the most recent."""
-    home = home_territory()
+    if home is True:  # not read by the caller
+        home = home_territory()
     feature_labels = {t.code: t.label(lang) for t in vocabularies.terms("territory_feature", include_inactive=True)}
     ranked = []
     for position, experiment in enumerate(experiments):  # already by recency: the position breaks ties
-        score, reasons = similarity(home, experiment.territory, feature_labels)
+        score, reasons = similarity(home or None, experiment.territory, feature_labels)
         likeness, why = (alike or {}).get(experiment.innovation_id or 0, (0.0, []))
         ranked.append((-likeness, -score, position, experiment, score, reasons, likeness, why))
     ranked.sort(key=lambda row: row[:3])
@@ -310,7 +315,9 @@ def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int
             .order_by(Innovation.id.desc()).limit(SIMILAR_CANDIDATES)))
     words = _text_of(innovation.name, innovation.tagline)
     if words:
-        uids = records_with_any_word(db.session.connection(), sorted(words), "innovations",
+        # the longest words say most: "lampadaires" rather than "rues"
+        uids = records_with_any_word(db.session.connection(), sorted(words, key=lambda w: (-len(w), w))[:6],
+                                     "innovations",
                                      limit=SIMILAR_CANDIDATES)
         if uids:
             candidates.update(db.session.scalars(
