@@ -264,3 +264,36 @@ def test_similar_innovations_need_a_peers_experiment_and_stay_bounded_in_queries
     assert not peers.for_innovation(innovation)
     assert peers.significant_words("Les Lampadaires solaires, pour la ville") == {"lampadaire": "lampadaires",
                                                                                  "solaire": "solaires"}
+
+
+def test_similar_innovations_cost_the_same_queries_however_many_peers_tried_them(ctx):
+    innovation = make_innovation()
+    place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
+
+    def add_similar(n: int) -> None:
+        lamps = make_foreign("innovations", name=f"Lampadaires solaires {n}", tagline="Énergie solaire autonome",
+                             themes=["energy_climate"])
+        exp = _peer_experiment(lamps, place, f"Essai {n}", "2021-01-01")
+        make_foreign("lessons", title=f"Retour {n}", experiment=exp.uid)
+
+    def count_queries() -> int:
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            found = peers.for_innovation(innovation)
+            for r in found.similar:
+                assert r.experiment.territory and r.experiment.innovation and r.lessons
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    add_similar(1)
+    db.session.flush()
+    few = count_queries()
+    for n in range(2, 9):
+        add_similar(n)
+    db.session.flush()
+    db.session.expire_all()
+    assert len(peers.for_innovation(innovation).similar) == 8
+    assert count_queries() <= few + 1
