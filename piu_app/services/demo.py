@@ -88,6 +88,11 @@ def load() -> dict[str, int]:
         db.session.flush()
     code = instance_service.instance_code()
     added = _load_records(demo_data, code)
+    settings = instance_service.current()
+    if settings is not None and not settings.home_territory_uid:
+        # the city itself, rather than the neighbourhood most of its pilots took place in: peers compare
+        # with a commune (and the page need not count our experiments per territory to guess it)
+        instance_service.set_home_territory(demo_uid(code, "territories", demo_data.HOME_TERRITORY))
     load_peer(code)
     return added
 
