@@ -690,6 +690,34 @@ def search_uids(conn: Connection, query: str | SearchQuery, *, record_types: Seq
     return text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {where}").bindparams(**params).columns(column("uid"))
 
 
+def records_with_any_word(conn: Connection, words: Sequence[str], record_type: str, *, limit: int) -> list[str]:
+    """Return the uids of up to `limit` records of one type whose text holds any of `words` (already
+    folded): those whose title holds one first (the cost stays bounded whatever the size of the register).
+    A uid may come twice; the caller makes a set of them."""
+    words = [w for w in dict.fromkeys(words) if w and _WORD.fullmatch(w)][:12]
+    if not words:
+        return []
+    params: dict[str, object] = {"t": record_type, "limit": limit}
+    if is_sqlite(conn):
+        params["q"] = " OR ".join(f'"{w}"*' for w in words)  # \w+ words: never FTS syntax; lampadaire*
+        # Title matches first (the name says what a record is), then any; the most recently indexed of each:
+        # no ranking function, whose cost grows with the number of matches.
+        params["qt"] = "{title} : (" + params["q"] + ")"
+        rows = conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :qt AND record_type = :t "
+                                 "ORDER BY rowid DESC LIMIT :limit"), params).all()
+        if len(rows) < limit:
+            params["rest"] = limit - len(rows)
+            rows += conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :q AND "
+                                      "record_type = :t ORDER BY rowid DESC LIMIT :rest"), params).all()
+    else:
+        params.update({f"w{i}": w for i, w in enumerate(words)})
+        query = " || ".join(f"to_tsquery('simple', :w{i} || ':*')" for i in range(len(words)))
+        rows = conn.execute(text(
+            f"SELECT uid FROM {SEARCH_TABLE} WHERE document @@ ({query}) AND record_type = :t "
+            f"ORDER BY ts_rank(document, {query}) DESC LIMIT :limit"), params).all()
+    return [r[0] for r in rows]
+
+
 def make_snippet(content: str, terms: Sequence[str], width: int = 12) -> str:
     """Cut about `width` words around the first match and mark the matching words (as FTS5's snippet does).
 

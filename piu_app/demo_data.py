@@ -7,6 +7,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------
 
 CITY = {"name": "Ville de Port-Sable", "country_code": "SN", "instance_code": "port-sable"}
+HOME_TERRITORY = "Port-Sable"  # the city's own territory, to which peers' territories are compared
 
 # ---------------------------------------------------------------------------
 # Territories

@@ -41,7 +41,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
     database = tmp_path / "piu.sqlite3"
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
-        assert conn.execute("SELECT count(*) FROM innovations").fetchone()[0] == 30
+        assert conn.execute("SELECT count(*) FROM innovations").fetchone()[0] == 30 + 3  # the peer city's three
 
     upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
     upgrade_database(upgraded)  # what `piu` does at start

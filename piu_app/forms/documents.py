@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
-from wtforms import SelectField, StringField
+from wtforms import HiddenField, SelectField, StringField
 
 from .base import PiuForm, length
 
@@ -16,5 +16,9 @@ class UploadForm(PiuForm):
 
 
 class LinkForm(PiuForm):
-    target = SelectField(_l("Fiche"), choices=[])
+    """Link a record to another, found by its typed name (`q`) or, on the screen of choices, its uid
+    (`target`; "new" creates it). No select of every organisation: unusable at 100 000."""
+
+    q = StringField(_l("Nom"), validators=[length(200)])
+    target = HiddenField(validators=[length(40)])
     role = SelectField(_l("Rôle"), choices=[])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -38,6 +39,7 @@ class RecordFormBase(PiuForm):
     version = HiddenField()
 
     record_type: RecordType
+    pick_rows = 0  # rows of each link picker (new records only)
 
     def scores_field_names(self) -> list[tuple[str, Any]]:
         return getattr(self, "_score_fields", [])
@@ -80,9 +82,74 @@ def _wtf_field(f: Field, lang: str) -> Any:
     raise ValueError(f"no form field for kind {f.kind}")
 
 
-def build_form_class(rt: RecordType, lang: str) -> type[RecordFormBase]:
-    """Return a form class with one field per field of `rt` (choices read now from the database)."""
-    attrs: dict[str, Any] = {"record_type": rt}
+PICK_ROWS = 3  # links offered on a new record's form; more are added from its page
+
+
+def new_record_choices(target: RecordType) -> list[Field]:
+    """The required choices a record made from a typed name needs besides its name (an organisation's type)."""
+    return [f for f in target.fields if f.required and f.kind == "vocab"]
+
+
+def _pick_fields(rt: RecordType, lang: str) -> dict[str, Any]:
+    """Per link of `rt` (carriers, people…), PICK_ROWS rows: a typed name, a role, and once asked, the
+    choice among the matches ("new" to create it, "skip" to leave it out); see `picks`."""
+    attrs: dict[str, Any] = {}
+    for link in rt.links:
+        roles = vocabularies.choices(link.role_vocab, lang)
+        for i in range(PICK_ROWS):
+            prefix = f"pick__{link.name}__{i}"
+            attrs[f"{prefix}__q"] = StringField(_l("Nom"), validators=[Optional(), length(200)])
+            attrs[f"{prefix}__choice"] = HiddenField(validators=[Optional(), length(40)])
+            attrs[f"{prefix}__role"] = SelectField(_l("Rôle"), choices=roles, validators=[Optional()])
+            for f in new_record_choices(RECORD_TYPES[link.target]):
+                attrs[f"{prefix}__new__{f.name}"] = SelectField(
+                    f.label, choices=[("", "—")] + vocabularies.choices(f.vocab, lang), validators=[Optional()])
+    return attrs
+
+
+@dataclass
+class Pick:
+    """One row of a link picker as posted, and what the register offers for it."""
+
+    link: Any
+    index: int
+    text: str
+    choice: str   # a uid, "new", "skip" or "" (not decided yet)
+    role: str
+    new_values: dict[str, str]
+    matches: list[Any] = field(default_factory=list)
+    asked: bool = False  # the matches are shown: the user must choose
+
+    @property
+    def prefix(self) -> str:
+        return f"pick__{self.link.name}__{self.index}"
+
+
+def picks(form: RecordFormBase) -> list[Pick]:
+    """Return the filled rows of the link pickers of a posted form (empty rows and "skip" are left out)."""
+    rt = form.record_type
+    found = []
+    for link in rt.links:
+        for i in range(PICK_ROWS):
+            prefix = f"pick__{link.name}__{i}"
+            if not hasattr(form, f"{prefix}__q"):
+                return []
+            text = " ".join((getattr(form, f"{prefix}__q").data or "").split())
+            choice = (getattr(form, f"{prefix}__choice").data or "").strip()
+            if not text and choice in ("", "new"):
+                continue
+            new_values = {f.name: getattr(form, f"{prefix}__new__{f.name}").data or ""
+                          for f in new_record_choices(RECORD_TYPES[link.target])}
+            found.append(Pick(link, i, text, choice, getattr(form, f"{prefix}__role").data or "", new_values))
+    return found
+
+
+def build_form_class(rt: RecordType, lang: str, *, with_links: bool = False) -> type[RecordFormBase]:
+    """Return a form class with one field per field of `rt` (choices read now from the database), and
+    with `with_links` the pickers of its links (a new record's carriers, people…)."""
+    attrs: dict[str, Any] = {"record_type": rt, "pick_rows": PICK_ROWS if with_links and rt.links else 0}
+    if with_links:
+        attrs.update(_pick_fields(rt, lang))
     score_fields: list[tuple[str, Any]] = []
     for f in rt.fields:
         if f.kind == "scores":
@@ -151,3 +218,16 @@ def fill_from_record(form: RecordFormBase, record: Any) -> None:
     form.visibility.data = record.visibility
     form.draft.data = record.draft
     form.version.data = str(record.version)
+
+
+def build_link_form(link: Any, lang: str) -> Any:
+    """Return the form that adds a link from a record's page: a typed name, a role, and the required
+    choices of a record created from that name (see `new_record_choices`)."""
+    from .documents import LinkForm
+
+    attrs = {f"new__{f.name}": SelectField(f.label, choices=[("", "—")] + vocabularies.choices(f.vocab, lang),
+                                           validators=[Optional()])
+             for f in new_record_choices(RECORD_TYPES[link.target])}
+    form = type("LinkPickForm", (LinkForm,), attrs)(prefix=link.name)
+    form.role.choices = vocabularies.choices(link.role_vocab, lang)
+    return form

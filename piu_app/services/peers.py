@@ -13,12 +13,21 @@ The likeness score adds up points; an unknown value on either side scores nothin
   the INSEE 7-level grid (`density_fr`) when both have it, else the DEGURBA degree (`degurba_l1`)
 - each shared feature (littoral, insulaire, montagne…) .... 1
 
+On an innovation's page the peers' experiments of the innovation itself come first, then those of
+similar innovations: sharing themes (2 points each) or words of their name and tagline (1 point
+each, 3 at most), shown from 3 points (or when every theme of ours is shared). Those are ranked by
+innovation likeness, then territory likeness: the points are coarse, so territories order each tier;
+a peer's experiment without a territory is ranked by its innovation alone. Candidates are bounded (a few hundred innovations found
+among the most recent of each theme and through the search index), so the cost does not grow with
+the register.
+
 Contact details of the people behind a lesson or a review are shown only for a person whose record
 is public with a recorded consent (the rule of the network bundle: others never carry them).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
@@ -29,6 +38,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
+from ..database import fold, records_with_any_word
 from ..models import (
     Experiment,
     ImportBatch,
@@ -51,6 +61,19 @@ POPULATION_POINTS = 3.0
 DENSITY_POINTS = 2.0
 FEATURE_POINTS = 1.0
 MAX_CANDIDATES = 2000  # peers' experiments ranked per query; the most recent ones when there are more
+THEME_LIKENESS = 2.0     # per theme an innovation shares with ours
+WORD_LIKENESS = 1.0      # per significant word of name and tagline in common …
+MAX_WORDS = 3            # … counted up to this many
+MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
+SIMILAR_CANDIDATES = 100  # innovations compared per source (each theme, the text); cheap at 100 000
+THEME_WINDOW = 2000      # the most recent innovations of a theme looked at for peers' experiments
+MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
+_STOPWORDS = frozenset(fold(w) for w in (
+    "avec dans pour sans plus leur leurs dont entre sont être avoir fait faire cette ces tout tous toute "
+    "toutes quand comme mais très bien aussi autre autres chaque selon vers chez sous elle elles nous vous "
+    "their with from that this which into each more than over also they them where when what "
+    "ville villes commune communes city cities"
+).split())
 
 # Upper bounds (exclusive) of the population bands; the last band is open.
 POPULATION_BOUNDS = (20_000, 100_000, 500_000, 2_000_000)
@@ -81,6 +104,9 @@ class PeerExperiment:
     lessons: list[Lesson] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
+    match: str = "same"  # same: this very innovation · similar: a similar one · theme: of the chosen theme
+    likeness: float = 0.0  # how alike the innovation is to the one asked about (similar only)
+    why: list[str] = field(default_factory=list)  # why the innovation is shown, in short phrases
 
     @property
     def average_score(self) -> float | None:
@@ -172,35 +198,159 @@ def theme(code: str) -> Theme:
 
 
 def who_tried(innovation: Innovation | None = None, theme_code: str | None = None, limit: int = 50,
-              *, lang: str = "fr") -> list[PeerExperiment]:
+              *, lang: str = "fr", details: bool = True, home: Territory | None | bool = True) -> list[PeerExperiment]:
     """Return peers' live experiments of an innovation (or of a theme and its sub-themes), most alike first."""
     own = instance_service.instance_code()
-    query = (db.select(Experiment).join(Innovation, Innovation.id == Experiment.innovation_id)
-             .where(Experiment.deleted.is_(False), Innovation.deleted.is_(False),
-                    Experiment.origin_instance != "", Experiment.origin_instance != own)
-             .options(selectinload(Experiment.territory), selectinload(Experiment.innovation))
-             .order_by(Experiment.start_date.desc().nulls_last(), Experiment.updated_at.desc(), Experiment.id)
-             .limit(MAX_CANDIDATES))
+    query = _peer_experiments(own)
     if innovation is not None:
         query = query.where(Experiment.innovation_id == innovation.id)
     if theme_code is not None:
         codes = db.select(Theme.id).where((Theme.code == theme_code) | (Theme.parent_code == theme_code))
         query = query.where(Experiment.innovation_id.in_(
             db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id.in_(codes))))
-    experiments = list(db.session.scalars(query))
-    home = home_territory()
+    results = _ranked(list(db.session.scalars(query)), limit, lang=lang, home=home,
+                      match="theme" if theme_code is not None and innovation is None else "same")
+    if details:
+        _attach_lessons_and_reviews(results)
+    return list(results.values())
+
+
+@dataclass
+class InnovationPeers:
+    """What peers tried: the innovation itself, and innovations like it."""
+
+    same: list[PeerExperiment]
+    similar: list[PeerExperiment]
+
+    def __bool__(self) -> bool:
+        return bool(self.same or self.similar)
+
+
+def for_innovation(innovation: Innovation, *, limit: int = 50, lang: str = "fr",
+                   details: bool = True) -> InnovationPeers:
+    """Return peers' experiments of an innovation and of similar innovations, each list most alike first."""
+    home = home_territory()  # read once: finding it counts our experiments per territory
+    same = who_tried(innovation=innovation, limit=limit, lang=lang, details=details, home=home)
+    alike = similar_innovations(innovation, lang=lang)
+    # Only the closest innovations are worth loading experiments for: the list is ranked by likeness first.
+    keep = sorted(alike, key=lambda i: (-alike[i][0], -i))[:max(2 * limit, 10)]
+    alike = {i: alike[i] for i in keep}
+    similar: dict[int, PeerExperiment] = {}
+    if alike:
+        experiments = list(db.session.scalars(_peer_experiments(instance_service.instance_code())
+                                              .where(Experiment.innovation_id.in_(list(alike)))))
+        similar = _ranked(experiments, limit, lang=lang, match="similar", alike=alike, home=home)
+        if details:
+            _attach_lessons_and_reviews(similar)
+    return InnovationPeers(same, list(similar.values()))
+
+
+def _peer_experiments(own: str) -> Any:
+    """The query of peers' live experiments of live innovations, the most recent first, bounded."""
+    return (db.select(Experiment).join(Innovation, Innovation.id == Experiment.innovation_id)
+            .where(Experiment.deleted.is_not(True), Innovation.deleted.is_not(True),  # see similar_innovations
+                   Experiment.origin_instance != "", Experiment.origin_instance != own)
+            .options(selectinload(Experiment.territory), selectinload(Experiment.innovation))
+            .order_by(Experiment.start_date.desc().nulls_last(), Experiment.updated_at.desc(), Experiment.id)
+            .limit(MAX_CANDIDATES))
+
+
+def _ranked(experiments: list[Experiment], limit: int, *, lang: str, match: str, home: Territory | None | bool = True,
+            alike: Mapping[int, tuple[float, list[str]]] | None = None) -> dict[int, PeerExperiment]:
+    """Rank experiments (given most recent first): the closest innovation first (similar ones only; the
+    others all score 0), then the territory most like ours, then the most recent."""
+    if home is True:  # not read by the caller
+        home = home_territory()
     feature_labels = {t.code: t.label(lang) for t in vocabularies.terms("territory_feature", include_inactive=True)}
     ranked = []
     for position, experiment in enumerate(experiments):  # already by recency: the position breaks ties
-        score, reasons = similarity(home, experiment.territory, feature_labels)
-        ranked.append((-score, position, experiment, score, reasons))
-    ranked.sort(key=lambda row: row[:2])
+        score, reasons = similarity(home or None, experiment.territory, feature_labels)
+        likeness, why = (alike or {}).get(experiment.innovation_id or 0, (0.0, []))
+        ranked.append((-likeness, -score, position, experiment, score, reasons, likeness, why))
+    ranked.sort(key=lambda row: row[:3])
     names = _origin_names({e.origin_instance for e in experiments})
-    results = {row[2].id: PeerExperiment(row[2], row[3], row[4], names.get(row[2].origin_instance,
-                                                                          row[2].origin_instance))
-               for row in ranked[:limit]}
-    _attach_lessons_and_reviews(results)
-    return list(results.values())
+    return {row[3].id: PeerExperiment(row[3], row[4], row[5], names.get(row[3].origin_instance,
+                                                                       row[3].origin_instance),
+                                      match=match, likeness=row[6], why=row[7])
+            for row in ranked[:limit]}
+
+
+# --------------------------------------------------------------------------- similar innovations
+
+def significant_words(text: str) -> dict[str, str]:
+    """Return the words of a text that say what it is about (4 letters or more, no filler): {folded
+    singular: the word as written first}, so that "Lampadaires" and "lampadaire" compare equal."""
+    words: dict[str, str] = {}
+    for written in re.findall(r"\w+", (text or "").lower()):
+        word = fold(written)
+        if len(word) < 4 or word in _STOPWORDS or word.isdigit():
+            continue
+        if len(word) > 4 and word[-1] in "sx":  # lampadaires ~ lampadaire, réseaux ~ réseau
+            word = word[:-1]
+        words.setdefault(word, written)
+    return words
+
+
+def _text_of(name: str, tagline: str) -> dict[str, str]:
+    return significant_words(f"{name} {tagline}")
+
+
+def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int, tuple[float, list[str]]]:
+    """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented."""
+    own = instance_service.instance_code()
+    # `deleted IS NOT true` rather than `= false`: SQLite would otherwise serve these lookups from the
+    # (deleted, …) indexes, which hold every row, and scan all experiments for each candidate.
+    has_peers = (db.select(Experiment.id).where(Experiment.innovation_id == Innovation.id,
+                                                Experiment.deleted.is_not(True), Experiment.origin_instance != "",
+                                                Experiment.origin_instance != own).exists())
+    theme_ids = [t.id for t in innovation.themes]
+    candidates: set[int] = set()
+    for theme_id in theme_ids[:MAX_THEMES]:
+        # the THEME_WINDOW most recent innovations of each theme: a bounded scan whatever the register's size
+        window = (db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id == theme_id)
+                  .order_by(innovation_themes.c.innovation_id.desc()).limit(THEME_WINDOW).subquery())
+        candidates.update(db.session.scalars(
+            db.select(Innovation.id).where(Innovation.id.in_(db.select(window.c.innovation_id)),
+                                           Innovation.id != innovation.id, Innovation.deleted.is_not(True), has_peers)
+            .order_by(Innovation.id.desc()).limit(SIMILAR_CANDIDATES)))
+    words = _text_of(innovation.name, innovation.tagline)
+    if words:
+        # the longest words say most: "lampadaires" rather than "rues"
+        uids = records_with_any_word(db.session.connection(), sorted(words, key=lambda w: (-len(w), w))[:6],
+                                     "innovations",
+                                     limit=SIMILAR_CANDIDATES)
+        if uids:
+            candidates.update(db.session.scalars(
+                db.select(Innovation.id).where(Innovation.uid.in_(uids), Innovation.id != innovation.id,
+                                               Innovation.deleted.is_not(True), has_peers)))
+    if not candidates:
+        return {}
+    ids = sorted(candidates)
+    texts = {row[0]: set(_text_of(row[1], row[2])) for row in db.session.execute(
+        db.select(Innovation.id, Innovation.name, Innovation.tagline).where(Innovation.id.in_(ids)))}
+    themes_of: dict[int, set[int]] = {i: set() for i in ids}
+    for innovation_id, theme_id in db.session.execute(
+            db.select(innovation_themes.c.innovation_id, innovation_themes.c.theme_id)
+            .where(innovation_themes.c.innovation_id.in_(ids))):
+        themes_of[innovation_id].add(theme_id)
+    labels = {t.id: t.label(lang) for t in innovation.themes}
+    ours = set(theme_ids)
+    found: dict[int, tuple[float, list[str]]] = {}
+    for innovation_id in ids:
+        common_themes = ours & themes_of[innovation_id]
+        common_words = [words[w] for w in sorted(words.keys() & texts.get(innovation_id, set()))][:MAX_WORDS]
+        likeness = THEME_LIKENESS * len(common_themes) + WORD_LIKENESS * len(common_words)
+        if likeness < MIN_LIKENESS and not (ours and common_themes == ours):
+            continue
+        why = []
+        if common_themes:
+            names = ", ".join(f"« {label} »" for label in sorted(labels[t] for t in common_themes))
+            why.append(_("Même thématique : %(themes)s", themes=names) if len(common_themes) == 1
+                       else _("Mêmes thématiques : %(themes)s", themes=names))
+        if common_words:
+            why.append(_("Mots en commun : %(words)s", words=", ".join(f"« {w} »" for w in common_words)))
+        found[innovation_id] = (likeness, why)
+    return found
 
 
 def _origin_names(codes: set[str]) -> dict[str, str]:

@@ -673,3 +673,65 @@ def _touch(rt: RecordType, record: Any, username: str, changes: dict[str, list[s
     db.session.flush()
     _log(rt, record, "update", username, changes)
     search_service.index(rt, record)
+
+
+# --------------------------------------------------------------------------- picking a record by its name
+
+LOOKUP_LIMIT = 8          # matches offered for a typed name: a choice, never a list to scroll
+LOOKUP_MAX_LENGTH = 200   # a name, not a text
+
+
+@dataclass
+class Match:
+    """A live record offered for a typed name, with a few words that tell homonyms apart."""
+
+    uid: str
+    title: str
+    detail: str
+    exact: bool
+
+
+def lookup(rt: RecordType, text: str, *, lang: str = "fr", limit: int = LOOKUP_LIMIT) -> list[Match]:
+    """Return up to `limit` live records of type `rt` matching a typed name: those whose name starts with
+    it first (alphabetical), then full-text matches (ranked). The cost does not grow with the register."""
+    text = (text or "").strip()
+    if len(text) > LOOKUP_MAX_LENGTH:
+        raise InvalidInputError(_("Nom trop long : %(n)d caractères au plus.", n=LOOKUP_MAX_LENGTH))
+    key = fold(text)
+    if not key or control_character(text):
+        return []
+    model = rt.model
+    # A range on the folded sort key (indexed), rather than LIKE, which SQLite cannot serve from an index.
+    upper = key[:-1] + chr(ord(key[-1]) + 1)
+    found = list(db.session.scalars(db.select(model).where(model.deleted.is_(False), model.sort_key >= key,
+                                                           model.sort_key < upper)
+                                    .order_by(model.sort_key).limit(limit)))
+    if len(found) < limit:
+        seen = {r.uid for r in found}
+        results, _total = search_service.search(text, record_types=[rt.key], page_size=limit * 2)
+        found += [r.record for r in results if r.record.uid not in seen and not r.record.deleted][:limit - len(found)]
+    labels = vocabularies.label_map(lang)
+    shown = [f for f in rt.list_fields if f.name != rt.title_attr and f.kind in ("vocab", "ref", "text")][:2]
+    return [Match(r.uid, rt.title_of(r), " · ".join(v for f in shown if (v := display_value(rt, f, r, labels))),
+                  fold(rt.title_of(r)) == key) for r in found]
+
+
+def quick_values(rt: RecordType, title: str) -> dict[str, Any]:
+    """Return the values of a new record known only by its name (a person's name is split in two)."""
+    title = " ".join((title or "").split())
+    if rt.key == "persons":
+        given, _sep, family = title.rpartition(" ")
+        return {"given_name": given, "family_name": family}
+    return {rt.title_attr: title}
+
+
+def create_named(rt: RecordType, title: str, values: Mapping[str, Any], *, username: str) -> Any:
+    """Create a record known only by its name (and the required choices in `values`), as a draft to complete."""
+    if not title.strip():
+        raise InvalidInputError(_("Indiquez le nom de la fiche à créer."))
+    return create(rt, {**values, **quick_values(rt, title), "draft": True}, username=username)
+
+
+def is_live(rt: RecordType, uid: str) -> bool:
+    """Tell whether a live record of type `rt` has this uid."""
+    return _live_by_uid(rt, uid) is not None

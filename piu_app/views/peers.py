@@ -14,6 +14,13 @@ from .access import require_role
 bp = Blueprint("peers", __name__, url_prefix="/peers")
 
 
+@bp.app_context_processor
+def _peer_preview():
+    # the innovation page shows the first few peers (without their lessons) and links to the full page
+    return {"peer_preview": lambda record: peer_service.for_innovation(record, limit=3, lang=current_lang(),
+                                                                       details=False)}
+
+
 @bp.get("/")
 @require_role("reader")
 def index():
@@ -27,9 +34,9 @@ def index():
 @require_role("reader")
 def innovation(uid: str):
     record = record_service.get(INNOVATIONS, uid, include_deleted=False)
+    found = peer_service.for_innovation(record, lang=current_lang())
     return render_template("peers/results.html", innovation=record, theme=None, themes=vocabularies.themes(),
-                           home=peer_service.home_territory(),
-                           results=peer_service.who_tried(innovation=record, lang=current_lang()))
+                           home=peer_service.home_territory(), results=found.same, similar=found.similar)
 
 
 @bp.get("/themes/<code>")
@@ -38,4 +45,4 @@ def theme(code: str):
     chosen = peer_service.theme(code)
     return render_template("peers/results.html", innovation=None, theme=chosen, themes=vocabularies.themes(),
                            home=peer_service.home_territory(),
-                           results=peer_service.who_tried(theme_code=chosen.code, lang=current_lang()))
+                           results=peer_service.who_tried(theme_code=chosen.code, lang=current_lang()), similar=[])

@@ -8,22 +8,36 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from ..exchange import spreadsheets
 from ..extensions import db
-from ..forms.documents import LinkForm, UploadForm
+from ..forms.documents import UploadForm
 from ..forms.records import (
     VISIBILITY_CHOICES,
+    Pick,
     build_form_class,
+    build_link_form,
     fill_from_record,
     form_values,
     keep_current_choices,
+    new_record_choices,
+    picks,
 )
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES, RecordType
-from ..services import ConflictError, DomainError, PermissionDeniedError, vocabularies
+from ..services import ConflictError, DomainError, NotFoundError, PermissionDeniedError, vocabularies
 from ..services import documents as document_service
 from ..services import records as record_service
 from .access import require_role, username
@@ -31,6 +45,10 @@ from .access import require_role, username
 
 def make_blueprint(rt: RecordType) -> Blueprint:
     bp = Blueprint(rt.key, __name__, url_prefix=f"/{rt.key.replace('_', '-')}")
+
+    @bp.context_processor
+    def _pickers():
+        return {"new_record_choices": new_record_choices, "asked": {}}
 
     @bp.get("/")
     @require_role("reader")
@@ -52,32 +70,50 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @bp.route("/new", methods=["GET", "POST"])
     @require_role("editor")
     def new():
-        form = build_form_class(rt, current_lang())()
+        form = build_form_class(rt, current_lang(), with_links=True)()
         if request.method == "GET":
             form.visibility.data = rt.default_visibility
             for f in rt.fields:  # /experiments/new?innovation=<uid> starts from the innovation's page
                 if f.kind == "ref" and request.args.get(f.name):
                     getattr(form, f.name).data = request.args[f.name]
+        asked: dict[str, Pick] = {}
         if form.validate_on_submit():
+            chosen = picks(form)
+            asked = {p.prefix: p for p in chosen if _offer(p)}
+            if asked:  # the next screen: the same form, with the matches of each name to choose from
+                flash(_("Précisez quelle fiche lier pour chaque nom signalé ci-dessous (ou créez-la), "
+                        "puis enregistrez."), "info")
+                return render_template("records/form.html", rt=rt, form=form, record=None, asked=asked)
             try:
                 record = record_service.create(rt, form_values(form), username=username())
+                created = _link_picks(rt, record, chosen)
             except DomainError as exc:
                 return _form_error(rt, form, exc, None)
             db.session.commit()
             flash(_("Fiche « %(title)s » créée.", title=rt.title_of(record)), "success")
+            for target_rt, target in created:
+                flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(target)),
+                      "info")
             return redirect(url_for(".detail", uid=record.uid))
-        return render_template("records/form.html", rt=rt, form=form, record=None), 400 if form.errors else 200
+        return render_template("records/form.html", rt=rt, form=form, record=None, asked=asked), \
+            400 if form.errors else 200
+
+    @bp.get("/lookup.json")
+    @require_role("reader")
+    def lookup():
+        """A few records whose name matches what is being typed (the pickers' optional enhancement)."""
+        text = request.args.get("q", "")
+        if len(text) > record_service.LOOKUP_MAX_LENGTH:
+            return jsonify({"error": _("Nom trop long : %(n)d caractères au plus.",
+                                       n=record_service.LOOKUP_MAX_LENGTH)}), 400
+        matches = record_service.lookup(rt, text, lang=current_lang()) if len(text.strip()) >= 2 else []
+        return jsonify({"results": [{"uid": m.uid, "title": m.title, "detail": m.detail} for m in matches]})
 
     @bp.get("/<uid>")
     @require_role("reader")
     def detail(uid: str):
         record = record_service.get(rt, uid)
-        link_forms = {}
-        for link in rt.links:
-            link_form = LinkForm(prefix=link.name)
-            link_form.target.choices = record_service.choices(RECORD_TYPES[link.target])
-            link_form.role.choices = vocabularies.choices(link.role_vocab, current_lang())
-            link_forms[link.name] = link_form
+        link_forms = {link.name: build_link_form(link, current_lang()) for link in rt.links}
         upload_form = UploadForm()
         upload_form.doc_type.choices = vocabularies.choices("doc_type", current_lang())
         return render_template("records/detail.html",
@@ -136,15 +172,46 @@ def make_blueprint(rt: RecordType) -> Blueprint:
     @require_role("editor")
     def add_link(uid: str, link_name: str):
         record = record_service.get(rt, uid, include_deleted=False)
+        record_service.check_editable(record)
+        link = next((candidate for candidate in rt.links if candidate.name == link_name), None)
+        if link is None:
+            raise NotFoundError(_("Lien inconnu."))
+        target_rt = RECORD_TYPES[link.target]
+        form = build_link_form(link, current_lang())
+        if not form.validate_on_submit():
+            for errors in form.errors.values():
+                for message in errors:
+                    flash(str(message), "error")
+            return redirect(url_for(".detail", uid=uid))
+        text, target = " ".join((form.q.data or "").split()), form.target.data or ""
+        new_values = {f.name: form[f"new__{f.name}"].data or "" for f in new_record_choices(target_rt)}
+        matches = []
+        if target == "new" and any(not v for v in new_values.values()):
+            target = ""  # a required choice is missing: the screen of choices again
+        elif not target:
+            if not text:
+                flash(_("Tapez le nom de la fiche à lier."), "error")
+                return redirect(url_for(".detail", uid=uid))
+            matches = record_service.lookup(target_rt, text, lang=current_lang())
+            exact = [m for m in matches if m.exact]
+            target = exact[0].uid if len(exact) == 1 else ""
+        if not target:  # the next screen: which record is meant, or a new one
+            return render_template("records/link_pick.html", rt=rt, record=record, link=link, target_rt=target_rt,
+                                   form=form, text=text, matches=matches, missing=form.target.data == "new")
         try:
-            record_service.add_link(rt, record, link_name, target_uid=request.form.get(f"{link_name}-target", ""),
-                                    role=request.form.get(f"{link_name}-role", ""), username=username())
+            created = None
+            if target == "new":
+                created = record_service.create_named(target_rt, text, new_values, username=username())
+                target = created.uid
+            record_service.add_link(rt, record, link_name, target_uid=target, role=form.role.data, username=username())
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
             return redirect(url_for(".detail", uid=uid))
         db.session.commit()
         flash(_("Lien ajouté."), "success")
+        if created is not None:
+            flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
         return redirect(url_for(".detail", uid=uid))
 
     @bp.post("/<uid>/links/<link_name>/<int:link_id>/remove")
@@ -197,6 +264,45 @@ def _export(rt: RecordType, fmt: str) -> Response:
     filename = f"piu-{rt.key.replace('_', '-')}-{date.today().isoformat()}.{fmt}"
     return Response(data, content_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _offer(pick: Pick) -> bool:
+    """Decide a picked name: keep a valid choice, take the one record of exactly that name, or else
+    fill `pick.matches` and tell that the user must choose (the next screen)."""
+    target = RECORD_TYPES[pick.link.target]
+    if pick.choice == "skip":
+        return False
+    if pick.choice == "new":
+        missing = [f for f in new_record_choices(target) if not pick.new_values.get(f.name)]
+        if not missing:
+            return False
+    elif pick.choice:
+        if record_service.is_live(target, pick.choice):
+            return False
+        pick.choice = ""  # a record deleted since it was offered (or a forged value): ask again
+    pick.matches = record_service.lookup(target, pick.text, lang=current_lang()) if pick.text else []
+    exact = [m for m in pick.matches if m.exact]
+    if pick.choice != "new" and len(exact) == 1:
+        pick.choice = exact[0].uid
+        return False
+    pick.asked = True
+    return True
+
+
+def _link_picks(rt: RecordType, record, chosen: list[Pick]) -> list[tuple[RecordType, object]]:
+    """Link the new record to the records picked on its form, creating those asked for; return those created."""
+    created = []
+    for pick in chosen:
+        if pick.choice in ("", "skip"):
+            continue
+        target_rt = RECORD_TYPES[pick.link.target]
+        uid = pick.choice
+        if uid == "new":
+            target = record_service.create_named(target_rt, pick.text, pick.new_values, username=username())
+            created.append((target_rt, target))
+            uid = target.uid
+        record_service.add_link(rt, record, pick.link.name, target_uid=uid, role=pick.role, username=username())
+    return created
 
 
 def _version_missing(form) -> bool:

@@ -51,7 +51,7 @@ def test_officer_journey(page):
                       "tagline": "Lampadaires autonomes à énergie solaire", "trl": "8"},
                {"deployment_stage": "Pilote sur 1 site"}, checks=[("themes", "energy_climate")])
     innovation_url = page.url
-    page.select_option("#carriers-target", label="Lumisol")
+    page.fill("#carriers-q", "Lumisol")  # a typed name: the one record of exactly that name is linked
     page.select_option("#carriers-role", label="Porteur")
     page.click("section.links form button")
     assert "Lumisol" in page.locator("section.links").first.inner_text()

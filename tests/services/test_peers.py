@@ -195,3 +195,105 @@ def test_queries_do_not_grow_with_the_number_of_peers(ctx):
     db.session.flush()
     db.session.expire_all()
     assert count_queries() <= few + 1
+
+
+def test_a_peers_own_similar_innovation_is_found_and_says_why(ctx):
+    w = _world()
+    lamps = make_foreign("innovations", name="Lampadaires solaires autonomes",
+                         tagline="Des lampadaires à énergie solaire pour les rues sans réseau",
+                         themes=["energy_climate", "safety_resilience"])
+    coast = make_foreign("territories", name="Dune-Blanche", level="commune", country_code="SN", population=50_000,
+                         degurba_l1=2, features=["littoral"])
+    _peer_experiment(lamps, coast, "Lampadaires de la corniche", "2022-06-01")
+    unrelated = make_foreign("innovations", name="Bus à la demande", tagline="Navettes réservées par téléphone",
+                             themes=["mobility"])
+    _peer_experiment(unrelated, coast, "Navette de Dune-Blanche", "2023-01-01")
+    ours_alike = make_innovation(name="Lampadaires solaires de la mairie", themes=["energy_climate"])
+    make_experiment(ours_alike, title="Notre autre pilote")  # our own experiments are never peers
+
+    found = peers.for_innovation(w["innovation"])
+    assert [r.experiment.title for r in found.same] == ["Essai à Joal", "Essai à Lyon"]
+    assert [r.experiment.title for r in found.similar] == ["Lampadaires de la corniche"]
+    lamp = found.similar[0]
+    assert lamp.match == "similar" and lamp.experiment.innovation.name == "Lampadaires solaires autonomes"
+    # energy_climate is the one theme of the test innovation: shared (2), plus three words of the tagline (3)
+    assert lamp.why == ["Même thématique : « Énergie, climat, bâtiments, éclairage »",
+                        "Mots en commun : « autonomes », « énergie », « solaire »"]
+    assert lamp.likeness == 5 and lamp.score == 9 and lamp.origin_name == "peer-city"
+    assert all(r.match == "same" and r.why == [] for r in found.same)
+
+
+def test_similar_ones_rank_by_innovation_then_territory_likeness_and_need_no_territory(ctx):
+    _home()
+    innovation = make_innovation(name="Kiosque d'eau solaire", tagline="Eau potable pompée par panneaux solaires",
+                                 themes=["water_sanitation", "energy_climate"])
+    close = make_foreign("innovations", name="Kiosques d'eau potable solaires", tagline="Eau potable et solaire",
+                         themes=["water_sanitation", "energy_climate"])
+    loose = make_foreign("innovations", name="Forage communautaire", tagline="Un forage géré par le quartier",
+                         themes=["water_sanitation"])
+    words_only = make_foreign("innovations", name="Fontaine potable solaire", tagline="Panneaux solaires en ville",
+                              themes=["economy_jobs"])
+    two_words = make_foreign("innovations", name="Séchoir solaire à poisson", tagline="Panneaux et claies",
+                             themes=["economy_jobs"])
+    alike_town = make_foreign("territories", name="Mbour", level="commune", country_code="SN", population=55_000,
+                              degurba_l1=2, features=["littoral"])
+    make_foreign("experiments", title="Kiosques sans territoire", innovation=close.uid, status="completed")
+    _peer_experiment(loose, alike_town, "Forage de Mbour", "2020-01-01")
+    _peer_experiment(words_only, alike_town, "Fontaine de Mbour", "2021-01-01")
+    _peer_experiment(two_words, alike_town, "Séchoir de Mbour", "2021-01-01")
+
+    found = peers.for_innovation(innovation)
+    assert found.same == []
+    titles = [r.experiment.title for r in found.similar]
+    # The forage shares one theme of two and no word, the séchoir two words: not similar. The kiosque's
+    # innovation is closest (both themes 4 + three words 3), so it comes first although its city did not
+    # describe where it took place; the fontaine (three words) in a town like ours comes next.
+    assert titles == ["Kiosques sans territoire", "Fontaine de Mbour"]
+    kiosque, fontaine = found.similar
+    assert fontaine.why == ["Mots en commun : « panneaux », « potable », « solaire »"] and fontaine.likeness == 3
+    assert kiosque.experiment.territory is None and kiosque.reasons == [] and kiosque.score == 0
+    assert kiosque.why[0].startswith("Mêmes thématiques : « ")
+    assert kiosque.likeness == 7 and fontaine.score == 9
+
+
+def test_similar_innovations_need_a_peers_experiment_and_stay_bounded_in_queries(ctx):
+    innovation = make_innovation()
+    make_foreign("innovations", name="Lampadaires solaires sans essai", themes=["energy_climate"])
+    make_innovation(name="Éclairage solaire de la mairie")  # ours, never tried by a peer
+    assert peers.similar_innovations(innovation) == {}
+    assert not peers.for_innovation(innovation)
+    assert peers.significant_words("Les Lampadaires solaires, pour la ville") == {"lampadaire": "lampadaires",
+                                                                                 "solaire": "solaires"}
+
+
+def test_similar_innovations_cost_the_same_queries_however_many_peers_tried_them(ctx):
+    innovation = make_innovation()
+    place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
+
+    def add_similar(n: int) -> None:
+        lamps = make_foreign("innovations", name=f"Lampadaires solaires {n}", tagline="Énergie solaire autonome",
+                             themes=["energy_climate"])
+        exp = _peer_experiment(lamps, place, f"Essai {n}", "2021-01-01")
+        make_foreign("lessons", title=f"Retour {n}", experiment=exp.uid)
+
+    def count_queries() -> int:
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            found = peers.for_innovation(innovation)
+            for r in found.similar:
+                assert r.experiment.territory and r.experiment.innovation and r.lessons
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    add_similar(1)
+    db.session.flush()
+    few = count_queries()
+    for n in range(2, 9):
+        add_similar(n)
+    db.session.flush()
+    db.session.expire_all()
+    assert len(peers.for_innovation(innovation).similar) == 8
+    assert count_queries() <= few + 1

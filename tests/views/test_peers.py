@@ -99,3 +99,23 @@ def test_admin_chooses_the_home_territory(app, admin, reader):
                                                    "csrf_token": csrf_token(admin, "/admin/instance")})
     assert response.status_code == 400
     assert reader.get("/admin/instance").status_code == 403
+
+
+def test_similar_innovations_of_peers_are_shown_with_city_innovation_reasons_and_links(app, reader):
+    uids = _seed(app)
+    with app.test_request_context(), writing():
+        lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"],
+                             tagline="Des lampadaires à énergie solaire")
+        nowhere = make_foreign("experiments", title="Lampadaires sans lieu connu", innovation=lamps.uid,
+                               status="ongoing")
+        db.session.commit()
+        lamps_uid, nowhere_uid = lamps.uid, nowhere.uid
+    html = reader.get(f"/peers/innovations/{uids['innovation']}").get_data(as_text=True)
+    assert "Cette innovation, ailleurs" in html and "Des innovations proches, ailleurs" in html
+    assert f'href="/innovations/{lamps_uid}"' in html and f'href="/experiments/{nowhere_uid}"' in html
+    assert "Innovation proche : Lampadaires solaires autonomes" in html and "Mots en commun :" in html
+    assert "Territoire non renseigné par cette ville" in html
+    assert "Aucun point commun connu" not in html  # a peer without a territory is never just "nothing in common"
+    page = reader.get(f"/innovations/{uids['innovation']}").get_data(as_text=True)
+    assert "Essai à Joal" in page and "Lampadaires sans lieu connu" in page and "innovation proche" in page
+    assert "Toutes les expériences des villes pairs" in page
