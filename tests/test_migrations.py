@@ -179,4 +179,4 @@ def test_a_register_of_release_0006_upgrades_to_the_page_speed_indexes_with_its_
     assert "ix_documents_linked_uid_live" in indexes("documents")
     with app.app_context():
         assert sorted(e.uid for e in records.experiments_without_lessons(100)) == without
-        assert db.session.scalar(db.select(db.func.count()).select_from(Innovation)) == 30
+        assert db.session.scalar(db.select(db.func.count()).select_from(Innovation)) == 30 + 3  # the peer city
