@@ -122,3 +122,31 @@ def test_a_detail_page_reaches_what_points_to_it_through_the_link_indexes(sqlite
     for statement, parameters in linked:
         plan = _plan(sqlite_app, statement, parameters)
         assert any(re.search(r"USING (COVERING )?INDEX ix_\w+_(innovation_id|linked_uid)_live", p) for p in plan), plan
+
+
+def test_an_export_reads_its_pages_in_id_order_without_sorting_a_table_again(sqlite_app, tmp_path):
+    """The export reads each table in pages of 5 000 rows by id. The condition on the records that
+    leave (shared, not drafts, their required links leaving too) matches almost every record; when
+    SQLite served it with the draft or visibility index, each page sorted the whole table again
+    (41 s instead of 10 at 100 000 innovations). Every statement of an export either walks a table
+    in id order or seeks by id: never a temporary sort, never a list or draft index."""
+    from piu_app.exchange import bundle_export
+    from piu_app.services import demo
+
+    with sqlite_app.app_context(), writing():
+        demo.load()
+        db.session.commit()
+    seen: list[str] = []
+    with sqlite_app.test_request_context(), writing():
+        # bulk reads go straight to the driver (database.driver_rows): traced there, with their values
+        driver = db.session.connection().connection.driver_connection
+        driver.set_trace_callback(seen.append)
+        try:
+            bundle_export.export_bundle(tmp_path / "b.zip", level="network")
+        finally:
+            driver.set_trace_callback(None)
+        pages = [s for s in seen if s.lstrip().upper().startswith("SELECT") and " LIMIT " in s.upper()]
+        assert len(pages) >= 10  # the pages of every record table
+        for statement in pages:
+            plan = " ; ".join(row[-1] for row in driver.execute("EXPLAIN QUERY PLAN " + statement))
+            assert "TEMP B-TREE" not in plan and "_draft" not in plan and "_visibility" not in plan, (statement, plan)

@@ -316,7 +316,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
             # Before the records: a record's fingerprint in the manifest covers its join rows.
             # A tombstone carries no list.
             with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                            owners=and_(shared_here, table.c.deleted.is_(False)))) as kids:
+                                            owners=and_(shared_here, table.c.deleted.is_not(True)))) as kids:
                 summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
                                                             manifest.children(child, kids) if manifest else kids)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
@@ -527,7 +527,7 @@ def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
         for col in bf.TABLES[key].columns:
             if col.kind == "ref" and col.required and col.ref != key and col.ref in leaving:
                 target = bf.TABLES[col.ref].table
-                condition = and_(condition, or_(table.c.deleted.is_(True), table.c[col.attr].in_(
+                condition = and_(condition, or_(table.c.deleted.is_not(False), table.c[col.attr].in_(
                     select(target.c.id).where(leaving[col.ref]))))
         leaving[key] = condition
     return leaving
@@ -535,7 +535,12 @@ def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
 
 def _shared_here(table: Any, allowed: Iterable[str]) -> Any:
     """The records of `table` that leave at a level allowing `allowed` visibilities (drafts never do)."""
-    return and_(table.c.visibility.in_(allowed), table.c.draft.is_(False))
+    # Written so that no index can serve it (`visibility || ''`, `IS NOT true`; the same records:
+    # neither column is ever NULL): almost every record meets it, and the pages of an export are
+    # read in id order. Given the draft or the visibility index (made for the dashboard's newest
+    # drafts and the lists), SQLite lost the id order and sorted the whole table again for every
+    # page of 5 000 rows: 41 s instead of 10 at 100 000 innovations.
+    return and_(table.c.visibility.concat("").in_(allowed), table.c.draft.is_not(True))
 
 
 def _redactor(rtable: bf.RecordTable) -> Any:
