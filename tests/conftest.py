@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from piu_app import create_app, upgrade_database
 from piu_app.database import writing
@@ -44,22 +50,69 @@ def postgresql_url() -> str:
     return url.set(database=own).render_as_string(hide_password=False)
 
 
-@pytest.fixture(params=ENGINES)
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    config = {"TESTING": True, "SECRET_KEY": "test", "LOGIN_LOCK_SECONDS": 30}
-    if request.param == "postgresql":
-        config["DATABASE_URL"] = postgresql_url()
-    app = create_app(config, instance_path=tmp_path / "data")
-    if config.get("DATABASE_URL"):
-        with app.app_context():
-            db.session.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            db.session.commit()
+def _configured(app: Flask) -> None:
+    """Migrate the register of `app` and set it up as every test finds it."""
     upgrade_database(app, backup=False)
     with app.app_context(), writing():
         instance_service.configure(city_name="Ville de Test", country_code="SN", instance_code="test-city")
         for role in ("admin", "editor", "reader"):
             user_service.create(username=role, password=PASSWORD, role=role)
         db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+_APP_CONFIG = {"TESTING": True, "SECRET_KEY": "test", "LOGIN_LOCK_SECONDS": 30}
+
+
+@functools.cache
+def _sqlite_register() -> Path:
+    """The configured SQLite register every test starts from, made once per test process: migrating
+    and hashing three passwords for each test cost a second a test, most of the suite's time."""
+    folder = Path(tempfile.mkdtemp(prefix="piu-test-register-"))
+    _configured(create_app(dict(_APP_CONFIG), instance_path=folder))
+    with contextlib.closing(sqlite3.connect(folder / "piu.sqlite3")) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file that is copied
+        conn.execute("PRAGMA journal_mode=DELETE")
+    return folder / "piu.sqlite3"
+
+
+@functools.cache
+def _postgresql_admin() -> Any:
+    return create_engine(make_url(postgresql_url()).set(database="postgres"), isolation_level="AUTOCOMMIT",
+                         poolclass=NullPool)
+
+
+@functools.cache
+def _postgresql_register() -> str:
+    """The name of a database holding the configured register (see `_sqlite_register`), made once per
+    test process; each test gets a fresh copy of it (CREATE DATABASE … TEMPLATE)."""
+    url = make_url(postgresql_url())
+    template = f"{url.database}_register"
+    with _postgresql_admin().connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{template}"'))
+    app = create_app({**_APP_CONFIG, "DATABASE_URL": url.set(database=template).render_as_string(hide_password=False)},
+                     instance_path=Path(tempfile.mkdtemp(prefix="piu-test-register-")))
+    _configured(app)
+    return template
+
+
+@pytest.fixture(params=ENGINES)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    config = dict(_APP_CONFIG)
+    data = tmp_path / "data"
+    data.mkdir()
+    if request.param == "postgresql":
+        url = make_url(postgresql_url())
+        template = _postgresql_register()
+        with _postgresql_admin().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}" STRATEGY FILE_COPY'))
+        config["DATABASE_URL"] = url.render_as_string(hide_password=False)
+    else:
+        shutil.copyfile(_sqlite_register(), data / "piu.sqlite3")
+    app = create_app(config, instance_path=data)
     yield app
     with app.app_context():
         db.session.remove()

@@ -188,8 +188,12 @@ def describe(items: Sequence[ImportedRecord]) -> None:
         if rt is None:
             continue
         title = getattr(rt.model, rt.title_attr)
-        found = {r[0]: r for r in db.session.execute(
-            select(rt.model.uid, title, rt.model.deleted).where(rt.model.uid.in_(uids)))}
+        if isinstance(title, property):  # a title made of several columns (a person's name): whole records
+            found = {r.uid: (r.uid, rt.title_of(r), r.deleted) for r in db.session.scalars(
+                select(rt.model).where(rt.model.uid.in_(uids)))}
+        else:
+            found = {r[0]: r for r in db.session.execute(
+                select(rt.model.uid, title, rt.model.deleted).where(rt.model.uid.in_(uids)))}
         for i in group:
             row = found.get(i.uid)
             if row is not None:

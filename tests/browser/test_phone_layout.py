@@ -108,7 +108,9 @@ def _paths(page, base: str) -> list[str]:
         html = page.request.get(base + listing).text()
         record = re.search(r'<td><a href="(%s[0-9a-f-]{36})"' % re.escape(listing), html)
         if record:
-            paths += [record[1], record[1] + "/edit", record[1] + "/history"]
+            paths += [record[1], record[1] + "/history"]
+            if f'href="{record[1]}/edit"' in page.request.get(base + record[1]).text():  # not a peer city's record
+                paths.append(record[1] + "/edit")
         if f'href="{listing}new"' in html:
             paths.append(listing + "new")
     innovation = next(p for p in paths if re.fullmatch(r"/innovations/[0-9a-f-]{36}", p))
@@ -118,6 +120,8 @@ def _paths(page, base: str) -> list[str]:
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     page.request.post(base + "/backups/now", form={"csrf_token": token})
     paths += re.findall(r'href="(/backups/[^"/]+/restore)"', page.request.get(base + "/backups").text())[:1]
+    # an import's page (the demonstration imports its peer city's bundle)
+    paths += re.findall(r'href="(/imports/[0-9a-f-]{36})"', page.request.get(base + "/imports/").text())[:1]
     # the report of an exchange import, when the demonstration brings one
     paths += re.findall(r'href="(/exchange/imports/[0-9a-f-]{36})"', page.request.get(base + "/exchange/").text())[:1]
     paths += [innovation + "/sheet", "/search?q=solaire", "/search?q=eau&type=experiments", "/peers/themes/water_sanitation",
@@ -137,7 +141,7 @@ def test_every_page_fits_a_phone_and_the_menu_is_a_bar_on_a_desktop(browser, dem
     assert not page.locator("nav.menu summary").is_visible()
     groups = page.locator("nav.menu .menu-label:visible")
     assert groups.all_inner_texts() == ["REGISTRE", "RÉSEAU", "ADMINISTRATION"]  # capitals by CSS
-    assert page.locator("nav.menu a:visible").count() == len(RECORD_TYPES) + 8  # the account is in the header here
+    assert page.locator("nav.menu a:visible").count() == len(RECORD_TYPES) + 9  # the account is in the header here
     bar = page.locator("nav.menu").bounding_box()
     assert bar["width"] >= 1200 and bar["height"] <= 110, bar  # at most three lines, across the page
     assert page.locator("nav.menu a[aria-current=page]").inner_text() == "Innovations"

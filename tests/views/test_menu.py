@@ -26,7 +26,7 @@ def test_a_reader_sees_the_register_and_peers_only(reader):
 def test_an_editor_also_exchanges_and_imports(editor):
     menu = _menu(editor)
     assert list(menu) == ["Registre", "Réseau", "Mon compte"]
-    assert menu["Réseau"] == ["/peers/", "/exchange/", "/spreadsheets/"]
+    assert menu["Réseau"] == ["/peers/", "/exchange/", "/spreadsheets/", "/imports/"]
 
 
 def test_an_administrator_also_administers(admin):
