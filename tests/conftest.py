@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -70,6 +71,7 @@ def _sqlite_register() -> Path:
     """The configured SQLite register every test starts from, made once per test process: migrating
     and hashing three passwords for each test cost a second a test, most of the suite's time."""
     folder = Path(tempfile.mkdtemp(prefix="piu-test-register-"))
+    atexit.register(shutil.rmtree, folder, True)
     _configured(create_app(dict(_APP_CONFIG), instance_path=folder))
     with contextlib.closing(sqlite3.connect(folder / "piu.sqlite3")) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file that is copied
@@ -92,8 +94,10 @@ def _postgresql_register() -> str:
     with _postgresql_admin().connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{template}"'))
+    folder = Path(tempfile.mkdtemp(prefix="piu-test-register-"))
+    atexit.register(shutil.rmtree, folder, True)
     app = create_app({**_APP_CONFIG, "DATABASE_URL": url.set(database=template).render_as_string(hide_password=False)},
-                     instance_path=Path(tempfile.mkdtemp(prefix="piu-test-register-")))
+                     instance_path=folder)
     _configured(app)
     return template
 

@@ -132,11 +132,15 @@ def home_territory() -> Territory | None:
                                                                    deleted=False)).first()
         if chosen is not None:
             return chosen
-    uses = func.count(Experiment.id)
+    # Among our own territories, the one most experiments took place in: counted on the
+    # (territory_id, deleted, …) index alone, territory by territory. Counting our experiments
+    # (their origin is in the table, not the index) read all of them: 110 ms a page at 100 000.
+    uses = func.count()
+    ours = db.select(Territory.id).where(Territory.origin_instance == settings.instance_code,
+                                         Territory.deleted.is_(False))
     top = db.session.execute(
-        db.select(Experiment.territory_id, uses).join(Territory, Territory.id == Experiment.territory_id)
-        .where(Experiment.origin_instance == settings.instance_code, Experiment.deleted.is_(False),
-               Territory.deleted.is_(False))
+        db.select(Experiment.territory_id, uses)
+        .where(Experiment.territory_id.in_(ours), Experiment.deleted.is_(False))
         .group_by(Experiment.territory_id).order_by(uses.desc(), Experiment.territory_id).limit(1)).first()
     return db.session.get(Territory, top[0]) if top else None
 
