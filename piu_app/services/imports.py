@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, func, select
 from ..models import ChangeLog, Document, ImportBatch, ImportChange, db
 from ..registry import RECORD_TYPES
 from . import ConflictError, NotFoundError
+from .records import Page  # the same page of results as the lists'
 
 # Change-log actions written by imports and undos themselves: a later import is asked about through
 # its own record of changes (and only while it is applied), an undo put back what came before.
@@ -80,18 +81,6 @@ def action_label(action: str) -> str:
     return {"create": _("création"), "update": _("modification"), "delete": _("suppression"),
             "restore": _("restauration"), "attach": _("pièce jointe ajoutée"),
             "detach": _("pièce jointe retirée")}.get(action, action)
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
 
 
 @dataclass

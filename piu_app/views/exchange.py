@@ -34,6 +34,7 @@ from ..services import DomainError
 from ..services import exchange as exchange_service
 from ..services import imports as imports_service
 from .access import require_role, username
+from .imports import undo_and_say
 
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
 
@@ -261,15 +262,7 @@ REPORT_RECORDS = 20  # the first records it brought; the Imports page lists them
 @bp.post("/imports/<uid>/undo")
 @require_role("editor")
 def undo(uid: str):
-    try:
-        exchange_service.undo(uid, username=username(), uploads=current_app.config["PIU_UPLOADS_DIR"])
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for(".report", uid=uid))
-    db.session.commit()
-    flash(_("Import annulé : les fiches qu'il avait apportées sont retirées, celles qu'il avait remplacées "
-            "sont rétablies."), "success")
+    undo_and_say(uid)
     return redirect(url_for(".report", uid=uid))
 
 

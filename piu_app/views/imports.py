@@ -51,13 +51,19 @@ def _backup_kept(name: str) -> bool:
 @bp.post("/<uid>/undo")
 @require_role("editor")
 def undo(uid: str):
+    undo_and_say(uid)
+    return redirect(url_for(".detail", uid=uid))
+
+
+def undo_and_say(uid: str) -> None:
+    """Undo an import and commit, or roll back; either way, say what happened (shared with the
+    exchange page's own undo button)."""
     try:
         imports_service.undo(uid, username=username(), uploads=current_app.config["PIU_UPLOADS_DIR"])
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for(".detail", uid=uid))
+        return
     db.session.commit()
     flash(_("Import annulé : les fiches qu'il avait apportées sont retirées, celles qu'il avait remplacées "
             "sont rétablies."), "success")
-    return redirect(url_for(".detail", uid=uid))
