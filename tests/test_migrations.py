@@ -55,7 +55,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0007"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0008"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
 
@@ -180,3 +180,33 @@ def test_a_register_of_release_0006_upgrades_to_the_page_speed_indexes_with_its_
     with app.app_context():
         assert sorted(e.uid for e in records.experiments_without_lessons(100)) == without
         assert db.session.scalar(db.select(db.func.count()).select_from(Innovation)) == 30 + 3  # the peer city
+
+
+def test_a_register_of_release_0007_upgrades_to_the_workshop_schema_with_its_data(tmp_path):
+    """Migration 0008 adds the barrier and workshop tables only: a 0007 register keeps every record,
+    and a lesson of it can then cite a barrier."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.models import Barrier, Lesson
+
+    app = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.app_context(), writing():
+        demo.load()
+        db.session.commit()
+        before = sorted(i.uid for i in db.session.scalars(db.select(Innovation)))
+        db.session.remove()
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0007")
+    with sqlite3.connect(tmp_path / "piu.sqlite3") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "workshops" not in tables and "barriers" not in tables
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+        assert sorted(i.uid for i in db.session.scalars(db.select(Innovation))) == before
+        with writing():
+            lesson = db.session.scalars(db.select(Lesson)).first()
+            lesson.barriers.append(Barrier(label="Délais de paiement trop longs", actor_group="buyers"))
+            db.session.commit()
+        assert [b.label for b in db.session.get(Lesson, lesson.id).barriers] == ["Délais de paiement trop longs"]

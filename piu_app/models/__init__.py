@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per concept; importing this package registers them all."""
 
 from .actors import Organisation, Person, Place, Territory
+from .barriers import Barrier, lesson_barriers
 from .base import VISIBILITIES, SharedRecord, db, new_uid, utcnow
 from .documents import Document
 from .exchange import ImportBatch, ImportChange, ImportConflict, PeerKey, SignedManifest, SpreadsheetMapping
@@ -12,6 +13,16 @@ from .programmes import SupportProgramme
 from .reviews import Review, ReviewScore
 from .users import ROLES, User
 from .vocabularies import VocabularyTerm
+from .workshops import (
+    Board,
+    NoteCategory,
+    NoteTheme,
+    NoteVote,
+    StickyNote,
+    Workshop,
+    WorkshopParticipant,
+    WorkshopSession,
+)
 
 __all__ = [
     "db", "SharedRecord", "VISIBILITIES", "new_uid", "utcnow",
@@ -20,4 +31,6 @@ __all__ = [
     "ExperimentFunding", "Review", "ReviewScore", "SupportProgramme", "Document", "ChangeLog",
     "InstanceSettings", "User", "ROLES", "VocabularyTerm",
     "ImportBatch", "ImportChange", "ImportConflict", "SpreadsheetMapping", "PeerKey", "SignedManifest",
+    "Barrier", "lesson_barriers", "Workshop", "WorkshopSession", "WorkshopParticipant", "Board",
+    "NoteCategory", "NoteTheme", "StickyNote", "NoteVote",
 ]
