@@ -106,7 +106,7 @@ def _paths(page, base: str) -> list[str]:
     assert set(lists) <= set(menu), set(lists) - set(menu)  # every list is in the menu
     for listing in lists:
         html = page.request.get(base + listing).text()
-        record = re.search(r'<td><a href="(%s[0-9a-f-]{36})"' % re.escape(listing), html)
+        record = re.search(rf'<td><a href="({re.escape(listing)}[0-9a-f-]{{36}})"', html)
         if record:
             paths += [record[1], record[1] + "/history"]
             if f'href="{record[1]}/edit"' in page.request.get(base + record[1]).text():  # not a peer city's record
