@@ -349,8 +349,9 @@ def main():
             sys.exit("unknown config %r (have %s)" % (n, ", ".join(CONFIGS)))
     levels = [int(c) for c in args.clients.split(",")]
 
-    import waitress  # noqa: F401  (fail early if the venv is wrong)
     from importlib.metadata import version
+
+    import waitress  # noqa: F401  (fail early if the venv is wrong)
 
     tmp = tempfile.mkdtemp(prefix="waitress-bench-")
     db = os.path.join(tmp, "bench.sqlite3")

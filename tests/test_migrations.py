@@ -55,7 +55,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0008"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0013"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
 

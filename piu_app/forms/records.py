@@ -18,6 +18,7 @@ from wtforms import (
 from wtforms.validators import URL, Email, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..database import fold
 from ..registry import RECORD_TYPES, Field, RecordType
 from ..services import records as record_service
 from ..services import vocabularies
@@ -43,6 +44,10 @@ class RecordFormBase(PiuForm):
 
     def scores_field_names(self) -> list[tuple[str, Any]]:
         return getattr(self, "_score_fields", [])
+
+    @property
+    def has_name_pickers(self) -> bool:
+        return any(isinstance(f, RecordNameField) for f in self)
 
 
 def _wtf_field(f: Field, lang: str) -> Any:
@@ -77,8 +82,11 @@ def _wtf_field(f: Field, lang: str) -> Any:
         return MultiCheckboxField(label, choices=[(t.code, t.label(lang)) for t in vocabularies.themes()],
                                   validators=validators, **kw)
     if f.kind == "ref":
-        return SelectField(label, choices=[("", "—")] + record_service.choices(RECORD_TYPES[f.ref]),
-                           validators=validators, **kw)
+        target = RECORD_TYPES[f.ref]
+        options = record_service.choices(target, limit=REF_SELECT_MAX + 1)
+        if len(options) > REF_SELECT_MAX:
+            return RecordNameField(label, validators=validators, target=target, **kw)
+        return SelectField(label, choices=[("", "—"), *options], validators=validators, **kw)
     raise ValueError(f"no form field for kind {f.kind}")
 
 
@@ -173,7 +181,7 @@ def _keep_choice(field: Any, value: str, label: str) -> None:
 def keep_current_choices(form: RecordFormBase, record: Any) -> None:
     """On a posted edit form, accept the values the record already holds (see `_keep_choice`)."""
     for f in form.record_type.fields:
-        if f.kind == "ref" and getattr(record, f.name) is not None:
+        if f.kind == "ref" and getattr(record, f.name) is not None and hasattr(getattr(form, f.name), "choices"):
             target = getattr(record, f.name)
             _keep_choice(getattr(form, f.name), target.uid, RECORD_TYPES[f.ref].title_of(target))
         elif f.kind == "vocab" and getattr(record, f.column):
@@ -202,6 +210,8 @@ def fill_from_record(form: RecordFormBase, record: Any) -> None:
             current = {s.criterion: str(s.score) for s in record.scores}
             for name, term in form.scores_field_names():
                 getattr(form, name).data = current.get(term.code, "")
+        elif f.kind == "ref" and isinstance(getattr(form, f.name), RecordNameField):
+            getattr(form, f.name).set_record(getattr(record, f.name))
         elif f.kind == "ref":
             target = getattr(record, f.name)
             getattr(form, f.name).data = target.uid if target is not None else ""
@@ -231,3 +241,69 @@ def build_link_form(link: Any, lang: str) -> Any:
     form = type("LinkPickForm", (LinkForm,), attrs)(prefix=link.name)
     form.role.choices = vocabularies.choices(link.role_vocab, lang)
     return form
+
+
+# A link to a record is a select while the target type has at most this many live records; beyond, it
+# is a name picker: a select of 100 000 innovations weighs megabytes, and one cut at 2 000 hid the rest.
+REF_SELECT_MAX = 200
+
+
+class RecordNameField(StringField):
+    """A link to one record typed by its name (`<name>`), with the chosen record's uid alongside
+    (`<name>__uid`, set by the datalist suggestions or by the choice offered after an ambiguous name).
+
+    `data` is the uid ("" for no link), as a select's would be; `text` is what the user typed. Without
+    JavaScript a name that matches one record exactly is linked; otherwise the form comes back with
+    the matching records to choose from."""
+
+    def __init__(self, label: Any = None, validators: Any = None, *, target: RecordType, **kwargs: Any) -> None:
+        super().__init__(label, validators, **kwargs)
+        self.target = target
+        self.text = ""
+        self.candidates: list[Any] = []
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.text = " ".join(str(valuelist[0] if valuelist else "").split())[:200]
+        self.data = ""
+
+    def process(self, formdata: Any, data: Any = None, extra_filters: Any = None) -> None:
+        super().process(formdata, data, extra_filters)
+        self.chosen_uid = str(formdata.get(f"{self.name}__uid", "") if formdata else "")[:40]
+        if not formdata:
+            self.data = data or ""
+
+    def _value(self) -> str:
+        return self.text
+
+    @property
+    def lookup_endpoint(self) -> str:
+        return f"{self.target.key}.lookup"
+
+    def set_record(self, record: Any) -> None:
+        """Show an existing link (the edit page, or `?innovation=<uid>` on a new record's page)."""
+        self.data = record.uid if record is not None else ""
+        self.text = self.target.title_of(record) if record is not None else ""
+        self.chosen_uid = self.data
+
+    def pre_validate(self, form: Any) -> None:
+        from wtforms.validators import ValidationError
+
+        self.data = ""
+        if not self.text:
+            return
+        chosen = self.chosen_uid and record_service.get_live(self.target, self.chosen_uid)
+        if chosen and (fold(self.target.title_of(chosen)) == fold(self.text)
+                       or self.chosen_uid == self.text):
+            self.data = chosen.uid
+            return
+        matches = record_service.lookup(self.target, self.text, limit=8)
+        exact = [m for m in matches if m.exact]
+        if len(exact) == 1:
+            self.data = exact[0].uid
+            return
+        self.candidates = exact or matches
+        if self.candidates:
+            raise ValidationError(_l("Plusieurs fiches correspondent à ce nom : choisissez-en une ci-dessous, "
+                                     "puis enregistrez."))
+        raise ValidationError(_l("Aucune fiche « %(name)s » : vérifiez le nom, ou créez d'abord la fiche.",
+                                 name=self.text))

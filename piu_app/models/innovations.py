@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -42,10 +43,14 @@ class Theme(SharedRecord, db.Model):
 
 def theme_table(owner: str) -> Table:
     """Return the join table between `<owner>s` and themes (one per record type that has themes)."""
+    # "The records of a theme, the newest first" (peers' similar innovations, theme filters) is read
+    # from the (theme_id, owner id) index alone, in order: no sort of a theme's 15 000 rows at 100 000
+    # innovations (migration 0013).
     return Table(
         f"{owner}_themes", db.metadata,
         Column(f"{owner}_id", ForeignKey(f"{owner}s.id", ondelete="CASCADE"), primary_key=True),
-        Column("theme_id", ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True, index=True),
+        Column("theme_id", ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True),
+        Index(f"ix_{owner}_themes_theme_id", "theme_id", f"{owner}_id"),
     )
 
 

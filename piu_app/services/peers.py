@@ -28,6 +28,7 @@ is public with a recorded consent (the rule of the network bundle: others never 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
@@ -67,6 +68,7 @@ MAX_WORDS = 3            # … counted up to this many
 MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
 SIMILAR_CANDIDATES = 100  # innovations compared per source (each theme, the text); cheap at 100 000
 THEME_WINDOW = 2000      # the most recent innovations of a theme looked at for peers' experiments
+DIRECT_COMPARE = 1000    # up to this many innovations with peers' experiments, each is compared
 MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
 _STOPWORDS = frozenset(fold(w) for w in (
     "avec dans pour sans plus leur leurs dont entre sont être avoir fait faire cette ces tout tous toute "
@@ -299,9 +301,47 @@ def _text_of(name: str, tagline: str) -> dict[str, str]:
     return significant_words(f"{name} {tagline}")
 
 
+_peer_innovations_lock = threading.Lock()
+_peer_innovations: tuple[tuple, frozenset[int]] = ((), frozenset())
+
+
+def peer_innovation_ids() -> frozenset[int]:
+    """Return the ids of the innovations that peers' live experiments are about.
+
+    Peers' experiments arrive and leave only with an import or its undo (they are read-only here), so
+    the set is read once per state of the imports (a query on the small `import_batches` table and one
+    on the experiments' primary key) and kept in memory: the innovation page of a city with few peers compares those innovations directly
+    instead of looking for peers' experiments among every innovation of its themes."""
+    global _peer_innovations
+    own = instance_service.instance_code()
+    # What changes when peers' experiments do: an import or an undo; a new experiment row (a test's
+    # factory, a restored backup) shows in the largest experiment id.
+    state = (str(db.engine.url), own,
+             *db.session.execute(db.select(func.max(ImportBatch.id), func.count(ImportBatch.undone_at),
+                                           func.max(ImportBatch.undone_at))).one(),
+             db.session.scalar(db.select(func.max(Experiment.id))))
+    known_state, known = _peer_innovations
+    if known_state == state:
+        return known
+    found = frozenset(db.session.scalars(
+        db.select(Experiment.innovation_id).distinct()
+        .where(Experiment.innovation_id.is_not(None), Experiment.deleted.is_not(True),
+               Experiment.origin_instance != "", Experiment.origin_instance != own)))
+    with _peer_innovations_lock:
+        _peer_innovations = (state, found)
+    return found
+
+
 def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int, tuple[float, list[str]]]:
     """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented."""
     own = instance_service.instance_code()
+    peered = peer_innovation_ids() - {innovation.id}
+    if not peered:
+        return {}
+    if len(peered) <= DIRECT_COMPARE:  # few enough to compare each of them (live ones) with this one
+        return _likeness(innovation, sorted(db.session.scalars(
+            db.select(Innovation.id).where(Innovation.id.in_(sorted(peered)), Innovation.deleted.is_not(True)))),
+            lang=lang)
     # `deleted IS NOT true` rather than `= false`: SQLite would otherwise serve these lookups from the
     # (deleted, …) indexes, which hold every row, and scan all experiments for each candidate.
     has_peers = (db.select(Experiment.id).where(Experiment.innovation_id == Innovation.id,
@@ -327,9 +367,15 @@ def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int
             candidates.update(db.session.scalars(
                 db.select(Innovation.id).where(Innovation.uid.in_(uids), Innovation.id != innovation.id,
                                                Innovation.deleted.is_not(True), has_peers)))
-    if not candidates:
+    return _likeness(innovation, sorted(candidates), lang=lang)
+
+
+def _likeness(innovation: Innovation, ids: list[int], *, lang: str) -> dict[int, tuple[float, list[str]]]:
+    """Return {innovation id: (likeness, why)} for those of `ids` similar enough to `innovation`."""
+    if not ids:
         return {}
-    ids = sorted(candidates)
+    words = _text_of(innovation.name, innovation.tagline)
+    theme_ids = [t.id for t in innovation.themes]
     texts = {row[0]: set(_text_of(row[1], row[2])) for row in db.session.execute(
         db.select(Innovation.id, Innovation.name, Innovation.tagline).where(Innovation.id.in_(ids)))}
     themes_of: dict[int, set[int]] = {i: set() for i in ids}

@@ -120,8 +120,12 @@ def choices(rt: RecordType, *, limit: int = 2000) -> list[tuple[str, str]]:
     return [(r.uid, rt.title_of(r)) for r in records]
 
 
-def _live_by_uid(rt: RecordType, uid: str) -> Any:
+def get_live(rt: RecordType, uid: str) -> Any:
+    """Return the live record of type `rt` with this uid, or None."""
     return db.session.scalars(db.select(rt.model).filter_by(uid=uid, deleted=False)).first()
+
+
+_live_by_uid = get_live
 
 
 def backrefs(rt: RecordType, record: Any, *, limit: int = 50) -> list[tuple[BackRef, list[Any]]]:

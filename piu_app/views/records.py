@@ -27,6 +27,7 @@ from ..forms.documents import UploadForm
 from ..forms.records import (
     VISIBILITY_CHOICES,
     Pick,
+    RecordNameField,
     build_form_class,
     build_link_form,
     fill_from_record,
@@ -75,7 +76,11 @@ def make_blueprint(rt: RecordType) -> Blueprint:
             form.visibility.data = rt.default_visibility
             for f in rt.fields:  # /experiments/new?innovation=<uid> starts from the innovation's page
                 if f.kind == "ref" and request.args.get(f.name):
-                    getattr(form, f.name).data = request.args[f.name]
+                    if isinstance(getattr(form, f.name), RecordNameField):
+                        getattr(form, f.name).set_record(record_service.get_live(RECORD_TYPES[f.ref],
+                                                                                 request.args[f.name][:40]))
+                    else:
+                        getattr(form, f.name).data = request.args[f.name]
         asked: dict[str, Pick] = {}
         if form.validate_on_submit():
             chosen = picks(form)

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from piu_app.database import is_sqlite, writing
+from piu_app.database import is_sqlite, wait_for_checkpoints, writing
 from piu_app.exchange import bundle_format as bf
 from piu_app.exchange import bundle_import as bi
 from piu_app.exchange.cells import neutralise
@@ -133,6 +133,7 @@ def state(app: Flask) -> tuple[bytes, dict[str, str]]:
     with app.app_context():
         db.session.rollback()
         if is_sqlite(db.engine):
+            wait_for_checkpoints()  # the import's own checkpoint, on its thread, would make this one busy
             raw = db.engine.raw_connection()
             try:
                 raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

@@ -19,7 +19,7 @@ from flask_babel import force_locale, gettext
 from jinja2 import TemplateNotFound
 from sqlalchemy import select
 
-from piu_app.database import is_sqlite, writing
+from piu_app.database import is_sqlite, wait_for_checkpoints, writing
 from piu_app.exchange.bundle_format import FORMAT_VERSION
 from piu_app.exchange.bundle_import import BundleError
 from piu_app.extensions import db
@@ -65,6 +65,9 @@ def db_snapshot() -> bytes:
     """SQLite: the database file's bytes once the WAL is folded in; PostgreSQL: every table's rows."""
     db.session.rollback()
     if is_sqlite(db.engine):
+        # An import folds its log in on a thread of its own afterwards: two checkpoints at once, and one
+        # of them answers "busy".
+        wait_for_checkpoints()
         # Outside any transaction (a session's BEGIN would lock the checkpoint out): a raw autocommit connection.
         raw = db.engine.raw_connection()
         try:
