@@ -864,6 +864,38 @@ def explain(app, info: dict) -> None:
         replay(capture(lambda q=query: search_service.search(q)))
 
 
+def add_peer_experiments(app, share: int = 10, cities: int = 5) -> int:
+    """Give the register peers, as a city of the network has: one experiment in `share` is copied as a
+    peer city's experiment of the same innovation (origin peer-0…peer-4, each with the bundle import
+    that brought it). Without them the innovation page and the peers pages measured nothing: every
+    "who tried it elsewhere" came back empty. Done once per register (a kept one too)."""
+    from sqlalchemy import text
+
+    from piu_app.database import writing
+    from piu_app.extensions import db
+    from piu_app.models import Experiment, ImportBatch
+
+    with app.app_context(), writing():
+        if db.session.scalar(db.select(db.func.count()).select_from(Experiment)
+                             .where(Experiment.origin_instance.like("peer-%"))):
+            return 0
+        columns = [c.name for c in Experiment.__table__.columns if c.name != "id"]
+        made = {"uid": "lower(printf('%s-%s-7%s-8%s-%s', hex(randomblob(4)), hex(randomblob(2)), "
+                       "substr(hex(randomblob(2)), 2), substr(hex(randomblob(2)), 2), hex(randomblob(6))))",
+                "origin_instance": f"'peer-' || (id % {cities})", "visibility": "'network'", "draft": "0",
+                "deleted": "0", "content_digest": "''"}
+        before = db.session.scalar(db.select(db.func.count()).select_from(Experiment))
+        db.session.execute(text(
+            f"INSERT INTO experiments ({', '.join(columns)}) SELECT "
+            f"{', '.join(made.get(c, c) for c in columns)} FROM experiments WHERE id % {share} = 0 "
+            "AND innovation_id IS NOT NULL"))
+        for k in range(cities):
+            db.session.add(ImportBatch(kind="bundle", origin_instance=f"peer-{k}", origin_name=f"Ville paire {k}",
+                                       filename=f"peer-{k}.registre.zip", username="bench"))
+        db.session.commit()
+        return db.session.scalar(db.select(db.func.count()).select_from(Experiment)) - before
+
+
 # --------------------------------------------------------------------------- main
 
 def bench_size(n: int, args, base_dir: Path) -> dict:
@@ -886,6 +918,9 @@ def bench_size(n: int, args, base_dir: Path) -> dict:
     else:
         upgrade_database(app)
         info = fill(app, n, rng, analyze=args.analyze)
+    peers_added = add_peer_experiments(app)
+    if peers_added:
+        print(f"  peers: {peers_added} experiments of 5 peer cities added (one experiment in ten)", flush=True)
     db_file = database_file(data_dir)
     info["db_mb"] = db_file.stat().st_size / 1024 / 1024
     print(f"  fill {info['fill_s']:.1f} s ({info['counts']}); index {info['index_s']:.1f} s "

@@ -72,6 +72,8 @@ class SharedRecord:
     # Columns a list page filters on with `=`: each gets an index (column, deleted, sort_key) that
     # serves the filter, the live-records test, the count (covering) and the page order at once.
     __filter_columns__: tuple[str, ...] = ()
+    # Any other index a model's own queries need: (name, columns).
+    __extra_indexes__: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Every link column (a foreign key: `experiment_id`, `buyer_id`…) gets the same kind of index,
     # (column, deleted, sort_key), instead of one on the column alone (migration 0006): a detail page
     # lists the live records that point to it in title order, and the dashboard asks which experiments
@@ -91,6 +93,7 @@ class SharedRecord:
             # drafts on the dashboard: the newest live drafts without walking every live record
             Index(f"ix_{t}_draft_live", "draft", "deleted", "updated_at"),
             *(Index(f"ix_{t}_{c}_live", c, "deleted", "sort_key") for c in (*cls.__filter_columns__, *links)),
+            *(Index(name, *columns) for name, columns in cls.__extra_indexes__),
         )
 
 

@@ -28,6 +28,9 @@ funding_aid_themes = theme_table("funding_aid")
 
 class Experiment(SharedRecord, db.Model):
     __tablename__ = "experiments"
+    # Peers' experiments (origin neither ours nor empty) read as ranges of this index alone: which
+    # innovations peers tried (services/peers.py), without reading our own experiments.
+    __extra_indexes__ = (("ix_experiments_origin", ("origin_instance", "innovation_id", "deleted")),)
     title: Mapped[str] = mapped_column(String(200), index=True)
     innovation_id: Mapped[int | None] = mapped_column(ForeignKey("innovations.id"))
     innovation: Mapped[Innovation | None] = relationship()

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_, union_all
 from sqlalchemy.orm import selectinload
 
 from ..database import fold, records_with_any_word
@@ -67,8 +67,9 @@ WORD_LIKENESS = 1.0      # per significant word of name and tagline in common �
 MAX_WORDS = 3            # … counted up to this many
 MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
 SIMILAR_CANDIDATES = 100  # innovations compared per source (each theme, the text); cheap at 100 000
-THEME_WINDOW = 2000      # the most recent innovations of a theme looked at for peers' experiments
+THEME_WINDOW = 50_000    # innovations of a theme read (newest first) to find those peers tried
 DIRECT_COMPARE = 1000    # up to this many innovations with peers' experiments, each is compared
+MAX_TRIED_IN_THEME = 20_000  # a theme's innovations peers tried, asked for by id (the newest: bound parameters)
 MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
 _STOPWORDS = frozenset(fold(w) for w in (
     "avec dans pour sans plus leur leurs dont entre sont être avoir fait faire cette ces tout tous toute "
@@ -211,10 +212,15 @@ def who_tried(innovation: Innovation | None = None, theme_code: str | None = Non
     if innovation is not None:
         query = query.where(Experiment.innovation_id == innovation.id)
     if theme_code is not None:
-        codes = db.select(Theme.id).where((Theme.code == theme_code) | (Theme.parent_code == theme_code))
-        query = query.where(Experiment.innovation_id.in_(
-            db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id.in_(codes))))
-    results = _ranked(list(db.session.scalars(query)), limit, lang=lang, home=home,
+        # the theme's innovations that peers tried, found in memory: asking SQL for the peers'
+        # experiments of every innovation of a theme probed 15 000 innovations at 100 000
+        codes = list(db.session.scalars(db.select(Theme.id).where((Theme.code == theme_code)
+                                                                  | (Theme.parent_code == theme_code))))
+        tried = _of_themes(codes, peer_innovation_ids(), newest=MAX_TRIED_IN_THEME)
+        if not tried:
+            return []
+        query = query.where(Experiment.innovation_id.in_(tried))
+    results = _ranked(db.session.execute(query).all(), limit, lang=lang, home=home,
                       match="theme" if theme_code is not None and innovation is None else "same")
     if details:
         _attach_lessons_and_reviews(results)
@@ -243,42 +249,65 @@ def for_innovation(innovation: Innovation, *, limit: int = 50, lang: str = "fr",
     alike = {i: alike[i] for i in keep}
     similar: dict[int, PeerExperiment] = {}
     if alike:
-        experiments = list(db.session.scalars(_peer_experiments(instance_service.instance_code())
-                                              .where(Experiment.innovation_id.in_(list(alike)))))
+        experiments = db.session.execute(_peer_experiments(instance_service.instance_code())
+                                         .where(Experiment.innovation_id.in_(list(alike)))).all()
         similar = _ranked(experiments, limit, lang=lang, match="similar", alike=alike, home=home)
         if details:
             _attach_lessons_and_reviews(similar)
     return InnovationPeers(same, list(similar.values()))
 
 
+def _from_peers(own: str) -> Any:
+    """The condition "an experiment a peer shared" (not ours, not of unknown origin), written as two
+    ranges so that the (origin_instance, innovation_id, deleted) index serves it: reading only peers'
+    experiments, not every experiment of the register (migration 0013)."""
+    return or_(and_(Experiment.origin_instance > "", Experiment.origin_instance < own),
+               Experiment.origin_instance > own)
+
+
 def _peer_experiments(own: str) -> Any:
-    """The query of peers' live experiments of live innovations, the most recent first, bounded."""
-    return (db.select(Experiment).join(Innovation, Innovation.id == Experiment.innovation_id)
+    """The query of peers' live experiments of live innovations, the most recent first, bounded: only
+    (id, innovation_id, territory_id), enough to rank them; `_ranked` loads the few it keeps."""
+    return (db.select(Experiment.id, Experiment.innovation_id, Experiment.territory_id)
+            .join(Innovation, Innovation.id == Experiment.innovation_id)
             .where(Experiment.deleted.is_not(True), Innovation.deleted.is_not(True),  # see similar_innovations
-                   Experiment.origin_instance != "", Experiment.origin_instance != own)
-            .options(selectinload(Experiment.territory), selectinload(Experiment.innovation))
+                   _from_peers(own))
             .order_by(Experiment.start_date.desc().nulls_last(), Experiment.updated_at.desc(), Experiment.id)
             .limit(MAX_CANDIDATES))
 
 
-def _ranked(experiments: list[Experiment], limit: int, *, lang: str, match: str, home: Territory | None | bool = True,
+def _ranked(candidates: Sequence[Any], limit: int, *, lang: str, match: str, home: Territory | None | bool = True,
             alike: Mapping[int, tuple[float, list[str]]] | None = None) -> dict[int, PeerExperiment]:
-    """Rank experiments (given most recent first): the closest innovation first (similar ones only; the
-    others all score 0), then the territory most like ours, then the most recent."""
+    """Rank experiments (rows of `_peer_experiments`, most recent first): the closest innovation first
+    (similar ones only; the others all score 0), then the territory most like ours, then the most recent.
+
+    Up to MAX_CANDIDATES rows are ranked from three integers each and the territories they name (each
+    scored once); only the `limit` kept are loaded as records: loading all of them cost 100 ms a page."""
     if home is True:  # not read by the caller
         home = home_territory()
     feature_labels = {t.code: t.label(lang) for t in vocabularies.terms("territory_feature", include_inactive=True)}
+    territory_ids = sorted({row.territory_id for row in candidates if row.territory_id is not None})
+    territories = {t.id: t for t in db.session.scalars(db.select(Territory).where(Territory.id.in_(territory_ids)))} \
+        if territory_ids else {}
+    likeness_of = {tid: similarity(home or None, t, feature_labels) for tid, t in territories.items()}
     ranked = []
-    for position, experiment in enumerate(experiments):  # already by recency: the position breaks ties
-        score, reasons = similarity(home or None, experiment.territory, feature_labels)
-        likeness, why = (alike or {}).get(experiment.innovation_id or 0, (0.0, []))
-        ranked.append((-likeness, -score, position, experiment, score, reasons, likeness, why))
-    ranked.sort(key=lambda row: row[:3])
-    names = _origin_names({e.origin_instance for e in experiments})
-    return {row[3].id: PeerExperiment(row[3], row[4], row[5], names.get(row[3].origin_instance,
-                                                                       row[3].origin_instance),
-                                      match=match, likeness=row[6], why=row[7])
-            for row in ranked[:limit]}
+    for position, row in enumerate(candidates):  # already by recency: the position breaks ties
+        score, reasons = likeness_of.get(row.territory_id, (0.0, []))
+        likeness, why = (alike or {}).get(row.innovation_id or 0, (0.0, []))
+        ranked.append((-likeness, -score, position, row.id, score, reasons, likeness, why))
+    ranked.sort(key=lambda r: r[:3])
+    kept = ranked[:limit]
+    experiments = {e.id: e for e in db.session.scalars(
+        db.select(Experiment).where(Experiment.id.in_([r[3] for r in kept]))
+        .options(selectinload(Experiment.territory),
+                 # a theme's page says which of the innovation's themes matched: one query, not one each
+                 selectinload(Experiment.innovation).selectinload(Innovation.themes)
+                 if match == "theme" else selectinload(Experiment.innovation)))} if kept else {}
+    names = _origin_names({e.origin_instance for e in experiments.values()})
+    return {row[3]: PeerExperiment(experiments[row[3]], row[4], list(row[5]),
+                                   names.get(experiments[row[3]].origin_instance, experiments[row[3]].origin_instance),
+                                   match=match, likeness=row[6], why=row[7])
+            for row in kept}
 
 
 # --------------------------------------------------------------------------- similar innovations
@@ -310,8 +339,8 @@ def peer_innovation_ids() -> frozenset[int]:
 
     Peers' experiments arrive and leave only with an import or its undo (they are read-only here), so
     the set is read once per state of the imports (a query on the small `import_batches` table and one
-    on the experiments' primary key) and kept in memory: the innovation page of a city with few peers compares those innovations directly
-    instead of looking for peers' experiments among every innovation of its themes."""
+    on the experiments' primary key) and kept in memory. Pages then test "did a peer try it?" in memory
+    instead of asking SQL for each innovation of a theme."""
     global _peer_innovations
     own = instance_service.instance_code()
     # What changes when peers' experiments do: an import or an undo; a new experiment row (a test's
@@ -323,50 +352,47 @@ def peer_innovation_ids() -> frozenset[int]:
     known_state, known = _peer_innovations
     if known_state == state:
         return known
-    found = frozenset(db.session.scalars(
-        db.select(Experiment.innovation_id).distinct()
-        .where(Experiment.innovation_id.is_not(None), Experiment.deleted.is_not(True),
-               Experiment.origin_instance != "", Experiment.origin_instance != own)))
+    # Two ranges of the (origin_instance, innovation_id, deleted) index, each read alone (SQLite does
+    # not use an index for an OR of ranges, nor for DISTINCT here): peers' experiments only.
+    live = Experiment.deleted.is_not(True)
+    below = db.select(Experiment.innovation_id).where(Experiment.origin_instance > "",
+                                                      Experiment.origin_instance < own, live)
+    above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
+    found = frozenset(i for i in db.session.scalars(union_all(below, above)) if i is not None)
     with _peer_innovations_lock:
         _peer_innovations = (state, found)
     return found
 
 
+def _of_themes(theme_ids: Sequence[int], among: frozenset[int], *, newest: int | None = None) -> list[int]:
+    """Return the ids of innovations of these themes that are in `among`, the newest first (the first
+    `newest` only). Read from the (theme_id, innovation_id) index alone; the set is tested in memory."""
+    found: set[int] = set()
+    for theme_id in theme_ids:
+        found.update(i for i in db.session.scalars(
+            db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id == theme_id)
+            .order_by(innovation_themes.c.innovation_id.desc()).limit(THEME_WINDOW)) if i in among)
+    return sorted(found, reverse=True)[:newest]
+
+
 def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int, tuple[float, list[str]]]:
     """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented."""
-    own = instance_service.instance_code()
     peered = peer_innovation_ids() - {innovation.id}
     if not peered:
         return {}
-    if len(peered) <= DIRECT_COMPARE:  # few enough to compare each of them (live ones) with this one
-        return _likeness(innovation, sorted(db.session.scalars(
-            db.select(Innovation.id).where(Innovation.id.in_(sorted(peered)), Innovation.deleted.is_not(True)))),
-            lang=lang)
-    # `deleted IS NOT true` rather than `= false`: SQLite would otherwise serve these lookups from the
-    # (deleted, …) indexes, which hold every row, and scan all experiments for each candidate.
-    has_peers = (db.select(Experiment.id).where(Experiment.innovation_id == Innovation.id,
-                                                Experiment.deleted.is_not(True), Experiment.origin_instance != "",
-                                                Experiment.origin_instance != own).exists())
-    theme_ids = [t.id for t in innovation.themes]
+    if len(peered) <= DIRECT_COMPARE:  # few enough to compare each of them with this one
+        return _likeness(innovation, sorted(peered), lang=lang)
     candidates: set[int] = set()
-    for theme_id in theme_ids[:MAX_THEMES]:
-        # the THEME_WINDOW most recent innovations of each theme: a bounded scan whatever the register's size
-        window = (db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id == theme_id)
-                  .order_by(innovation_themes.c.innovation_id.desc()).limit(THEME_WINDOW).subquery())
-        candidates.update(db.session.scalars(
-            db.select(Innovation.id).where(Innovation.id.in_(db.select(window.c.innovation_id)),
-                                           Innovation.id != innovation.id, Innovation.deleted.is_not(True), has_peers)
-            .order_by(Innovation.id.desc()).limit(SIMILAR_CANDIDATES)))
+    for theme in innovation.themes[:MAX_THEMES]:
+        candidates.update(_of_themes([theme.id], peered, newest=SIMILAR_CANDIDATES))
     words = _text_of(innovation.name, innovation.tagline)
     if words:
         # the longest words say most: "lampadaires" rather than "rues"
         uids = records_with_any_word(db.session.connection(), sorted(words, key=lambda w: (-len(w), w))[:6],
-                                     "innovations",
-                                     limit=SIMILAR_CANDIDATES)
+                                     "innovations", limit=SIMILAR_CANDIDATES)
         if uids:
-            candidates.update(db.session.scalars(
-                db.select(Innovation.id).where(Innovation.uid.in_(uids), Innovation.id != innovation.id,
-                                               Innovation.deleted.is_not(True), has_peers)))
+            candidates.update(i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
+                              if i in peered)
     return _likeness(innovation, sorted(candidates), lang=lang)
 
 
@@ -377,7 +403,9 @@ def _likeness(innovation: Innovation, ids: list[int], *, lang: str) -> dict[int,
     words = _text_of(innovation.name, innovation.tagline)
     theme_ids = [t.id for t in innovation.themes]
     texts = {row[0]: set(_text_of(row[1], row[2])) for row in db.session.execute(
-        db.select(Innovation.id, Innovation.name, Innovation.tagline).where(Innovation.id.in_(ids)))}
+        db.select(Innovation.id, Innovation.name, Innovation.tagline)
+        .where(Innovation.id.in_(ids), Innovation.deleted.is_not(True)))}
+    ids = [i for i in ids if i in texts]  # live ones only
     themes_of: dict[int, set[int]] = {i: set() for i in ids}
     for innovation_id, theme_id in db.session.execute(
             db.select(innovation_themes.c.innovation_id, innovation_themes.c.theme_id)

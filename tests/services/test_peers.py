@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -297,3 +297,28 @@ def test_similar_innovations_cost_the_same_queries_however_many_peers_tried_them
     db.session.expire_all()
     assert len(peers.for_innovation(innovation).similar) == 8
     assert count_queries() <= few + 1
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["few peers", "many peers"])
+def test_what_peers_tried_follows_imports_and_their_undo(ctx, monkeypatch, direct):
+    """The set of innovations peers tried is kept between pages: an import, or the undo that takes a
+    peer's experiment away, is seen at once — whether each such innovation is compared directly (few)
+    or found through the innovation's themes (many)."""
+    monkeypatch.setattr(peers, "DIRECT_COMPARE", 1000 if direct else 0)
+    innovation = make_innovation(name="Lampadaires solaires", themes=["energy_climate"])
+    place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
+    lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"])
+    assert peers.similar_innovations(innovation) == {}
+    experiment = _peer_experiment(lamps, place, "Essai à Mbour", "2021-01-01")
+    db.session.flush()
+    assert set(peers.similar_innovations(innovation)) == {lamps.id}
+    assert [r.experiment.uid for r in peers.who_tried(theme_code="energy_climate")] == [experiment.uid]
+    # an undo marks the peer's experiment deleted and the import undone, in one transaction
+    batch = ImportBatch(kind="bundle", origin_instance="peer-city", username="import")
+    db.session.add(batch)
+    db.session.flush()
+    experiment.deleted = True
+    batch.status, batch.undone_at = "undone", datetime(2026, 12, 7, 12, 0)
+    db.session.flush()
+    assert peers.similar_innovations(innovation) == {}
+    assert peers.who_tried(theme_code="energy_climate") == []
