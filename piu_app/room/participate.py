@@ -13,7 +13,6 @@ import hmac
 import mimetypes
 import secrets
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -64,6 +63,8 @@ def install(app: Flask) -> None:
     @app.before_request
     def _gatekeeper():
         g._write_token = set_write_intent(request.method not in ("GET", "HEAD"))
+        if request.routing_exception is not None:
+            raise request.routing_exception  # no such page here (every officer route): 404 before any check
         token = request.cookies.get(DEVICE_COOKIE)
         if room_service.valid_token(token):
             g.device_token, g.new_device = token, False
@@ -353,7 +354,7 @@ def vote(code: str, board_uid: str):
         db.session.rollback()
         if _wants_json():
             return jsonify({"error": exc.message}), _status(exc)
-        return _board_page(ws, board, participant, status=409, error=exc.message)
+        return _board_page(ws, board, participant, status=_status(exc), error=exc.message)
     db.session.commit()
     if _wants_json():
         return jsonify({"my_votes": weight})

@@ -8,8 +8,7 @@ import pytest
 
 from piu_app.extensions import db
 from piu_app.models import StickyNote, WorkshopParticipant, utcnow
-from piu_app.services import ConflictError, InvalidInputError, NotFoundError, board_versions
-from piu_app.services import room
+from piu_app.services import ConflictError, InvalidInputError, NotFoundError, board_versions, room
 from tests.room.factories import make_board, make_workshop
 
 SECRET = "test"
