@@ -291,8 +291,11 @@ def _board_page(ws: Workshop, board: Board, participant: WorkshopParticipant, *,
                 error: str = "", text: str = "", category: str = "") -> tuple[str, int]:
     state = room_service.board_state(board, author=_author(), participant=participant)
     labels = {c.uid: c.label for c in board.categories}
+    mine, votes = set(state["mine"]), state["my_votes"]
+    shared = [{**n, "mine": n["id"] in mine, "my_votes": votes.get(n["id"], 0)} for n in state["notes"]]
+    own = [{**n, "mine": True, "my_votes": 0} for n in state["own"]] + [n for n in shared if n["mine"]]
     return render_template("room/board.html", workshop=ws, board=board, participant=participant, state=state,
-                           labels=labels, client_key=secrets.token_urlsafe(16), error=error, text=text,
+                           own=own, others=[n for n in shared if not n["mine"]], labels=labels, client_key=secrets.token_urlsafe(16), error=error, text=text,
                            category=category), status
 
 
@@ -309,11 +312,11 @@ def state(code: str, board_uid: str):
     ws = _workshop(code)
     participant = _need_participant(ws)
     board = _board(ws, board_uid)
-    payload = room_service.board_state(board, author=_author(), participant=participant)
-    etag = f'"b{payload["v"]}"'
+    version, body = room_service.board_state_json(board, author=_author(), participant=participant)
+    etag = f'"b{version}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
-    response = jsonify(payload)
+    response = Response(body, mimetype="application/json")
     response.headers["ETag"] = etag
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import threading
 from typing import Any
 
 from flask_babel import gettext as _
@@ -303,35 +305,80 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
     return weight
 
 
-def votes_used(board: Board, participant: WorkshopParticipant | None) -> dict[int, int]:
-    """Return {note id: dots} this participant put on the board's notes."""
+def votes_used(board: Board, participant: WorkshopParticipant | None) -> dict[str, int]:
+    """Return {note uid: dots} this participant put on the board's notes."""
     if participant is None:
         return {}
-    rows = db.session.execute(select(NoteVote.note_id, NoteVote.weight).join(StickyNote).where(
+    rows = db.session.execute(select(StickyNote.uid, NoteVote.weight).join(StickyNote).where(
         StickyNote.board_id == board.id, NoteVote.participant_id == participant.id))
-    return {note_id: weight for note_id, weight in rows}
+    return {uid: weight for uid, weight in rows}
 
 
-def notes_for_phone(board: Board, author: str) -> list[StickyNote]:
-    """Return the notes a phone may see: its own (pending ones too) and, once visible, the approved others."""
-    query = select(StickyNote).where(StickyNote.board_id == board.id, StickyNote.hidden.is_(False))
+def _note_json(uid: str, text: str, category_uid: str | None, votes: int, *, pending: bool = False) -> dict[str, Any]:
+    note: dict[str, Any] = {"id": uid, "text": text, "cat": category_uid or "", "votes": votes}
+    if pending:
+        note["pending"] = True
+    return note
+
+
+def _note_rows(board: Board, *conditions: Any) -> list[tuple]:
+    return list(db.session.execute(
+        select(StickyNote.uid, StickyNote.text, NoteCategory.uid, StickyNote.vote_count, StickyNote.pending)
+        .outerjoin(NoteCategory, StickyNote.category_id == NoteCategory.id)
+        .where(StickyNote.board_id == board.id, StickyNote.hidden.is_(False), *conditions)
+        .order_by(StickyNote.position, StickyNote.id)))
+
+
+# The notes every phone sees, per board: (version, notes, their JSON), made once per version. A poll that
+# finds a new version then costs two small indexed queries (its own notes, its dots), not the whole board.
+_shared: dict[int, tuple[int, list[dict[str, Any]], str]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_notes(board: Board) -> tuple[list[dict[str, Any]], str]:
+    """Return the approved, visible notes of the board (the same for every phone) and their JSON."""
+    version = board_versions.current(board.id)  # read first: the content is then this version or newer
+    hit = _shared.get(board.id)
+    if hit is not None and hit[0] == version:
+        return hit[1], hit[2]
+    notes = []
     if notes_visible_to_all(board):
-        query = query.where((StickyNote.pending.is_(False)) | (StickyNote.author_key == author))
-    else:
-        query = query.where(StickyNote.author_key == author)  # hidden means not sent
-    return list(db.session.scalars(query.order_by(StickyNote.position, StickyNote.id)))
+        notes = [_note_json(uid, text, cat, votes) for uid, text, cat, votes, _p
+                 in _note_rows(board, StickyNote.pending.is_(False))]
+    text = json.dumps(notes, ensure_ascii=False, separators=(",", ":"))
+    with _shared_lock:
+        _shared[board.id] = (version, notes, text)
+    return notes, text
 
 
-def _epoch_ms(moment: dt.datetime | None) -> int | None:
-    return None if moment is None else int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
+def forget_shared() -> None:
+    """Drop the shared notes held in memory (tests; a restored backup)."""
+    with _shared_lock:
+        _shared.clear()
 
 
-def board_state(board: Board, *, author: str, participant: WorkshopParticipant | None,
-                now: dt.datetime | None = None) -> dict[str, Any]:
-    """Return the board as a phone sees it (JSON-ready): rules, state, the notes it may see, its dots."""
-    now = _now(now)
-    mine = votes_used(board, participant)
-    notes = notes_for_phone(board, author)
+def notes_for_phone(board: Board, author: str) -> list[dict[str, Any]]:
+    """Return every note a phone may see: the shared ones and its own (pending ones too), never a hidden one."""
+    notes, _text = shared_notes(board)
+    personal = _personal(board, author)
+    mine = set(personal["mine"])
+    return [{**n, "mine": n["id"] in mine} for n in notes] + [{**n, "mine": True} for n in personal["own"]]
+
+
+def _personal(board: Board, author: str) -> dict[str, Any]:
+    """The phone's own notes: the uids of those every phone sees, and in full those only it sees."""
+    shared = notes_visible_to_all(board)
+    mine, own = [], []
+    for uid, text, cat, votes, pending in _note_rows(board, StickyNote.author_key == author):
+        if shared and not pending:
+            mine.append(uid)
+        else:
+            own.append(_note_json(uid, text, cat, votes, pending=pending))
+    return {"mine": mine, "own": own}
+
+
+def _board_header(board: Board, participant: WorkshopParticipant | None, now: dt.datetime,
+                  my_votes: dict[str, int]) -> dict[str, Any]:
     return {
         "v": board_versions.current(board.id),
         "state": board.state,
@@ -340,12 +387,35 @@ def board_state(board: Board, *, author: str, participant: WorkshopParticipant |
         "visible": notes_visible_to_all(board),
         "timer_ends_at": _epoch_ms(board.timer_ends_at),
         "now": _epoch_ms(now),
-        "votes_left": max(0, board.votes_per_participant - sum(mine.values())),
+        "votes_left": max(0, board.votes_per_participant - sum(my_votes.values())),
         "votes_per_note": board.votes_per_note,
-        "notes": [{"id": n.uid, "text": n.text, "cat": n.category.uid if n.category else "",
-                   "mine": n.author_key == author, "pending": n.pending, "votes": n.vote_count,
-                   "my_votes": mine.get(n.id, 0)} for n in notes],
     }
+
+
+def board_state(board: Board, *, author: str, participant: WorkshopParticipant | None,
+                now: dt.datetime | None = None) -> dict[str, Any]:
+    """Return the board as a phone sees it: rules and state, `notes` (shared), `own` (notes only this phone
+    sees: its pending ones, all of them before the reveal), `mine` (its uids among the shared), `my_votes`."""
+    now = _now(now)
+    my_votes = votes_used(board, participant)
+    notes, _text = shared_notes(board)
+    return {**_board_header(board, participant, now, my_votes), **_personal(board, author), "notes": notes,
+            "my_votes": my_votes}
+
+
+def board_state_json(board: Board, *, author: str, participant: WorkshopParticipant | None,
+                     now: dt.datetime | None = None) -> tuple[int, str]:
+    """Return (version, the board_state JSON), splicing in the shared notes' JSON made once per version."""
+    now = _now(now)
+    my_votes = votes_used(board, participant)
+    _notes, text = shared_notes(board)
+    head = {**_board_header(board, participant, now, my_votes), **_personal(board, author), "my_votes": my_votes}
+    body = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    return head["v"], body[:-1] + ',"notes":' + text + "}"
+
+
+def _epoch_ms(moment: dt.datetime | None) -> int | None:
+    return None if moment is None else int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def projector_state(board: Board, *, now: dt.datetime | None = None) -> dict[str, Any]:

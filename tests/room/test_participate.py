@@ -14,6 +14,7 @@ from piu_app.extensions import db
 from piu_app.models import StickyNote, WorkshopParticipant
 from piu_app.room.app import create_room_app
 from piu_app.services import board_versions
+from piu_app.services import room as room_service
 from tests.room.factories import make_board, make_workshop
 
 HOST = "192.0.2.10:5081"
@@ -23,6 +24,7 @@ BASE = f"http://{HOST}"
 @pytest.fixture
 def room(app: Flask) -> Iterator[dict]:
     board_versions.forget()
+    room_service.forget_shared()
     with app.test_request_context(), writing():
         workshop = make_workshop()
         board = make_board(workshop, voting_open=True)
@@ -157,7 +159,7 @@ def test_with_javascript_a_resent_key_answers_the_same_note(app: Flask, room: di
 def test_an_unchanged_poll_is_a_304_without_flask(room: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     client, fk = joined(room)
     state = get(client, board_url(room, "/state"), headers={"Accept": "application/json"})
-    assert state.status_code == 200 and state.json["notes"] == []
+    assert state.status_code == 200 and state.json["notes"] == state.json["own"] == []
     etag = state.headers["ETag"]
 
     def no_flask(*_args):
@@ -202,7 +204,7 @@ def test_votes_from_a_phone(app: Flask, room: dict) -> None:
                          headers={"Accept": "application/json"})
     assert refused.status_code == 409  # one dot per note on this board
     state = get(voter, board_url(room, "/state")).json
-    assert state["notes"][0]["votes"] == 1 and state["notes"][0]["my_votes"] == 1 and state["votes_left"] == 4
+    assert state["notes"][0]["votes"] == 1 and state["my_votes"] == {note: 1} and state["votes_left"] == 4
     assert voter.post(board_url(room, "/votes"), base_url=BASE, data={"fk": fk, "note": note, "delta": "7"}
                       ).status_code == 400
 

@@ -17,8 +17,10 @@ SECRET = "test"
 @pytest.fixture(autouse=True)
 def _fresh_versions():
     board_versions.forget()  # each test has its own database: board ids repeat
+    room.forget_shared()
     yield
     board_versions.forget()
+    room.forget_shared()
 
 
 def _phone(workshop, name=""):
@@ -101,12 +103,15 @@ def test_before_the_reveal_a_phone_gets_its_own_notes_only(ctx) -> None:
     _post(board, mine, text="ma note")
     _post(board, other, text="secret d'un autre")
     state = room.board_state(board, author=mine[2], participant=mine[1])
-    assert [n["text"] for n in state["notes"]] == ["ma note"] and not state["visible"]
+    assert [n["text"] for n in state["own"]] == ["ma note"] and state["notes"] == [] and not state["visible"]
     assert "secret" not in repr(state)
     assert room.projector_state(board)["notes"] == [] and room.projector_state(board)["total"] == 2
     board.revealed = True
+    board_versions.bump(board)  # the reveal is a change every phone sees
+    db.session.commit()
     state = room.board_state(board, author=mine[2], participant=mine[1])
     assert sorted(n["text"] for n in state["notes"]) == ["ma note", "secret d'un autre"]
+    assert len(state["mine"]) == 1 and state["own"] == []
 
 
 def test_pending_notes_show_to_their_author_only_and_hidden_ones_to_nobody(ctx) -> None:
@@ -115,10 +120,12 @@ def test_pending_notes_show_to_their_author_only_and_hidden_ones_to_nobody(ctx) 
     author, other = _phone(workshop), _phone(workshop)
     note, _ = _post(board, author)
     assert note.pending
-    assert [n["pending"] for n in room.board_state(board, author=author[2], participant=author[1])["notes"]] == [True]
-    assert room.board_state(board, author=other[2], participant=other[1])["notes"] == []
+    assert [n.get("pending") for n in room.notes_for_phone(board, author[2])] == [True]
+    assert room.notes_for_phone(board, other[2]) == []
     note.pending, note.hidden = False, True
-    assert room.board_state(board, author=author[2], participant=author[1])["notes"] == []
+    board_versions.bump(board)
+    db.session.commit()
+    assert room.notes_for_phone(board, author[2]) == []
     assert room.projector_state(board)["total"] == 0
 
 
@@ -185,7 +192,7 @@ def test_votes_obey_the_dots_per_participant_and_per_note(ctx) -> None:
     db.session.expire_all()
     assert [n.vote_count for n in notes] == [1, 1, 1]
     state = room.board_state(board, author=voter[2], participant=voter[1])
-    assert state["votes_left"] == 0 and sorted(n["my_votes"] for n in state["notes"]) == [1, 1, 1]
+    assert state["votes_left"] == 0 and state["my_votes"] == {n.uid: 1 for n in notes}
     for bad in (0, 2, "1", True):
         with pytest.raises(InvalidInputError):
             room.vote(board, voter[1], note_uid=notes[0].uid, delta=bad)

@@ -77,10 +77,12 @@
   }
   function render() {
     if (!last) { return; }
-    var mine = load().map(function (n) { return {text: n.text, cat: n.category, mine: true, unsent: true}; });
-    var a = document.createDocumentFragment(), b = document.createDocumentFragment();
-    last.notes.forEach(function (n) { (n.mine ? a : b).appendChild(li(n)); });
-    mine.forEach(function (n) { a.appendChild(li(n)); });
+    var unsent = load().map(function (n) { return {text: n.text, cat: n.category, mine: true, unsent: true}; });
+    var a = document.createDocumentFragment(), b = document.createDocumentFragment(), mine = {};
+    last.mine.forEach(function (id) { mine[id] = true; });
+    last.own.forEach(function (n) { n.mine = true; n.my_votes = 0; a.appendChild(li(n)); });
+    last.notes.forEach(function (n) { n.mine = !!mine[n.id]; n.my_votes = last.my_votes[n.id] || 0; (n.mine ? a : b).appendChild(li(n)); });
+    unsent.forEach(function (n) { a.appendChild(li(n)); });
     own.replaceChildren(a); list.replaceChildren(b);
     var hidden = document.getElementById("hidden-note"); if (hidden) { hidden.hidden = last.visible; }
     var left = document.getElementById("left"); if (left) { left.textContent = d.lLeft + " " + last.votes_left; }
