@@ -60,6 +60,11 @@ def lan_addresses(configured: str = "") -> list[Address]:
     return [Address(ip, name, i == 0) for i, (_r, ip, name) in enumerate(found)]
 
 
+def _windows() -> bool:
+    """Tell whether waitress must use select() (Windows: no poll(), 512 sockets at most)."""
+    return sys.platform == "win32"
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -131,7 +136,7 @@ class RoomListener:
         if self._wsgi is None:
             self._wsgi = create_room_app(self.officer_app, open_workshops=self.open_ids)
         limit = int(config.get("ROOM_CONNECTION_LIMIT") or 1000)
-        windows = sys.platform == "win32"
+        windows = _windows()
         if windows:
             limit = min(limit, WINDOWS_SELECT_LIMIT)
         try:
