@@ -45,14 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def serve(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
+    import logging
+
     from piu_app import create_app, upgrade_database
     from piu_app.database import writing
     from piu_app.extensions import db
     from piu_app.models import Board, NoteCategory, Workshop
     from piu_app.room import listener as room_listener
     from piu_app.services import room as room_service
-
-    import logging
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst
     if args.windows:
@@ -83,25 +83,38 @@ def serve(args: argparse.Namespace) -> None:
     print(json.dumps(info), flush=True)
     if os.environ.get("PIU_BENCH_SAMPLE"):
         _sample_stacks()
-        from piu_app.room.app import RoomWSGI
-
-        plain, spent = RoomWSGI.__call__, []
-
-        def timed(self, environ, start_response):  # type: ignore[no-untyped-def]
-            begin = time.perf_counter()
-            try:
-                return plain(self, environ, start_response)
-            finally:
-                spent.append(time.perf_counter() - begin)
-
-        RoomWSGI.__call__ = timed  # type: ignore[method-assign]
-        import atexit
-
-        atexit.register(lambda: sys.stderr.write(
-            f"in the app: n={len(spent)} p50 {_pct(spent, 50):.1f} ms p95 {_pct(spent, 95):.1f} ms "
-            f"p99 {_pct(spent, 99):.1f} ms max {_pct(spent, 100):.1f} ms\n"))
+    spent = _time_the_app()
     sys.stdin.read()  # until the load generator closes our stdin
     listener.close_all()
+    print(json.dumps({kind: [_pct(v, 50), _pct(v, 95), _pct(v, 99), len(v)] for kind, v in spent.items()}),
+          flush=True)
+
+
+def _time_the_app() -> dict[str, list[float]]:
+    """Time each request inside the server, by kind (what the server itself costs, whatever the network)."""
+    from piu_app.room.app import RoomWSGI
+
+    plain = RoomWSGI.__call__
+    spent: dict[str, list[float]] = {"poll 304": [], "poll 200": [], "post": [], "page": []}
+
+    def timed(self, environ, start_response):  # type: ignore[no-untyped-def]
+        begin = time.perf_counter()
+        status = []
+
+        def catch(line, headers, *rest):  # type: ignore[no-untyped-def]
+            status.append(line)
+            return start_response(line, headers, *rest)
+
+        try:
+            return plain(self, environ, catch)
+        finally:
+            path = environ.get("PATH_INFO", "")
+            kind = ("poll 304" if status and status[0].startswith("304") else "poll 200") if path.endswith(
+                "/state") else "post" if environ.get("REQUEST_METHOD") == "POST" else "page"
+            spent[kind].append(time.perf_counter() - begin)
+
+    RoomWSGI.__call__ = timed  # type: ignore[method-assign]
+    return spent
 
 
 def _sample_stacks() -> None:
@@ -141,6 +154,9 @@ class Stats:
         self.sent_keys: set[str] = set()
         self.first_load = 0
         self.statuses: dict[int, int] = {}
+        self.steady_from = 0.0  # once every phone has joined: the room at work
+        self.steady_poll: list[float] = []
+        self.steady_post: list[float] = []
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -217,22 +233,28 @@ class Phone:
         start = time.perf_counter()
         answer = await self.http(*args, **kw)
         bucket.append(time.perf_counter() - start)
+        if self.stats.steady_from and time.monotonic() >= self.stats.steady_from and bucket is not self.stats.other:
+            (self.stats.steady_poll if bucket is self.stats.poll else self.stats.steady_post).append(bucket[-1])
         return answer
 
     async def join(self) -> None:
         code = self.info["code"]
         await self.timed(self.stats.other, "GET", "/")
-        status, _h, page = await self.timed(self.stats.other, "GET", f"/r/{code}")
-        self.fk = re.search(rb'name="fk" value="([^"]+)"', page).group(1).decode()
-        status, _h, _b = await self.timed(self.stats.other, "POST", f"/r/{code}/join",
-                                          f"fk={self.fk}&name=Phone+{self.n}".encode())
-        if status != 302:
-            raise RuntimeError(f"join answered {status}")
         board = f"/r/{code}/b/{self.info['board']}"
+        status, _h, page = await self.timed(self.stats.other, "GET", f"/r/{code}")
+        if status == 302:  # joined already: our first join arrived, its answer did not
+            status, _h, page = await self.timed(self.stats.other, "GET", board)
+        else:
+            self.fk = re.search(rb'name="fk" value="([^"]+)"', page).group(1).decode()
+            status, _h, _b = await self.timed(self.stats.other, "POST", f"/r/{code}/join",
+                                              f"fk={self.fk}&name=Phone+{self.n}".encode())
+            if status != 302:
+                raise RuntimeError(f"join answered {status}")
         gz = {"Accept-Encoding": "gzip"}
         status, headers, page = await self.timed(self.stats.other, "GET", board, headers=gz)
         weight = len(page)
         html = gzip.decompress(page) if headers.get("content-encoding") == "gzip" else page
+        self.fk = re.search(rb'name="fk" value="([^"]+)"', html).group(1).decode()
         for asset in re.findall(rb'(?:href|src)="(/s/[^"]+)"', html):
             _s, _h, data = await self.timed(self.stats.other, "GET", asset.decode(), headers=gz)
             weight += len(data)
@@ -267,7 +289,7 @@ class Phone:
                 self.stats.cuts += 1
             try:
                 status, _h, _d = await self.timed(self.stats.post, "POST", path, body.encode(), headers, cut=cut)
-            except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
                 await self._close()
                 await asyncio.sleep(0.2 + random.random() * (2 ** attempt) * 0.2)
                 continue
@@ -299,7 +321,7 @@ class Phone:
                 try:
                     await self.join()
                     break
-                except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+                except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
                     await self._close()
                     await asyncio.sleep(0.5 * (attempt + 1))
             else:
@@ -322,7 +344,7 @@ class Phone:
                 if now >= next_poll:
                     try:
                         await self.poll()
-                    except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError) as exc:
+                    except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
                         self.stats.error(f"poll {type(exc).__name__}")
                         await self._close()
                     next_poll = time.monotonic() + 2 + random.random()
@@ -368,6 +390,7 @@ async def drive(args: argparse.Namespace, info: dict) -> Stats:
     stats = Stats()
     start = time.monotonic() + 0.5
     end = start + args.ramp + args.duration
+    stats.steady_from = start + args.ramp + 5
     phones = [Phone(n, info["port"], info, stats, args) for n in range(args.phones)]
     await asyncio.gather(*(p.run(start + args.ramp * n / max(1, args.phones), end) for n, p in enumerate(phones)))
     return stats
@@ -377,7 +400,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phones", type=int, default=200)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load after the last phone joined")
-    parser.add_argument("--ramp", type=float, default=15, help="seconds over which phones join")
+    parser.add_argument("--ramp", type=float, default=None,
+                        help="seconds over which phones join (default: 10 phones a second, 15 s at least)")
     parser.add_argument("--notes", type=int, default=3, help="notes per phone")
     parser.add_argument("--votes", type=int, default=3, help="votes per phone")
     parser.add_argument("--cut-rate", type=float, default=0.1, help="share of posts cut on their first try")
@@ -389,6 +413,8 @@ def main() -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ramp is None:
+        args.ramp = max(15.0, args.phones / 10)
     if args.serve:
         serve(args)
         return 0
@@ -415,6 +441,9 @@ def main() -> int:
             client_cpu = own.user + own.system - own_before.user - own_before.system
         finally:
             server.stdin.close()
+            inside = {}
+            with contextlib.suppress(Exception):
+                inside = json.loads(server.stdout.readline())
             try:
                 server.wait(20)
             except subprocess.TimeoutExpired:
@@ -436,7 +465,13 @@ def main() -> int:
           f"  p99 {_pct(stats.poll, 99):6.1f} ms")
     print(f"post  n={len(stats.post):6d}  p50 {_pct(stats.post, 50):6.1f} ms  p95 {_pct(stats.post, 95):6.1f} ms"
           f"  p99 {_pct(stats.post, 99):6.1f} ms")
+    print(f"steady (all phones in): poll n={len(stats.steady_poll)} p50 {_pct(stats.steady_poll, 50):.1f} "
+          f"p95 {_pct(stats.steady_poll, 95):.1f} p99 {_pct(stats.steady_poll, 99):.1f} ms; "
+          f"post n={len(stats.steady_post)} p50 {_pct(stats.steady_post, 50):.1f} "
+          f"p95 {_pct(stats.steady_post, 95):.1f} p99 {_pct(stats.steady_post, 99):.1f} ms")
     print(f"pages n={len(stats.other):6d}  p50 {_pct(stats.other, 50):6.1f} ms  p95 {_pct(stats.other, 95):6.1f} ms")
+    for kind, (p50, p95, p99, n) in inside.items():
+        print(f"  in the server, {kind:8s} n={n:6d}  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  p99 {p99:6.1f} ms")
     print(f"requests {stats.requests} in {wall:.0f} s = {stats.requests / wall:.0f}/s; statuses "
           f"{dict(sorted(stats.statuses.items()))}")
     print(f"server CPU {cpu:.1f} s = {100 * cpu / wall:.0f}% of one core; memory RSS {rss:.0f} MB (peak {peak:.0f} MB)")
