@@ -94,3 +94,28 @@ def test_the_projector_polls_with_an_etag(app: Flask, workshop: dict) -> None:
     first = reader.get(url)
     assert first.status_code == 200 and first.json["total"] == 0
     assert reader.get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+
+
+def test_the_projector_shows_500_notes_by_category_once_revealed(app: Flask, workshop: dict) -> None:
+    from piu_app.models import Board, StickyNote
+
+    with app.app_context(), writing():
+        board = db.session.scalar(db.select(Board).where(Board.uid == workshop["board"]))
+        board.private_until_reveal = True
+        categories = board.categories
+        db.session.add_all(StickyNote(board_id=board.id, category_id=categories[i % 2].id, text=f"Note numéro {i}",
+                                      client_key=f"projector-{i:04d}", position=i) for i in range(500))
+        db.session.commit()
+    reader = login(app.test_client(), "reader")
+    url = f"/workshops/{workshop['uid']}/projector"
+    hidden = reader.get(url).get_data(as_text=True)
+    assert "Note numéro" not in hidden and ">250<" in hidden  # counts per category, no text before the reveal
+    with app.app_context(), writing():
+        board = db.session.scalar(db.select(Board).where(Board.uid == workshop["board"]))
+        board.revealed = True
+        board_versions.bump(board)
+        db.session.commit()
+    shown = reader.get(url).get_data(as_text=True)
+    assert shown.count("Note numéro") == 500
+    state = reader.get(url + f"/state?board={workshop['board']}").json
+    assert len(state["notes"]) == 500 and sorted(state["counts"].values()) == [250, 250]
