@@ -43,6 +43,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SERVER_SWITCH_INTERVAL", 5e-5,
             "Python thread switch interval set before serving, in seconds; a short interval keeps waitress "
             "workers fed under many clients (see bench/RESULTS.md). 0 leaves Python's default."),
+    Setting("ROOM_PORT", 5081, "Port of the room listener, the phones' door on the laptop's network (0 picks a free port)."),
+    Setting("ROOM_ADDRESSES", "",
+            "Addresses the room listener binds, separated by commas. Empty: every private LAN address of the "
+            "laptop (IPv4, not loopback, not link-local). The load benchmark uses 127.0.0.1."),
+    Setting("ROOM_THREADS", 4,
+            "Worker threads of the room listener; 4 served 500 phones with the most requests a second and the "
+            "lowest tails of 1, 2 and 4 on a 2-core machine (see bench/RESULTS.md, \"Room\")."),
+    Setting("ROOM_CONNECTION_LIMIT", 1000,
+            "Concurrent connections the room listener accepts (on Windows at most 500: select() watches 512 "
+            "sockets)."),
     Setting("BACKUP_KEEP", 10, "Automatic backups kept in the data directory before the oldest are removed."),
     Setting("BACKUP_MAX_MB", 2000,
             "Total size, in MB, of the automatic backups kept in the data directory: beyond it the oldest are "

@@ -1,0 +1,75 @@
+"""The room's own small WSGI app: the participant pages and their static files, nothing else.
+
+It is a separate Flask app sharing the officer app's settings and database, so that an officer route is
+not hidden behind a check: it does not exist here (404). In front of it, `RoomWSGI` refuses any Host
+header the listener did not announce (421) and answers an unchanged poll with 304 straight from the
+in-memory board version: no session, no query, no template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+
+from .. import SECURITY_HEADERS
+
+# GET /r/<code>/b/<board uid>/state with If-None-Match: the poll every phone makes every few seconds.
+POLL_PATH = re.compile(r"/r/([2-9A-Z]{6})/b/([0-9a-f-]{36})/state")
+_HEADERS = [(name, value) for name, value in SECURITY_HEADERS.items()]
+
+
+class RoomWSGI:
+    """The WSGI entry of the room listener: Host check, then the poll's fast path, then Flask."""
+
+    def __init__(self, flask_app: Flask, allowed_hosts: Iterable[str] = ()) -> None:
+        self.flask_app = flask_app
+        self.allowed_hosts: frozenset[str] = frozenset(allowed_hosts)
+        # (code, board uid) → board id, filled by the slow path once it has checked that the board belongs to
+        # the open workshop of that code; emptied when a room closes.
+        self.poll_boards: dict[tuple[str, str], int] = {}
+        from ..services import board_versions
+
+        self._current = board_versions.current
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("HTTP_HOST", "").lower() not in self.allowed_hosts:
+            start_response("421 Misdirected Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                                       ("Content-Length", "21"), *_HEADERS])
+            return [b"Unknown Host header.\n"]
+        etag = environ.get("HTTP_IF_NONE_MATCH")
+        if etag and environ.get("REQUEST_METHOD") == "GET":
+            match = POLL_PATH.fullmatch(environ.get("PATH_INFO", ""))
+            board_id = self.poll_boards.get(match.groups()) if match else None  # type: ignore[call-overload]
+            if board_id is not None and etag == f'"b{self._current(board_id)}"':
+                start_response("304 Not Modified", [("ETag", etag), ("Cache-Control", "no-cache"), *_HEADERS])
+                return [b""]
+        return self.flask_app.wsgi_app(environ, start_response)
+
+    def forget_boards(self) -> None:
+        self.poll_boards.clear()
+
+
+def create_room_app(officer_app: Flask, *, open_workshops: set[int] | None = None,
+                    allowed_hosts: Iterable[str] = ()) -> RoomWSGI:
+    """Build the room app over the officer app's settings and database; return its WSGI entry."""
+    from ..database import configure_engine
+    from ..extensions import babel, db
+    from . import participate
+
+    app = Flask("piu_app.room", root_path=officer_app.root_path, static_folder=None,
+                template_folder="templates", instance_path=officer_app.instance_path)
+    app.config.update(officer_app.config)
+    app.config["SESSION_COOKIE_NAME"] = "piu_room_session"  # never used: the room keeps no session
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    babel.init_app(app, default_locale="fr", locale_selector=participate.select_locale)
+    app.extensions["piu_room_open"] = open_workshops if open_workshops is not None else set()
+    app.register_blueprint(participate.bp)
+    participate.install(app)
+    entry = RoomWSGI(app, allowed_hosts)
+    app.extensions["piu_room_wsgi"] = entry
+    return entry

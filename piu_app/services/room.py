@@ -1,0 +1,481 @@
+"""The room: phones join a workshop by its code, post notes and vote, under the board's rules.
+
+Every value comes from a phone and is hostile: it is checked for type, length and control characters
+before any write (refused, never truncated). A phone is known by its device token, which the server
+never stores: the participant row keeps its SHA-256, and a note keeps `author_key`, an HMAC of the token
+under the install's secret, so that the phone finds its own notes even on an anonymous board.
+
+Each function is one short write (or read); the caller commits. Every change phones or the projector
+see raises the board's version (`board_versions.bump`) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..models import (
+    Board,
+    NoteCategory,
+    NoteVote,
+    StickyNote,
+    Workshop,
+    WorkshopParticipant,
+    db,
+    utcnow,
+)
+from . import ConflictError, InvalidInputError, NotFoundError, board_versions, vocabularies
+from .records import control_character
+
+# Join codes: digits and capitals without look-alikes (no 0/O, 1/I/L), six of them (31⁶ ≈ 887 million).
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 6
+_CODE_RE = re.compile(rf"[{CODE_ALPHABET}]{{{CODE_LENGTH}}}")
+# A client key is made on the phone (crypto.getRandomValues) or in a hidden field when JS is off.
+_CLIENT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+_UID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+NAME_MAX = 200
+ACTOR_GROUP_VOCABULARY = "barrier_actor_group"
+
+
+# --- codes, tokens, keys ------------------------------------------------------------------------------
+
+def new_device_token() -> str:
+    """Return a fresh random device token (the phone's cookie)."""
+    return secrets.token_urlsafe(32)
+
+
+def valid_token(token: Any) -> bool:
+    return isinstance(token, str) and bool(_TOKEN_RE.fullmatch(token))
+
+
+def device_hash(token: str) -> str:
+    """Return what the server stores of a device token: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def author_key(secret: str, token: str) -> str:
+    """Return the key that marks a phone's notes (an HMAC of its token: no link to a participant row)."""
+    return hmac.new(secret.encode(), b"note|" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def form_key(secret: str, token: str) -> str:
+    """Return the per-device form check (the room's CSRF token: a cross-site page cannot compute it)."""
+    return hmac.new(secret.encode(), b"form|" + token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def normalise_code(code: Any) -> str:
+    """Return a typed join code in canonical form, or "" if it cannot be one."""
+    if not isinstance(code, str) or len(code) > 40:
+        return ""
+    cleaned = re.sub(r"[\s-]", "", code).upper()
+    return cleaned if _CODE_RE.fullmatch(cleaned) else ""
+
+
+def ensure_join_code(workshop: Workshop) -> str:
+    """Give the workshop a join code if it has none, unique among the workshops that hold one."""
+    if workshop.join_code:
+        return workshop.join_code
+    for _attempt in range(50):
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if db.session.scalar(select(func.count()).select_from(Workshop).where(Workshop.join_code == code)) == 0:
+            workshop.join_code = code
+            return code
+    raise ConflictError(_("Impossible de créer un code d'accès : réessayez."))  # pragma: no cover
+
+
+def workshop_by_code(code: Any, open_ids: set[int] | frozenset[int]) -> Workshop:
+    """Return the open workshop a join code names (NotFoundError otherwise: a closed room is no room)."""
+    code = normalise_code(code)
+    workshop = db.session.scalar(select(Workshop).where(Workshop.join_code == code, Workshop.deleted.is_(False))) \
+        if code else None
+    if workshop is None or workshop.id not in open_ids:
+        raise NotFoundError(_("Aucun atelier ouvert avec ce code. Vérifiez-le auprès de l'animateur."))
+    return workshop
+
+
+# --- checks ---------------------------------------------------------------------------------------------
+
+def _text(value: Any, *, label: str, max_length: int, multiline: bool = False, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInputError(_("%(field)s : valeur invalide.", field=label))
+    value = value.strip()
+    if len(value) > max_length:
+        raise InvalidInputError(_("%(field)s : %(max)d caractères au plus (vous en avez %(n)d).",
+                                  field=label, max=max_length, n=len(value)))
+    bad = control_character(value, multiline=multiline)
+    if bad:
+        raise InvalidInputError(_("Caractère de contrôle invisible interdit (%(code)s) : retirez-le "
+                                  "(il vient souvent d'un copier-coller).", code=bad))
+    if required and not value:
+        raise InvalidInputError(_("%(field)s : à remplir.", field=label))
+    return value
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or utcnow()
+
+
+def timer_ended(board: Board, now: dt.datetime | None = None) -> bool:
+    return board.timer_ends_at is not None and _now(now) >= board.timer_ends_at
+
+
+def accepts_notes(board: Board, now: dt.datetime | None = None) -> bool:
+    """Tell whether a participant may post on the board now (open, not frozen, timer running)."""
+    return board.state == "open" and not board.frozen and not timer_ended(board, now)
+
+
+def accepts_votes(board: Board, now: dt.datetime | None = None) -> bool:
+    """Tell whether a participant may vote on the board now."""
+    return bool(board.voting_open) and accepts_notes(board, now) and board.votes_per_participant > 0
+
+
+def notes_visible_to_all(board: Board) -> bool:
+    return not board.private_until_reveal or bool(board.revealed)
+
+
+# --- participants ---------------------------------------------------------------------------------------
+
+def participant_for(workshop: Workshop, token: str | None) -> WorkshopParticipant | None:
+    """Return the participant this phone's token belongs to, if it has joined."""
+    if not token or not valid_token(token):
+        return None
+    return db.session.scalar(select(WorkshopParticipant).where(
+        WorkshopParticipant.workshop_id == workshop.id, WorkshopParticipant.device_hash == device_hash(token)))
+
+
+def join(workshop: Workshop, *, token: str, name: Any = "", organisation: Any = "", actor_group: Any = "",
+         consent_named: Any = False) -> WorkshopParticipant:
+    """Join the workshop from a phone, or update what this phone said of itself (same token, same row)."""
+    if not valid_token(token):
+        raise InvalidInputError(_("Cet appareil n'a pas de jeton valide : rechargez la page."))
+    name = _text(name, label=_("Nom"), max_length=NAME_MAX)
+    organisation = _text(organisation, label=_("Organisation"), max_length=NAME_MAX)
+    actor_group = _text(actor_group, label=_("Groupe d'acteurs"), max_length=40)
+    if actor_group and not vocabularies.is_valid(ACTOR_GROUP_VOCABULARY, actor_group):
+        raise InvalidInputError(_("Groupe d'acteurs inconnu."))
+    if not isinstance(consent_named, bool):
+        raise InvalidInputError(_("Consentement : valeur invalide."))
+    participant = participant_for(workshop, token)
+    if participant is None:
+        participant = WorkshopParticipant(workshop_id=workshop.id, device_hash=device_hash(token), source="phone")
+        db.session.add(participant)
+    participant.name = name
+    participant.organisation_name = organisation
+    participant.actor_group = actor_group
+    participant.consent_named = consent_named and bool(name)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:  # the same phone joined twice at once: keep the first row
+        existing = participant_for(workshop, token)
+        if existing is None:  # pragma: no cover - the row that collided is there
+            raise
+        return existing
+    return participant
+
+
+# --- boards -----------------------------------------------------------------------------------------------
+
+def open_boards(workshop: Workshop) -> list[Board]:
+    """Return the workshop's boards open to the room, in agenda order."""
+    return list(db.session.scalars(select(Board).where(
+        Board.workshop_id == workshop.id, Board.state == "open", Board.deleted.is_(False)).order_by(Board.position,
+                                                                                                  Board.id)))
+
+
+def board_of(workshop: Workshop, board_uid: Any) -> Board:
+    """Return a board of the workshop that the room may see (open or closed, never a draft)."""
+    board = None
+    if isinstance(board_uid, str) and _UID_RE.fullmatch(board_uid):
+        board = db.session.scalar(select(Board).where(Board.uid == board_uid, Board.workshop_id == workshop.id,
+                                                      Board.deleted.is_(False)))
+    if board is None or board.state == "draft":
+        raise NotFoundError(_("Ce tableau n'existe pas ou n'est pas encore ouvert."))
+    return board
+
+
+def _category(board: Board, category_uid: Any) -> NoteCategory | None:
+    categories = board.categories
+    if not categories:
+        return None
+    if not isinstance(category_uid, str) or not category_uid:
+        if len(categories) == 1:
+            return categories[0]
+        raise InvalidInputError(_("Choisissez une catégorie."))
+    for category in categories:
+        if category.uid == category_uid:
+            return category
+    raise InvalidInputError(_("Catégorie inconnue."))
+
+
+def post_note(board: Board, participant: WorkshopParticipant, *, author: str, text: Any, category_uid: Any,
+              client_key: Any, now: dt.datetime | None = None) -> tuple[StickyNote, bool]:
+    """Post a note; a resent note (same client key) is the same note. Return (note, created)."""
+    if not isinstance(client_key, str) or not _CLIENT_KEY_RE.fullmatch(client_key):
+        raise InvalidInputError(_("Clé de note invalide : rechargez la page."))
+    existing = db.session.scalar(select(StickyNote).where(StickyNote.board_id == board.id,
+                                                          StickyNote.client_key == client_key))
+    if existing is not None:
+        if existing.author_key != author:
+            raise ConflictError(_("Clé de note déjà utilisée : rechargez la page."))
+        return existing, False  # the phone lost our answer and sent the note again
+    if not accepts_notes(board, now):
+        raise ConflictError(_("Ce tableau ne reçoit plus de notes."))
+    text = _text(text, label=_("Note"), max_length=board.note_max_length, multiline=True, required=True)
+    category = _category(board, category_uid)
+    position = (db.session.scalar(select(func.max(StickyNote.position)).where(StickyNote.board_id == board.id))
+                or 0) + 1
+    note = StickyNote(board_id=board.id, category_id=category.id if category else None, text=text,
+                      client_key=client_key, author_key=author, author_actor_group=participant.actor_group or "",
+                      author_participant_id=None if board.anonymous else participant.id,
+                      pending=bool(board.moderated), position=position)
+    try:
+        with db.session.begin_nested():
+            db.session.add(note)
+            db.session.flush()
+    except IntegrityError:  # the same key arrived twice at once (PostgreSQL): answer the stored one
+        stored = db.session.scalar(select(StickyNote).where(StickyNote.board_id == board.id,
+                                                            StickyNote.client_key == client_key))
+        if stored is None or stored.author_key != author:  # pragma: no cover
+            raise
+        return stored, False
+    board_versions.bump(board)
+    return note, True
+
+
+def _visible_note(board: Board, note_uid: Any) -> StickyNote:
+    note = None
+    if isinstance(note_uid, str) and _UID_RE.fullmatch(note_uid):
+        note = db.session.scalar(select(StickyNote).where(StickyNote.uid == note_uid, StickyNote.board_id == board.id))
+    if note is None or note.hidden or note.pending or not notes_visible_to_all(board):
+        raise NotFoundError(_("Cette note n'existe pas."))
+    return note
+
+
+def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta: Any,
+         now: dt.datetime | None = None) -> int:
+    """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it."""
+    if delta not in (1, -1) or isinstance(delta, bool):
+        raise InvalidInputError(_("Vote invalide."))
+    if not accepts_votes(board, now):
+        raise ConflictError(_("Les votes ne sont pas ouverts sur ce tableau."))
+    # Lock the participant's row (PostgreSQL) so that two taps at once cannot pass the limits together;
+    # SQLite's BEGIN IMMEDIATE already serialises writers.
+    db.session.scalar(select(WorkshopParticipant.id).where(WorkshopParticipant.id == participant.id)
+                      .with_for_update())
+    note = _visible_note(board, note_uid)
+    mine = db.session.scalar(select(NoteVote).where(NoteVote.note_id == note.id,
+                                                    NoteVote.participant_id == participant.id))
+    if delta > 0:
+        used = db.session.scalar(select(func.coalesce(func.sum(NoteVote.weight), 0)).join(StickyNote).where(
+            StickyNote.board_id == board.id, NoteVote.participant_id == participant.id)) or 0
+        if used >= board.votes_per_participant:
+            raise ConflictError(_("Vous avez utilisé vos %(n)d votes.", n=board.votes_per_participant))
+        if mine is not None and mine.weight >= board.votes_per_note:
+            raise ConflictError(_("%(n)d vote(s) au plus par note.", n=board.votes_per_note))
+        if mine is None:
+            mine = NoteVote(note_id=note.id, participant_id=participant.id, weight=0)
+            db.session.add(mine)
+        mine.weight += 1
+    else:
+        if mine is None or mine.weight <= 0:
+            raise ConflictError(_("Vous n'avez pas voté pour cette note."))
+        mine.weight -= 1
+    weight = mine.weight
+    if weight == 0:
+        db.session.delete(mine)
+    db.session.flush()
+    note.vote_count = StickyNote.vote_count + delta  # in SQL: concurrent voters never lose a dot
+    board_versions.bump(board)
+    db.session.flush()
+    return weight
+
+
+def votes_used(board: Board, participant: WorkshopParticipant | None) -> dict[str, int]:
+    """Return {note uid: dots} this participant put on the board's notes."""
+    if participant is None:
+        return {}
+    rows = db.session.execute(select(StickyNote.uid, NoteVote.weight).join(StickyNote).where(
+        StickyNote.board_id == board.id, NoteVote.participant_id == participant.id))
+    return {uid: weight for uid, weight in rows}
+
+
+def _note_json(uid: str, text: str, category_uid: str | None, votes: int, *, pending: bool = False) -> dict[str, Any]:
+    note: dict[str, Any] = {"id": uid, "text": text, "cat": category_uid or "", "votes": votes}
+    if pending:
+        note["pending"] = True
+    return note
+
+
+def _note_rows(board: Board, *conditions: Any) -> list[tuple]:
+    return list(db.session.execute(
+        select(StickyNote.uid, StickyNote.text, NoteCategory.uid, StickyNote.vote_count, StickyNote.pending)
+        .outerjoin(NoteCategory, StickyNote.category_id == NoteCategory.id)
+        .where(StickyNote.board_id == board.id, StickyNote.hidden.is_(False), *conditions)
+        .order_by(StickyNote.position, StickyNote.id)))
+
+
+# The notes every phone sees, per board: (version, notes, their JSON), made once per version. A poll that
+# finds a new version then costs two small indexed queries (its own notes, its dots), not the whole board.
+_shared: dict[int, tuple[int, list[dict[str, Any]], str]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_notes(board: Board) -> tuple[list[dict[str, Any]], str]:
+    """Return the approved, visible notes of the board (the same for every phone) and their JSON."""
+    version = board_versions.current(board.id)  # read first: the content is then this version or newer
+    hit = _shared.get(board.id)
+    if hit is not None and hit[0] == version:
+        return hit[1], hit[2]
+    notes = []
+    if notes_visible_to_all(board):
+        notes = [_note_json(uid, text, cat, votes) for uid, text, cat, votes, _p
+                 in _note_rows(board, StickyNote.pending.is_(False))]
+    text = json.dumps(notes, ensure_ascii=False, separators=(",", ":"))
+    with _shared_lock:
+        _shared[board.id] = (version, notes, text)
+    return notes, text
+
+
+def forget_shared() -> None:
+    """Drop the shared notes held in memory (tests; a restored backup)."""
+    with _shared_lock:
+        _shared.clear()
+
+
+def notes_for_phone(board: Board, author: str) -> list[dict[str, Any]]:
+    """Return every note a phone may see: the shared ones and its own (pending ones too), never a hidden one."""
+    notes, _text = shared_notes(board)
+    personal = _personal(board, author)
+    mine = set(personal["mine"])
+    return [{**n, "mine": n["id"] in mine} for n in notes] + [{**n, "mine": True} for n in personal["own"]]
+
+
+def _personal(board: Board, author: str) -> dict[str, Any]:
+    """The phone's own notes: the uids of those every phone sees, and in full those only it sees."""
+    shared = notes_visible_to_all(board)
+    mine, own = [], []
+    for uid, text, cat, votes, pending in _note_rows(board, StickyNote.author_key == author):
+        if shared and not pending:
+            mine.append(uid)
+        else:
+            own.append(_note_json(uid, text, cat, votes, pending=pending))
+    return {"mine": mine, "own": own}
+
+
+def _board_header(board: Board, participant: WorkshopParticipant | None, now: dt.datetime,
+                  my_votes: dict[str, int]) -> dict[str, Any]:
+    return {
+        "v": board_versions.current(board.id),
+        "state": board.state,
+        "accepting": accepts_notes(board, now),
+        "voting": accepts_votes(board, now),
+        "visible": notes_visible_to_all(board),
+        "timer_ends_at": _epoch_ms(board.timer_ends_at),
+        "now": _epoch_ms(now),
+        "votes_left": max(0, board.votes_per_participant - sum(my_votes.values())),
+        "votes_per_note": board.votes_per_note,
+    }
+
+
+def board_state(board: Board, *, author: str, participant: WorkshopParticipant | None,
+                now: dt.datetime | None = None) -> dict[str, Any]:
+    """Return the board as a phone sees it: rules and state, `notes` (shared), `own` (notes only this phone
+    sees: its pending ones, all of them before the reveal), `mine` (its uids among the shared), `my_votes`."""
+    now = _now(now)
+    my_votes = votes_used(board, participant)
+    notes, _text = shared_notes(board)
+    return {**_board_header(board, participant, now, my_votes), **_personal(board, author), "notes": notes,
+            "my_votes": my_votes}
+
+
+def board_state_json(board: Board, *, author: str, participant: WorkshopParticipant | None,
+                     now: dt.datetime | None = None) -> tuple[int, str]:
+    """Return (version, the board_state JSON), splicing in the shared notes' JSON made once per version."""
+    now = _now(now)
+    my_votes = votes_used(board, participant)
+    _notes, text = shared_notes(board)
+    head = {**_board_header(board, participant, now, my_votes), **_personal(board, author), "my_votes": my_votes}
+    body = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    return head["v"], body[:-1] + ',"notes":' + text + "}"
+
+
+def _epoch_ms(moment: dt.datetime | None) -> int | None:
+    return None if moment is None else int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def projector_state(board: Board, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Return what the projector shows: counts per category, the timer, and the notes once visible."""
+    now = _now(now)
+    rows = db.session.execute(select(StickyNote.category_id, func.count()).where(
+        StickyNote.board_id == board.id, StickyNote.hidden.is_(False), StickyNote.pending.is_(False))
+        .group_by(StickyNote.category_id))
+    counts = {category_id: n for category_id, n in rows}
+    visible = notes_visible_to_all(board)
+    notes = []
+    if visible:
+        notes = [{"id": n.uid, "text": n.text, "cat": n.category.uid if n.category else "", "votes": n.vote_count}
+                 for n in db.session.scalars(select(StickyNote).where(
+                     StickyNote.board_id == board.id, StickyNote.hidden.is_(False),
+                     StickyNote.pending.is_(False)).order_by(StickyNote.position, StickyNote.id))]
+    return {
+        "v": board_versions.current(board.id),
+        "state": board.state,
+        "accepting": accepts_notes(board, now),
+        "visible": visible,
+        "timer_ends_at": _epoch_ms(board.timer_ends_at),
+        "now": _epoch_ms(now),
+        "total": sum(counts.values()),
+        "counts": {c.uid: counts.get(c.id, 0) for c in board.categories},
+        "notes": notes,
+    }
+
+
+def workshop_by_uid(uid: Any) -> Workshop:
+    """Return a workshop by its public uid (NotFoundError otherwise)."""
+    workshop = None
+    if isinstance(uid, str) and _UID_RE.fullmatch(uid):
+        workshop = db.session.scalar(select(Workshop).where(Workshop.uid == uid, Workshop.deleted.is_(False)))
+    if workshop is None:
+        raise NotFoundError(_("Cet atelier n'existe pas."))
+    return workshop
+
+
+def projector_board(workshop: Workshop, board_uid: Any = None) -> Board | None:
+    """Return the board the projector shows: the one asked for, else the first open one, else the last."""
+    boards = [b for b in workshop.boards if not b.deleted]
+    if isinstance(board_uid, str) and board_uid:
+        for board in boards:
+            if board.uid == board_uid:
+                return board
+        raise NotFoundError(_("Ce tableau n'existe pas."))
+    open_ones = [b for b in boards if b.state == "open"]
+    return open_ones[0] if open_ones else (boards[-1] if boards else None)
+
+
+WIFI_SECURITIES = ("WPA", "WEP", "nopass")
+
+
+def wifi_payload(ssid: Any, password: Any, security: Any) -> tuple[str, str, str]:
+    """Check what the facilitator typed for the Wi-Fi QR code (kept in memory only, never stored)."""
+    ssid = _text(ssid, label=_("Nom du réseau Wi-Fi"), max_length=32, required=True)
+    password = _text(password, label=_("Mot de passe Wi-Fi"), max_length=63)
+    if security not in WIFI_SECURITIES:
+        raise InvalidInputError(_("Type de sécurité Wi-Fi inconnu."))
+    if security != "nopass" and not password:
+        raise InvalidInputError(_("Mot de passe Wi-Fi : à remplir."))
+    return ssid, password, security
