@@ -126,7 +126,8 @@ def _paths(page, base: str) -> list[str]:
     paths += re.findall(r'href="(/exchange/imports/[0-9a-f-]{36})"', page.request.get(base + "/exchange/").text())[:1]
     paths += [innovation + "/sheet", "/search?q=solaire", "/search?q=eau&type=experiments", "/peers/themes/water_sanitation",
               "/exchange/keys", "/exchange/conflicts", "/admin/vocabularies/themes", "/admin/vocabularies/currency",
-              "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public"]
+              "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public",
+              "/barriers/most-cited"]
     return list(dict.fromkeys(paths))
 
 
