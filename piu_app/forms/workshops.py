@@ -15,8 +15,8 @@ from .records import VISIBILITY_CHOICES, MultiCheckboxField
 class WorkshopForm(PiuForm):
     title = StringField(_l("Titre"), validators=[DataRequired(_l("À renseigner.")), length(200)])
     date = DateField(_l("Date"), validators=[Optional()])
-    place = SelectField(_l("Lieu"), choices=[], validate_choice=True)
-    territory = SelectField(_l("Territoire"), choices=[], validate_choice=True)
+    place = SelectField(_l("Lieu"), choices=[], default="")
+    territory = SelectField(_l("Territoire"), choices=[], default="")
     format = SelectField(_l("Format"), choices=list(workshop_service.FORMATS))
     programme = StringField(_l("Programme"), validators=[length(40)],
                             description=_l("Par exemple : PIU, AIMF, local."))

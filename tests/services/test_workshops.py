@@ -147,6 +147,7 @@ def test_live_actions_follow_the_shared_rules(ctx):
 def test_every_visible_change_raises_the_version_phones_poll_after_commit(ctx):
     board = open_board(make_board())
     db.session.commit()
+    board_versions.forget()  # memory is per process: another test's board may have had this id
     published = board_versions.current(board.id)
     note = ws.add_note(board, text="Les marchés publics sont trop longs")
     db.session.flush()

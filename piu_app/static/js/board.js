@@ -22,7 +22,7 @@
 
   document.querySelectorAll("li.note[draggable]").forEach(function (li) {
     li.addEventListener("dragstart", function (event) {
-      dragged = li.getAttribute("data-note");
+      dragged = li.id.slice(2);  // id="n-<note uid>"
       event.dataTransfer.setData("text/plain", dragged);
       event.dataTransfer.effectAllowed = "move";
       li.classList.add("dragging");
