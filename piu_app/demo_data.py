@@ -1761,9 +1761,108 @@ EXPERIMENTS = [
 # Lessons (retours d'expérience)
 # ---------------------------------------------------------------------------
 
+# The barrier catalogue (« freins »): what held the city's pilots back, sorted by actor group as the
+# Aix-en-Provence PIU workshop sorted its sticky notes. Lessons below cite them by label.
+BARRIERS = [
+    {
+        "label": "Délais de paiement incompatibles avec la trésorerie d'une start-up",
+        "description": "Entre la réception des travaux, le service fait, le mandatement et le paiement par le comptable public, une jeune entreprise attend souvent trois à six mois : assez pour la mettre en difficulté.",
+        "actor_group": "buyer_carrier_relation", "nature": "funding_business_model",
+        "themes": ["economy_jobs"],
+        "levers": "Prévoir une avance d'au moins 30 % dans le marché ; payer par tranches courtes ; fixer avec le comptable public un délai de paiement écrit avant de signer.",
+        "visibility": "public",
+    },
+    {
+        "label": "Méconnaissance des procédures pour acheter une innovation",
+        "description": "Les acheteurs pensent devoir lancer un appel d'offres complet pour un pilote de quelques dizaines de milliers d'euros, et renoncent.",
+        "actor_group": "buyers", "nature": "legal_procurement",
+        "themes": ["public_services"],
+        "levers": "Achat innovant sans publicité ni mise en concurrence sous 100 000 € HT (R. 2122-9-1 du Code de la commande publique) ; sourçage préalable (R. 2111-1) ; partenariat d'innovation pour les besoins plus lourds.",
+        "visibility": "public",
+    },
+    {
+        "label": "Aucun budget de fonctionnement prévu après l'expérimentation",
+        "description": "L'investissement du pilote est financé, mais la maintenance, les consommables et le renouvellement des batteries ne figurent dans aucun budget.",
+        "actor_group": "buyers", "nature": "funding_business_model",
+        "levers": "Voter le budget de maintenance pluriannuel en même temps que l'investissement ; inclure la maintenance dans le marché.",
+        "visibility": "public",
+    },
+    {
+        "label": "Services cloisonnés : personne ne porte le projet de bout en bout",
+        "description": "Les services techniques, les finances et le cabinet se renvoient les décisions ; l'innovateur ne sait pas à qui s'adresser.",
+        "actor_group": "buyers", "nature": "organisation_silos",
+        "levers": "Nommer un chef de projet unique avec une lettre de mission ; réunir un comité de pilotage mensuel.",
+        "visibility": "network",
+    },
+    {
+        "label": "Peur de l'échec et du contrôle de légalité",
+        "description": "Élus et agents craignent qu'un pilote qui échoue leur soit reproché, ou que la procédure soit annulée.",
+        "actor_group": "buyers", "nature": "risk_culture",
+        "levers": "Présenter le pilote comme une expérimentation à durée limitée avec des critères d'arrêt ; s'appuyer sur les retours d'expérience de villes pairs.",
+        "visibility": "public",
+    },
+    {
+        "label": "Cycles de décision publics trop lents pour une start-up",
+        "description": "Entre la première rencontre et la signature, il faut souvent un an : conseil municipal, budget, procédure. La start-up n'a pas cette trésorerie.",
+        "actor_group": "carriers", "nature": "timing",
+        "levers": "Annoncer le calendrier réel dès le premier rendez-vous ; prévoir une étape courte et payée (diagnostic, prototype).",
+        "visibility": "public",
+    },
+    {
+        "label": "Difficulté à passer du pilote au déploiement",
+        "description": "Le pilote réussit sur un quartier, mais aucun marché ne permet de généraliser sans tout recommencer.",
+        "actor_group": "carriers", "nature": "replicability",
+        "levers": "Prévoir dès le départ une tranche optionnelle de déploiement ; documenter le pilote pour qu'une autre ville le reprenne.",
+        "visibility": "public",
+    },
+    {
+        "label": "Solutions proposées sans partir du besoin de la collectivité",
+        "description": "Les entreprises présentent un produit tout fait ; la ville n'y reconnaît pas son problème.",
+        "actor_group": "carriers", "nature": "acceptability",
+        "levers": "Publier ses besoins sans présupposer la solution ; organiser des journées de sourçage ouvertes.",
+        "visibility": "network",
+    },
+    {
+        "label": "Accompagnement morcelé entre incubateurs, agences et bureaux d'études",
+        "description": "Chaque structure d'appui couvre une étape ; personne ne fait le lien entre l'innovateur et l'acheteur public.",
+        "actor_group": "facilitators", "nature": "governance_ecosystem",
+        "levers": "Désigner une porte d'entrée unique ; tenir un annuaire partagé des dispositifs d'accompagnement.",
+        "visibility": "public",
+    },
+    {
+        "label": "Manque d'ingénierie pour rédiger un cahier des charges fonctionnel",
+        "description": "La commune n'a pas les compétences pour décrire un besoin en résultats attendus plutôt qu'en moyens.",
+        "actor_group": "facilitators", "nature": "skills_engineering",
+        "levers": "Se faire accompagner par une assistance à maîtrise d'ouvrage ; reprendre le cahier des charges d'une ville pair.",
+        "visibility": "public",
+    },
+    {
+        "label": "Pas de terrain d'expérimentation mis à disposition",
+        "description": "Voirie, toitures ou locaux : obtenir un lieu pour tester prend des mois d'autorisations.",
+        "actor_group": "territory", "nature": "land_space",
+        "levers": "Désigner à l'avance des sites d'expérimentation ; convention d'occupation temporaire type.",
+        "visibility": "public",
+    },
+    {
+        "label": "Réseaux mobile et électrique instables hors du centre",
+        "description": "Les dispositifs connectés perdent la liaison plusieurs jours ; les alarmes ne remontent pas.",
+        "actor_group": "territory", "nature": "data_digital",
+        "levers": "Prévoir un mode dégradé hors ligne et un stockage local des données ; choisir l'opérateur d'après une mesure sur place.",
+        "visibility": "public",
+    },
+    {
+        "label": "Habitants non associés : rejet ou dégradation du dispositif",
+        "description": "Un équipement posé sans explication est mal compris, parfois vandalisé, et la participation s'essouffle faute de retour.",
+        "actor_group": "territory", "nature": "acceptability",
+        "levers": "Associer les chefs de quartier au choix des emplacements ; restituer les résultats aux habitants pendant l'expérimentation.",
+        "visibility": "public",
+    },
+]
+
 LESSONS = [
     {
         "title": "Éclairage solaire : la maintenance compte plus que le lampadaire",
+        "barriers": ["Aucun budget de fonctionnement prévu après l'expérimentation", "Délais de paiement incompatibles avec la trésorerie d'une start-up", "Réseaux mobile et électrique instables hors du centre"],
         "experiment": "Pilote d'éclairage solaire au Quartier des Pêcheurs",
         "author": "Fatou Ndiaye",
         "date": "2024-01-26",
@@ -1779,6 +1878,7 @@ LESSONS = [
     },
     {
         "title": "Tricycles de collecte : le recouvrement des abonnements, nerf de la guerre",
+        "barriers": ["Services cloisonnés : personne ne porte le projet de bout en bout", "Délais de paiement incompatibles avec la trésorerie d'une start-up"],
         "experiment": "Collecte par tricycles dans les ruelles du Marché central",
         "author": "Awa Diallo",
         "date": "2023-11-08",
@@ -1794,6 +1894,7 @@ LESSONS = [
     },
     {
         "title": "Cartographie des inondations : les volontaires, une ressource à entretenir",
+        "barriers": ["Habitants non associés : rejet ou dégradation du dispositif", "Cycles de décision publics trop lents pour une start-up"],
         "experiment": "Cartographie des inondations de l'hivernage 2023",
         "author": "Aminata Sow",
         "date": "2024-03-20",
@@ -1809,6 +1910,7 @@ LESSONS = [
     },
     {
         "title": "Numériser l'état civil : ne pas sous-estimer l'état des registres",
+        "barriers": ["Manque d'ingénierie pour rédiger un cahier des charges fonctionnel"],
         "experiment": "Numérisation des registres du centre d'état civil principal",
         "author": "Fatou Ndiaye",
         "date": "2025-01-17",
@@ -1824,6 +1926,7 @@ LESSONS = [
     },
     {
         "title": "Droits de place par mobile money : convaincre le receveur avant les commerçants",
+        "barriers": ["Peur de l'échec et du contrôle de légalité", "Délais de paiement incompatibles avec la trésorerie d'une start-up"],
         "experiment": "Perception des droits de place par mobile money",
         "author": "Fatou Ndiaye",
         "date": "2024-01-10",
@@ -1869,6 +1972,7 @@ LESSONS = [
     },
     {
         "title": "Potagers sur toit : une récolte inférieure aux attentes",
+        "barriers": ["Pas de terrain d'expérimentation mis à disposition"],
         "experiment": "Potagers sur le toit du marché couvert",
         "author": "Fatou Ndiaye",
         "date": "2024-07-15",
@@ -1914,6 +2018,7 @@ LESSONS = [
     },
     {
         "title": "Pavés en plastique : arrêt après déformations à la chaleur",
+        "barriers": ["Difficulté à passer du pilote au déploiement", "Peur de l'échec et du contrôle de légalité"],
         "experiment": "Pavage de la place du marché au poisson",
         "author": "Rokhaya Diouf",
         "date": "2023-11-30",
@@ -1929,6 +2034,7 @@ LESSONS = [
     },
     {
         "title": "Budget participatif : des délais de réalisation à tenir pour garder la confiance",
+        "barriers": ["Cycles de décision publics trop lents pour une start-up"],
         "experiment": "Budget participatif 2024 dans trois quartiers",
         "author": "Mamadou Sarr",
         "date": "2025-01-20",
@@ -1944,6 +2050,7 @@ LESSONS = [
     },
     {
         "title": "Compostage au marché : le tri à la source s'essouffle sans retour",
+        "barriers": ["Habitants non associés : rejet ou dégradation du dispositif"],
         "experiment": "Compostage des invendus du Marché central",
         "author": "Awa Diallo",
         "date": "2024-09-18",

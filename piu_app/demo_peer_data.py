@@ -148,9 +148,37 @@ EXPERIMENTS = [
     },
 ]
 
+# Barriers Dune-Blanche's lessons cite: two of the demonstration's own catalogue (relayed back, marked
+# "home"), and one of its own, so that « Freins les plus cités » shows a barrier cited in two cities.
+BARRIERS = [
+    {
+        "label": "Aucun budget de fonctionnement prévu après l'expérimentation",
+        "home": True,
+        "actor_group": "buyers", "nature": "funding_business_model",
+        "visibility": "public",
+    },
+    {
+        "label": "Habitants non associés : rejet ou dégradation du dispositif",
+        "home": True,
+        "actor_group": "territory", "nature": "acceptability",
+        "visibility": "public",
+    },
+    {
+        "label": "Équipements inadaptés au climat littoral (sel, sable, chaleur)",
+        "description": "Fixations corrodées par le sel, sable dans les mécanismes, batteries qui chauffent : les matériels conçus pour l'Europe s'usent vite sur la côte.",
+        "actor_group": "carriers", "nature": "replicability",
+        "themes": ["energy_climate"],
+        "levers": "Exiger l'inox et un indice de protection IP66 au moins ; tester une saison sèche et un hivernage avant de généraliser.",
+        "visibility": "public",
+    },
+]
+
 LESSONS = [
     {
         "title": "Corniche éclairée : associer les pêcheurs au choix des emplacements",
+        "barriers": ["Aucun budget de fonctionnement prévu après l'expérimentation",
+                     "Habitants non associés : rejet ou dégradation du dispositif",
+                     "Équipements inadaptés au climat littoral (sel, sable, chaleur)"],
         "experiment": "Éclairage solaire de la corniche de Dune-Blanche",
         "author": "Aminata Faye",
         "date": "2024-07-15",

@@ -67,6 +67,19 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """A many-to-many link without a role, chosen by name on the owner's page (a lesson cites barriers)."""
+
+    name: str                       # relationship on the owner that lists the targets
+    label: Any
+    reverse_label: Any              # heading on the target's detail page (« Cité par »)
+    table: Any                      # the association table
+    owner_fk: str                   # its column pointing to the owner
+    target: str                     # key of the target record type
+    target_fk: str                  # its column pointing to the target
+
+
+@dataclass(frozen=True)
 class RecordType:
     key: str                        # URL prefix, blueprint name, bundle table name
     model: type
@@ -76,6 +89,7 @@ class RecordType:
     title_attr: str = "name"
     order_by: tuple[str, ...] = ("name",)  # attributes folded into `sort_key`, the list order
     links: tuple[Link, ...] = ()
+    citations: tuple[Citation, ...] = ()
     default_visibility: str = "network"
     extra_filters: tuple[str, ...] = ()   # named filters implemented in services.records
     new_label: Any = None
@@ -285,6 +299,23 @@ LESSONS = RecordType(
         Link("people", _l("Les personnes derrière ce retour"), _l("Retours d'expérience"), m.LessonPerson,
              "people_links", "lesson_id", "persons", "person", "person_id", "lesson_person_role"),
     ),
+    citations=(
+        Citation("barriers", _l("Freins rencontrés"), _l("Cité par"), m.lesson_barriers, "lesson_id", "barriers",
+                 "barrier_id"),
+    ),
+)
+
+BARRIERS = RecordType(
+    "barriers", m.Barrier, _l("Frein"), _l("Freins"), new_label=_l("Nouveau frein"),
+    title_attr="label", order_by=("label",),
+    fields=(
+        _f("label", _l("Intitulé"), required=True, in_list=True, max_length=200),
+        _f("description", _l("Description"), "textarea"),
+        _vocab("actor_group", _l("Groupe d'acteurs"), "barrier_actor_group", filter=True, in_list=True),
+        _vocab("nature", _l("Nature"), "barrier_nature", filter=True, in_list=True),
+        _THEMES,
+        _f("levers", _l("Leviers connus (contournements, solutions)"), "textarea"),
+    ),
 )
 
 PROCUREMENTS = RecordType(
@@ -391,7 +422,7 @@ SUPPORT_PROGRAMMES = RecordType(
 )
 
 RECORD_TYPES: dict[str, RecordType] = {rt.key: rt for rt in (
-    INNOVATIONS, ORGANISATIONS, EXPERIMENTS, LESSONS, PROCUREMENTS, FUNDING_AIDS, EXPERIMENT_FUNDINGS,
+    INNOVATIONS, ORGANISATIONS, EXPERIMENTS, LESSONS, BARRIERS, PROCUREMENTS, FUNDING_AIDS, EXPERIMENT_FUNDINGS,
     REVIEWS, NEEDS, PLACES, SUPPORT_PROGRAMMES, PERSONS, TERRITORIES,
 )}
 
@@ -419,6 +450,17 @@ def backrefs_to(target: RecordType) -> list[BackRef]:
             label = source.label_plural if len(refs) == 1 else _Joined(source.label_plural, f.label)
             found.append(BackRef(source, f, label))
     return found
+
+
+@dataclass(frozen=True)
+class ReverseCitation:
+    owner: RecordType
+    citation: Citation
+
+
+def reverse_citations_to(target: RecordType) -> list[ReverseCitation]:
+    return [ReverseCitation(owner, c) for owner in RECORD_TYPES.values() for c in owner.citations
+            if c.target == target.key]
 
 
 def reverse_links_to(target: RecordType) -> list[ReverseLink]:

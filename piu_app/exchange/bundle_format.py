@@ -48,7 +48,7 @@ SCHEMA_BASE_URI = "https://piu.example.org/schemas/registre/1.0/"  # stable URI 
 # Record types in an order where every link points to a table already written (territories
 # point to their parent territory: that one link is set in a second pass).
 TABLE_ORDER = ("territories", "organisations", "persons", "places", "innovations", "needs", "experiments",
-               "lessons", "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes")
+               "barriers", "lessons", "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes")
 
 IDENTITY = ("uid", "origin_instance", "created_at", "updated_at", "version", "deleted", "visibility", "lang",
             "licence", "source")
@@ -228,6 +228,10 @@ def _record_table(rt: RecordType) -> RecordTable:
             cols.append(Column("match_note", "text"))
         children.append(ChildTable(link.model.__tablename__, rt.key, tuple(cols), str(link.label), link.name,
                                    key_size=2))  # unique (owner, target, role)
+    for c in rt.citations:  # a lesson's barriers: the cited record's uid, once per owner
+        children.append(ChildTable(c.table.name, rt.key,
+                                   (owner, Column(f"{singular(c.target)}_uid", "ref", ref=c.target, required=True)),
+                                   str(c.label), "Barriers met" if c.target == "barriers" else c.name))
     if rt.key == "reviews":
         scores = next(f for f in rt.fields if f.kind == "scores")  # the grid's scale is declared in the register
         children.append(ChildTable("review_scores", rt.key,
@@ -315,6 +319,9 @@ def child_db_table(child: ChildTable) -> tuple[Table, str, dict[str, str]]:
         return table, owner_col, {"theme_code": "theme_id"}
     if child.name == "review_scores":
         return ReviewScore.__table__, "review_id", {"criterion": "criterion", "score": "score", "evidence": "evidence"}
+    citation = next((c for c in rt.citations if c.table.name == child.name), None)
+    if citation is not None:
+        return citation.table, citation.owner_fk, {child.columns[1].name: citation.target_fk}
     link = next(lk for lk in rt.links if lk.model.__tablename__ == child.name)
     mapping = {child.columns[1].name: link.target_fk, "role": "role"}
     if "match_note" in link.model.__table__.c:

@@ -1253,10 +1253,13 @@ def _change_function(rtable: bf.RecordTable) -> Any:
                 for n, col in enumerate(rtable.columns) if col.name not in _UNLOGGED]
     fields = {f.name: f for f in rtable.rt.fields}
     links = {link.model.__tablename__: link.name for link in rtable.rt.links}
+    citations = {c.table.name: c.name for c in rtable.rt.citations}
     kids: list[tuple[str, str, Any]] = []
     for child in rtable.children:
         if child.name.endswith("_themes"):
             kids.append((child.name, "themes", lambda vs: ";".join(sorted(v[0] for v in vs))))
+        elif child.name in citations:  # cited uids, put into titles when shown
+            kids.append((child.name, citations[child.name], lambda vs: "; ".join(sorted(v[0] for v in vs))))
         elif child.name in links:
             kids.append((child.name, links[child.name], lambda vs: "; ".join(sorted(f"{v[0]} ({v[1]})" for v in vs))))
         elif child.name == "review_scores":

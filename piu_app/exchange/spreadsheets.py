@@ -62,7 +62,7 @@ from .cells import FORMULA_TRIGGERS, keep_apostrophes, neutralise, restore
 
 # Every record type a city keeps in a table, the most asked first (the upload form's order).
 IMPORTABLE = ("experiments", "innovations", "organisations", "persons", "funding_aids", "places", "territories",
-              "needs", "procurements", "support_programmes", "lessons", "experiment_fundings", "reviews")
+              "needs", "procurements", "support_programmes", "lessons", "barriers", "experiment_fundings", "reviews")
 MAX_ROWS = 20_000
 MAX_COLUMNS = 200
 HEADER_SEARCH_ROWS = 30

@@ -22,3 +22,11 @@ class LinkForm(PiuForm):
     q = StringField(_l("Nom"), validators=[length(200)])
     target = HiddenField(validators=[length(40)])
     role = SelectField(_l("Rôle"), choices=[])
+
+
+class CitationForm(PiuForm):
+    """Cite a record, found by its typed name (`q`) or, on the screen of choices, its uid (`target`;
+    "new" creates it as a draft). Made with the citation's name as prefix."""
+
+    q = StringField(_l("Nom"), validators=[length(200)])
+    target = HiddenField(validators=[length(40)])

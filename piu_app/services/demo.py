@@ -47,6 +47,7 @@ _PLAN: list[tuple[str, str, Callable[[dict], str]]] = [
     ("innovations", "INNOVATIONS", lambda r: r["name"]),
     ("needs", "NEEDS", lambda r: r["title"]),
     ("experiments", "EXPERIMENTS", lambda r: r["title"]),
+    ("barriers", "BARRIERS", lambda r: r["label"]),
     ("lessons", "LESSONS", lambda r: r["title"]),
     ("procurements", "PROCUREMENTS", lambda r: r["title"]),
     ("funding_aids", "FUNDING_AIDS", lambda r: r["name"]),
@@ -123,6 +124,10 @@ def _load_records(data: ModuleType, code: str, *, home_code: str = "") -> dict[s
                     target_key, role = (item, "candidate") if isinstance(item, str) else item
                     records.add_link(rt, record, link_name, target_uid=uid_of(target_type, target_key),
                                      role=role, username=DEMO_USER)
+            for c in rt.citations:  # a lesson's barriers, by label
+                for target_key in row.get(c.name, []):
+                    records.add_citation(rt, record, c.name, target_uid=uid_of(c.target, target_key),
+                                         username=DEMO_USER)
             added[key] = added.get(key, 0) + 1
     return added
 

@@ -22,7 +22,17 @@ from sqlalchemy import Select, exists, func
 
 from ..database import fold
 from ..models import VISIBILITIES, ChangeLog, Experiment, Lesson, Review, ReviewScore, Theme, db, utcnow
-from ..registry import RECORD_TYPES, BackRef, Field, Link, RecordType, backrefs_to, reverse_links_to
+from ..registry import (
+    RECORD_TYPES,
+    BackRef,
+    Citation,
+    Field,
+    Link,
+    RecordType,
+    backrefs_to,
+    reverse_citations_to,
+    reverse_links_to,
+)
 from . import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError, vocabularies
 from . import instance as instance_service
 from . import search as search_service
@@ -150,6 +160,19 @@ def reverse_links(rt: RecordType, record: Any) -> list[tuple[RecordType, Link, l
     return found
 
 
+def reverse_citations(rt: RecordType, record: Any, *, limit: int = 200) -> list[tuple[RecordType, Citation, list[Any]]]:
+    """Return, per citation that can point to `record` (lessons citing a barrier), the live owners that do."""
+    found = []
+    for rev in reverse_citations_to(rt):
+        table, model = rev.citation.table, rev.owner.model
+        owners = list(db.session.scalars(
+            db.select(model).join(table, table.c[rev.citation.owner_fk] == model.id)
+            .where(table.c[rev.citation.target_fk] == record.id, model.deleted.is_(False))
+            .order_by(model.sort_key, model.id).limit(limit)))
+        found.append((rev.owner, rev.citation, owners))
+    return found
+
+
 def _owner_relationship(link: Link) -> str:
     return link.owner_fk.removesuffix("_id")
 
@@ -219,6 +242,7 @@ def history_in_words(rt: RecordType, record: Any, labels: Mapping[tuple[str, str
 def _change_labels(rt: RecordType) -> dict[str, str]:
     names = {f.name: str(f.label) for f in rt.fields}
     names.update({link.name: str(link.label) for link in rt.links})
+    names.update({c.name: str(c.label) for c in rt.citations})
     names.update({"visibility": _("Niveau de partage"), "draft": _("Brouillon"), "deleted": _("Supprimée"),
                   "document": _("Document"), "origin": _("Origine")})
     return names
@@ -228,7 +252,8 @@ def _titles_of_uids(rt: RecordType, uids: set[str]) -> dict[str, str]:
     """Titles of the records that these uids name, among the types `rt` links to (a few per page)."""
     if not uids:
         return {}
-    targets = {f.ref for f in rt.fields if f.kind == "ref"} | {link.target for link in rt.links}
+    targets = ({f.ref for f in rt.fields if f.kind == "ref"} | {link.target for link in rt.links}
+               | {c.target for c in rt.citations})
     found: dict[str, str] = {}
     wanted = sorted(uids)[:500]
     for key in sorted(t for t in targets if t):
@@ -262,6 +287,8 @@ def _in_words(rt: RecordType, name: str, raw: Any, labels: Mapping[tuple[str, st
             title, role = found.groups()
             words.append(f"{titles.get(title, title)} ({labels.get((link.role_vocab, role), role)})")
         return "; ".join(words)
+    if any(c.name == name for c in rt.citations):  # titles (an edit) or uids (an import), "; "-joined
+        return "; ".join(titles.get(item, item) for item in value.split("; "))
     f = next((fl for fl in rt.fields if fl.name == name), None)
     if f is None:
         return value
@@ -657,6 +684,41 @@ def remove_link(rt: RecordType, record: Any, link_name: str, link_id: int, *, us
     title = RECORD_TYPES[link.target].title_of(getattr(row, link.target_attr))
     rows.remove(row)
     _touch(rt, record, username, {link.name: [f"{title} ({row.role})", ""]})
+    return record
+
+
+def citation(rt: RecordType, name: str) -> Citation:
+    for c in rt.citations:
+        if c.name == name:
+            return c
+    raise NotFoundError(_("Lien inconnu."))
+
+
+def add_citation(rt: RecordType, record: Any, name: str, *, target_uid: str, username: str) -> Any:
+    """Cite a record from another (a lesson cites a barrier it met): once, whatever the number of calls."""
+    _check_owned(record)
+    c = citation(rt, name)
+    target_rt = RECORD_TYPES[c.target]
+    target = _live_by_uid(target_rt, target_uid)
+    if target is None:
+        raise InvalidInputError(_("La fiche liée n'existe pas ou a été supprimée."))
+    cited = getattr(record, c.name)
+    if any(t.id == target.id for t in cited):
+        return record
+    cited.append(target)
+    _touch(rt, record, username, {c.name: ["", target_rt.title_of(target)]})
+    return record
+
+
+def remove_citation(rt: RecordType, record: Any, name: str, *, target_uid: str, username: str) -> Any:
+    _check_owned(record)
+    c = citation(rt, name)
+    cited = getattr(record, c.name)
+    target = next((t for t in cited if t.uid == target_uid), None)
+    if target is None:
+        raise NotFoundError(_("Ce lien n'existe plus."))
+    cited.remove(target)
+    _touch(rt, record, username, {c.name: [RECORD_TYPES[c.target].title_of(target), ""]})
     return record
 
 

@@ -84,6 +84,8 @@ def vocabulary_title(name: str) -> str:
         "reviewer_type": _("Types d'évaluateur"),
         "review_criterion": _("Critères d'évaluation"),
         "support_lever": _("Leviers d'accompagnement"),
+        "barrier_actor_group": _("Groupes d'acteurs des freins"),
+        "barrier_nature": _("Natures des freins"),
         "doc_type": _("Types de document joint"),
         "currency": _("Devises"),
     }

@@ -33,6 +33,7 @@ def register(app: Flask) -> None:
         admin,
         auth,
         backups,
+        barriers,
         documents,
         exchange,
         imports,
@@ -59,6 +60,8 @@ def register(app: Flask) -> None:
         bp = records.make_blueprint(rt)
         if key == "innovations":
             innovations.add_routes(bp)
+        if key == "barriers":
+            barriers.add_routes(bp)
         app.register_blueprint(bp)
 
     login_manager.login_view = "auth.login"

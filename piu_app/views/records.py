@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 
 from ..exchange import spreadsheets
 from ..extensions import db
-from ..forms.documents import UploadForm
+from ..forms.documents import CitationForm, UploadForm
 from ..forms.records import (
     VISIBILITY_CHOICES,
     Pick,
@@ -37,7 +37,14 @@ from ..forms.records import (
 )
 from ..i18n import current_lang
 from ..registry import RECORD_TYPES, RecordType
-from ..services import ConflictError, DomainError, NotFoundError, PermissionDeniedError, vocabularies
+from ..services import (
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    vocabularies,
+)
 from ..services import documents as document_service
 from ..services import records as record_service
 from .access import require_role, username
@@ -119,6 +126,7 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return render_template("records/detail.html",
                                rt=rt, record=record, backrefs=record_service.backrefs(rt, record),
                                reverse_links=record_service.reverse_links(rt, record), link_forms=link_forms,
+                               reverse_citations=record_service.reverse_citations(rt, record),
                                documents=document_service.for_record(record), upload_form=upload_form)
 
     @bp.route("/<uid>/edit", methods=["GET", "POST"])
@@ -223,6 +231,9 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         flash(_("Lien retiré."), "info")
         return redirect(url_for(".detail", uid=uid))
 
+    if rt.citations:
+        add_citation_routes(bp, rt)
+
     @bp.post("/<uid>/documents")
     @require_role("editor")
     def upload(uid: str):
@@ -242,6 +253,63 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         return redirect(url_for(".detail", uid=uid))
 
     return bp
+
+
+def add_citation_routes(bp: Blueprint, rt: RecordType) -> None:
+    """Cite records by name from a record's page (a lesson cites the barriers it met)."""
+
+    @bp.post("/<uid>/citations/<citation_name>")
+    @require_role("editor")
+    def add_citation(uid: str, citation_name: str):
+        record = record_service.get(rt, uid, include_deleted=False)
+        record_service.check_editable(record)
+        citation = record_service.citation(rt, citation_name)
+        target_rt = RECORD_TYPES[citation.target]
+        form = CitationForm(prefix=citation.name)
+        if not form.validate_on_submit():
+            for errors in form.errors.values():
+                for message in errors:
+                    flash(str(message), "error")
+            return redirect(url_for(".detail", uid=uid))
+        text, target = " ".join((form.q.data or "").split()), form.target.data or ""
+        matches = []
+        if not target:
+            if not text:
+                flash(_("Tapez le nom de la fiche à lier."), "error")
+                return redirect(url_for(".detail", uid=uid))
+            matches = record_service.lookup(target_rt, text, lang=current_lang())
+            exact = [m for m in matches if m.exact]
+            target = exact[0].uid if len(exact) == 1 else ""
+        if not target:  # the next screen: which record is meant, or a new one
+            return render_template("records/citation_pick.html", rt=rt, record=record, citation=citation,
+                                   target_rt=target_rt, text=text, matches=matches)
+        try:
+            created = None
+            if target == "new":
+                if not text:
+                    raise InvalidInputError(_("Indiquez le nom de la fiche à créer."))
+                created = record_service.create_named(target_rt, text, {}, username=username())
+                target = created.uid
+            record_service.add_citation(rt, record, citation_name, target_uid=target, username=username())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for(".detail", uid=uid))
+        db.session.commit()
+        flash(_("Lien ajouté."), "success")
+        if created is not None:
+            flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
+        return redirect(url_for(".detail", uid=uid))
+
+    @bp.post("/<uid>/citations/<citation_name>/<target_uid>/remove")
+    @require_role("editor")
+    def remove_citation(uid: str, citation_name: str, target_uid: str):
+        record = record_service.get(rt, uid, include_deleted=False)
+        record_service.check_editable(record)
+        record_service.remove_citation(rt, record, citation_name, target_uid=target_uid, username=username())
+        db.session.commit()
+        flash(_("Lien retiré."), "info")
+        return redirect(url_for(".detail", uid=uid))
 
 
 def _labels_with_themes(lang: str) -> dict[tuple[str, str], str]:

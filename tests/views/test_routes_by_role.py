@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 # Actions that end the session or throw records away run last, so that the others see live records.
-LAST = ("auth.logout", ".delete", ".remove_link", "backups.restore")
+LAST = ("auth.logout", ".delete", ".remove_link", ".remove_citation", "backups.restore")
 
 
 def _url_values(app: Flask, rule, uids: dict[str, str], target_user_id: int) -> dict[str, object]:
@@ -50,6 +50,11 @@ def _url_values(app: Flask, rule, uids: dict[str, str], target_user_id: int) -> 
         elif arg == "link_name":
             links = RECORD_TYPES[blueprint].links if blueprint in RECORD_TYPES else ()
             values[arg] = links[0].name if links else "no-such-link"
+        elif arg == "citation_name":
+            citations = RECORD_TYPES[blueprint].citations if blueprint in RECORD_TYPES else ()
+            values[arg] = citations[0].name if citations else "no-such-citation"
+        elif arg == "target_uid":
+            values[arg] = DUMMY_UID  # not cited: 404 is the right answer
         elif arg == "user_id":
             values[arg] = target_user_id
         elif arg == "code":

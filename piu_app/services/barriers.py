@@ -1,0 +1,287 @@
+"""The barrier catalogue ("freins"): find a barrier close to a note, create one, and count where each is cited.
+
+A barrier is a register record like the others (list, form, history, bundles: `services.records`);
+what only barriers have lives here:
+- `similar`: the live barriers that share words with a sticky note's text, so that the facilitator
+  promotes a note to an existing barrier rather than making a duplicate;
+- `create`: a new barrier, through `records.create` (history, search index, version);
+- the citations: lessons learned that cite a barrier (`lesson_barriers`), and workshop notes and
+  themes promoted to it (`promoted_kind == "barrier"`, `promoted_uid` = its uid), this city's and
+  the peers' records alike (a peer's lessons and workshops arrive in its bundles). A hidden or
+  pending note, a deleted record and a deleted barrier count nowhere.
+
+Every function here reads a bounded number of queries, whatever the size of the register: one
+aggregate per kind of citation, then the page's barriers in one query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..database import fold
+from ..models import (
+    Barrier,
+    Board,
+    Experiment,
+    ImportBatch,
+    Lesson,
+    NoteTheme,
+    StickyNote,
+    Territory,
+    Workshop,
+    db,
+    lesson_barriers,
+)
+from ..registry import BARRIERS, TEXT_KINDS
+from . import InvalidInputError, records
+from . import instance as instance_service
+from .peers import significant_words
+
+PROMOTED_KIND = "barrier"       # StickyNote / NoteTheme.promoted_kind of a note turned into a barrier
+SIMILAR_SCAN = 5000             # live barriers compared with a note, the most recently changed first
+MAX_TEXT_LENGTH = 2000          # a note's text, not a document
+MOST_CITED_LIMIT = 50
+
+
+# --------------------------------------------------------------------------- similar barriers
+
+def similar(text: str, *, actor_group: str = "", limit: int = 5) -> list[Barrier]:
+    """Return up to `limit` live barriers close to a note's text: those sharing significant words with it
+    (accents, case and plural folded), the same actor group first, then the most words in common.
+
+    The facilitator is offered these before creating a new barrier from a note. Nothing is returned for
+    a text without significant words (« Oui ! »)."""
+    if not isinstance(text, str) or not isinstance(actor_group, str):
+        raise InvalidInputError(_("Texte attendu."))
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInputError(_("%(n)d caractères au plus.", n=MAX_TEXT_LENGTH))
+    limit = max(0, min(int(limit), 50))
+    wanted = set(significant_words(text))
+    if not wanted or not limit:
+        return []
+    rows = db.session.execute(
+        select(Barrier.id, Barrier.label, Barrier.description, Barrier.actor_group, Barrier.sort_key)
+        .where(Barrier.deleted.is_(False)).order_by(Barrier.updated_at.desc(), Barrier.id.desc())
+        .limit(SIMILAR_SCAN))
+    scored = []
+    for id_, label, description, group, sort_key in rows:
+        in_label = wanted & set(significant_words(label))
+        in_text = wanted & set(significant_words(description or ""))
+        common = len(in_label | in_text)
+        if not common:
+            continue
+        # label words weigh twice: the label is what the barrier is; the description, how it is told
+        score = common + len(in_label)
+        same_group = bool(actor_group) and group == actor_group
+        scored.append((not same_group, -score, sort_key, id_))
+    best = [row[-1] for row in sorted(scored)[:limit]]
+    if not best:
+        return []
+    found = {b.id: b for b in db.session.scalars(select(Barrier).where(Barrier.id.in_(best)))}
+    return [found[i] for i in best if i in found]
+
+
+# --------------------------------------------------------------------------- creating
+
+def create(label: str, *, description: str = "", actor_group: str = "", nature: str = "", levers: str = "",
+           themes: Sequence[str] = (), visibility: str | None = None, username: str) -> Barrier:
+    """Create a barrier owned by this city (checked like a form: required label, lengths, vocabulary codes,
+    no control character), with its history, its search entry and its first version. The caller commits."""
+    values: dict[str, Any] = {"label": label, "description": description, "actor_group": actor_group,
+                              "nature": nature, "levers": levers, "themes": list(themes)}
+    for name, value in values.items():
+        kind = BARRIERS.field(name).kind
+        if kind in TEXT_KINDS or kind == "vocab":
+            if not isinstance(value, str):
+                raise InvalidInputError(_("Texte attendu."), field_errors={name: _("Texte attendu.")})
+        elif isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise InvalidInputError(_("Thématique inconnue."), field_errors={name: _("Thématique inconnue.")})
+    if visibility is not None:
+        values["visibility"] = visibility
+    return records.create(BARRIERS, values, username=username)
+
+
+# --------------------------------------------------------------------------- citations
+
+@dataclass
+class Citations:
+    """Where one barrier is cited: by how many lessons, workshop notes and themes, in which cities
+    (instance codes) and territories."""
+
+    barrier_id: int
+    lessons: int = 0
+    notes: int = 0
+    themes: int = 0
+    cities: set[str] = field(default_factory=set)
+    territories: set[str] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return self.lessons + self.notes + self.themes
+
+
+@dataclass
+class CitedBarrier:
+    """A barrier of the ranking, with its citations and the names of the cities that cite it."""
+
+    barrier: Barrier
+    citations: Citations
+    city_names: list[str]
+    territory_names: list[str]
+
+    @property
+    def total(self) -> int:
+        return self.citations.total
+
+
+def _lesson_rows(barrier_ids: Sequence[int] | None) -> Any:
+    """(barrier id, city code, territory name, lessons) of live lessons citing live barriers."""
+    lb = lesson_barriers
+    query = (select(lb.c.barrier_id, Lesson.origin_instance, Territory.name, func.count())
+             .select_from(lb)
+             .join(Lesson, Lesson.id == lb.c.lesson_id)
+             .join(Barrier, Barrier.id == lb.c.barrier_id)
+             .outerjoin(Experiment, (Experiment.id == Lesson.experiment_id) & Experiment.deleted.is_(False))
+             .outerjoin(Territory, (Territory.id == Experiment.territory_id) & Territory.deleted.is_(False))
+             .where(Lesson.deleted.is_(False), Barrier.deleted.is_(False))
+             .group_by(lb.c.barrier_id, Lesson.origin_instance, Territory.name))
+    if barrier_ids is not None:
+        query = query.where(lb.c.barrier_id.in_(barrier_ids))
+    return db.session.execute(query)
+
+
+def _workshop_rows(model: Any, barrier_ids: Sequence[int] | None) -> Any:
+    """(barrier id, city code, territory name, count) of notes or themes of live workshops promoted
+    to live barriers (hidden and pending notes left out)."""
+    query = (select(Barrier.id, Workshop.origin_instance, Territory.name, func.count())
+             .select_from(model)
+             .join(Barrier, Barrier.uid == model.promoted_uid)
+             .join(Board, Board.id == model.board_id)
+             .join(Workshop, Workshop.id == Board.workshop_id)
+             .outerjoin(Territory, (Territory.id == Workshop.territory_id) & Territory.deleted.is_(False))
+             .where(model.promoted_kind == PROMOTED_KIND, Barrier.deleted.is_(False), Board.deleted.is_(False),
+                    Workshop.deleted.is_(False))
+             .group_by(Barrier.id, Workshop.origin_instance, Territory.name))
+    if model is StickyNote:
+        query = query.where(StickyNote.hidden.is_(False), StickyNote.pending.is_(False))
+    if barrier_ids is not None:
+        query = query.where(Barrier.id.in_(barrier_ids))
+    return db.session.execute(query)
+
+
+def citation_counts(barrier_ids: Iterable[int] | None = None) -> dict[int, Citations]:
+    """Return {barrier id: its citations} for the barriers cited at least once (of `barrier_ids` if given):
+    three aggregate queries, whatever the number of barriers and citations."""
+    ids = None if barrier_ids is None else sorted(set(barrier_ids))
+    if ids is not None and not ids:
+        return {}
+    found: dict[int, Citations] = {}
+    for kind, rows in (("lessons", _lesson_rows(ids)), ("notes", _workshop_rows(StickyNote, ids)),
+                       ("themes", _workshop_rows(NoteTheme, ids))):
+        for barrier_id, city, territory, count in rows:
+            c = found.setdefault(barrier_id, Citations(barrier_id))
+            setattr(c, kind, getattr(c, kind) + count)
+            if city:
+                c.cities.add(city)
+            if territory:
+                c.territories.add(territory)
+    return found
+
+
+def city_names(codes: Iterable[str]) -> dict[str, str]:
+    """{instance code: city name}: this city's own name, and each peer's as its latest bundle gave it."""
+    codes = {c for c in codes if c}
+    names: dict[str, str] = {}
+    if not codes:
+        return names
+    rows = db.session.execute(select(ImportBatch.origin_instance, ImportBatch.origin_name)
+                              .where(ImportBatch.origin_instance.in_(codes), ImportBatch.origin_name != "")
+                              .order_by(ImportBatch.created_at, ImportBatch.id))
+    names.update({code: name for code, name in rows})
+    settings = instance_service.current()
+    if settings is not None and settings.instance_code in codes:
+        names[settings.instance_code] = settings.city_name
+    return names
+
+
+def most_cited(*, actor_group: str = "", nature: str = "", limit: int = MOST_CITED_LIMIT) -> list[CitedBarrier]:
+    """Return the live barriers cited at least once, the most cited first (then those cited in the most
+    cities, then by label), with where they were cited: the network's view of what holds innovation back."""
+    counts = citation_counts()
+    if not counts:
+        return []
+    query = select(Barrier.id, Barrier.sort_key).where(Barrier.id.in_(list(counts)), Barrier.deleted.is_(False))
+    if actor_group:
+        query = query.where(Barrier.actor_group == actor_group)
+    if nature:
+        query = query.where(Barrier.nature == nature)
+    keys = dict(db.session.execute(query).all()) if len(counts) <= 20_000 else _keys_in_chunks(query, counts)
+    ranked = sorted(keys, key=lambda i: (-counts[i].total, -len(counts[i].cities), keys[i], i))[:max(0, limit)]
+    return _cited(ranked, counts)
+
+
+def _keys_in_chunks(query: Any, counts: dict[int, Citations]) -> dict[int, str]:
+    """The same as the query, without an IN list too long for an engine (PostgreSQL takes 65 535 values)."""
+    ids = list(counts)
+    found: dict[int, str] = {}
+    for i in range(0, len(ids), 10_000):
+        chunk = ids[i:i + 10_000]
+        found.update(db.session.execute(query.where(Barrier.id.in_(chunk))).all())
+    return found
+
+
+def _cited(ids: list[int], counts: dict[int, Citations]) -> list[CitedBarrier]:
+    barriers = {b.id: b for b in db.session.scalars(select(Barrier).where(Barrier.id.in_(ids)))} if ids else {}
+    names = city_names(set().union(*(counts[i].cities for i in ids)) if ids else set())
+    result = []
+    for i in ids:
+        c = counts[i]
+        cities = sorted((names.get(code, code) for code in c.cities), key=fold)
+        result.append(CitedBarrier(barriers[i], c, cities, sorted(c.territories, key=fold)))
+    return result
+
+
+def citations_of(barrier: Barrier) -> CitedBarrier:
+    """Where one barrier is cited (its detail page)."""
+    counts = citation_counts([barrier.id])
+    c = counts.get(barrier.id, Citations(barrier.id))
+    names = city_names(c.cities)
+    return CitedBarrier(barrier, c, sorted((names.get(code, code) for code in c.cities), key=fold),
+                        sorted(c.territories, key=fold))
+
+
+@dataclass
+class WorkshopCitation:
+    uid: str
+    title: str
+    city: str
+    notes: int
+    themes: int
+
+
+def workshops_citing(barrier: Barrier, *, limit: int = 50) -> list[WorkshopCitation]:
+    """The live workshops whose notes or themes were promoted to this barrier (two aggregate queries)."""
+    per: dict[int, list[int]] = {}
+    for n, model in enumerate((StickyNote, NoteTheme)):
+        query = (select(Workshop.id, func.count()).select_from(model)
+                 .join(Board, Board.id == model.board_id).join(Workshop, Workshop.id == Board.workshop_id)
+                 .where(model.promoted_kind == PROMOTED_KIND, model.promoted_uid == barrier.uid,
+                        Board.deleted.is_(False), Workshop.deleted.is_(False))
+                 .group_by(Workshop.id))
+        if model is StickyNote:
+            query = query.where(StickyNote.hidden.is_(False), StickyNote.pending.is_(False))
+        for workshop_id, count in db.session.execute(query):
+            per.setdefault(workshop_id, [0, 0])[n] += count
+    if not per:
+        return []
+    workshops = list(db.session.execute(
+        select(Workshop.id, Workshop.uid, Workshop.title, Workshop.origin_instance, Workshop.date)
+        .where(Workshop.id.in_(list(per))).order_by(Workshop.date.desc(), Workshop.id.desc()).limit(limit)))
+    names = city_names({w.origin_instance for w in workshops})
+    return [WorkshopCitation(w.uid, w.title, names.get(w.origin_instance, w.origin_instance), *per[w.id])
+            for w in workshops]
