@@ -45,6 +45,7 @@ from ..models import (
 )
 from ..registry import INNOVATIONS, NEEDS, PERSONS, TEXTAREA_MAX_LENGTH
 from . import ConflictError, InvalidInputError, NotFoundError, board_versions, grouping
+from . import barriers as barrier_service
 from . import instance as instance_service
 from . import records as record_service
 
@@ -1006,7 +1007,7 @@ def subject_text(board: Board, subject: NoteTheme | StickyNote) -> tuple[str, st
     return subject.label, "\n".join(lines)[:TEXTAREA_MAX_LENGTH]
 
 
-def _actor_group_of(board: Board, subject: NoteTheme | StickyNote) -> str:
+def actor_group_of(board: Board, subject: NoteTheme | StickyNote) -> str:
     """The actor group a subject's column maps to (the most frequent one among a theme's notes)."""
     maps = {c.id: c.maps_to for c in board.categories}
     if isinstance(subject, StickyNote):
@@ -1017,19 +1018,9 @@ def _actor_group_of(board: Board, subject: NoteTheme | StickyNote) -> str:
     return counted.most_common(1)[0][0] if counted else ""
 
 
-def similar_barriers(text: str, *, limit: int = 5) -> list[Barrier]:
+def similar_barriers(text: str, *, actor_group: str = "", limit: int = 5) -> list[Barrier]:
     """Return catalogue barriers whose wording is close to `text`, best first (proposed before a new one)."""
-    try:
-        from . import barriers as barrier_service  # written with the barrier catalogue
-        return list(barrier_service.similar(text, limit=limit))  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        pass
-    rows = db.session.execute(select(Barrier.id, Barrier.label, Barrier.description)
-                              .where(Barrier.deleted.is_(False)).limit(5000)).all()
-    ranked = grouping.similar(text, [(id_, f"{label} {label} {description}") for id_, label, description in rows],
-                              limit=limit)
-    by_id = {b.id: b for b in db.session.scalars(select(Barrier).where(Barrier.id.in_([k for k, _s in ranked])))}
-    return [by_id[k] for k, _s in ranked if k in by_id]
+    return barrier_service.similar(text[:barrier_service.MAX_TEXT_LENGTH], actor_group=actor_group, limit=limit)
 
 
 def promote(board: Board, *, kind: str, note_uid: Any = "", theme_uid: Any = "", title: Any = "",
@@ -1054,12 +1045,11 @@ def promote(board: Board, *, kind: str, note_uid: Any = "", theme_uid: Any = "",
         title = _text(title, _("Intitulé"), max_length=TITLE_MAX, required=True)
         description = _text(description, _("Description"), max_length=TEXTAREA_MAX_LENGTH, multiline=True)
         if kind == "barrier":
-            barrier = Barrier(label=title, description=description, actor_group=_actor_group_of(board, subject),
-                              origin_instance=instance_service.instance_code(), visibility=workshop.visibility,
-                              source=source, sort_key=fold(title)[:200])
-            barrier.themes = list(workshop.themes)
-            db.session.add(barrier)
-            db.session.flush()
+            barrier = barrier_service.create(title, description=description,
+                                             actor_group=actor_group_of(board, subject),
+                                             themes=[t.code for t in workshop.themes],
+                                             visibility=workshop.visibility, username=username)
+            barrier.source = source
             uid = barrier.uid
         elif kind == "need":
             need = record_service.create(NEEDS, {"title": title, "problem_statement": description,

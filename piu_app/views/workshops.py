@@ -389,4 +389,5 @@ def promote(uid: str, board_uid: str):
     title, description = service.subject_text(board, subject)
     return render_template("workshops/promote.html", workshop=workshop, board=board, subject=subject,
                            note_uid=note_uid, theme_uid=theme_uid, title=title, description=description,
-                           similar=service.similar_barriers(f"{title} {description}"), service=service)
+                           similar=service.similar_barriers(f"{title} {description}", actor_group=service.actor_group_of(board, subject)),
+                           service=service)
