@@ -789,12 +789,13 @@ def board_view(board: Board) -> BoardView:
                      {c.id: c.label for c in board.categories}, total, votes)
 
 
-_suggestion_cache: dict[tuple[int, int, float], list[grouping.Suggestion]] = {}
+# Keyed by the board's uid (unique across databases) and version: any change makes new suggestions.
+_suggestion_cache: dict[tuple[str, int, float], list[grouping.Suggestion]] = {}
 
 
 def suggestions(view: BoardView, *, threshold: float = grouping.DEFAULT_THRESHOLD) -> list[grouping.Suggestion]:
     """Suggest groups among the visible notes not yet in a theme (kept for the board's current version)."""
-    key = (view.board.id, view.board.revision or 0, threshold)
+    key = (view.board.uid, view.board.revision or 0, threshold)
     if key not in _suggestion_cache:
         loose = [(n.uid, n.text) for c in view.categories for n in c.notes]
         if len(_suggestion_cache) > 64:

@@ -67,9 +67,9 @@ def _realistic(n: int, seed: int = 7) -> list[tuple[int, str]]:
 
 def test_500_notes_take_well_under_a_second():
     notes = _realistic(500)
-    start = time.perf_counter()
+    start = time.process_time()  # the CPU this process spent: other tests running beside it do not count
     found = grouping.suggest(notes)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 1.0, elapsed
     assert found and sum(len(s.keys) for s in found) <= 500
 
