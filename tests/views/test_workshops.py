@@ -187,6 +187,11 @@ def test_a_theme_is_promoted_to_a_barrier_and_the_workshop_lists_it(app, editor,
     assert response.status_code == 302
     page = editor.get(f"/workshops/{workshop}").get_data(as_text=True)
     assert "Versé au registre" in page and "Frein : " in page and "Commande publique lente" in page
+    with app.app_context():
+        barrier = db.session.scalars(db.select(NoteTheme)).one().promoted_uid
+    assert f'href="/barriers/{barrier}"' in page  # the workshop page links to what it produced
+    board_page = editor.get(base).get_data(as_text=True)
+    assert f'href="/barriers/{barrier}"' in board_page  # and so does the theme
 
 
 def test_the_board_page_stays_light_and_fast_with_500_notes(app, editor, workshop):
