@@ -43,6 +43,7 @@ def register(app: Flask) -> None:
         records,
         room_admin,
         spreadsheets,
+        workshops,
     )
 
     app.register_blueprint(auth.bp)
@@ -54,6 +55,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(peers.bp)
     app.register_blueprint(spreadsheets.bp)
     app.register_blueprint(imports.bp)
+    app.register_blueprint(workshops.bp)
     app.register_blueprint(room_admin.bp)
     # Record blueprints are made per app: a blueprint cannot gain routes once registered.
     for key, rt in RECORD_TYPES.items():

@@ -62,6 +62,7 @@ def demo_server(tmp_path_factory) -> Iterator[str]:
     upgrade_database(app, backup=False)
     with app.test_request_context(), writing():
         demo.load()
+        _a_workshop()
         user_service.create(username="fatou", password=PASSWORD, role="admin")
         db.session.commit()
     with app.app_context():
@@ -69,6 +70,26 @@ def demo_server(tmp_path_factory) -> Iterator[str]:
         db.engine.dispose()
     with serve(home) as url:
         yield url
+
+
+def _a_workshop() -> None:
+    """A workshop with its agenda, a participant, and a board with notes, a theme and a pending note."""
+    from piu_app.services import workshops as ws
+
+    workshop = ws.create_workshop({"title": "Freins et leviers de l'innovation urbaine", "visibility": "network",
+                                   "objective": "Comprendre ce qui freine l'innovation urbaine sur le territoire."})
+    ws.add_session(workshop, {"kind": "testimonies", "title": "Témoignage d'une start-up", "start_time": "09:30",
+                              "speakers": "Awa Diop"}, username="demo")
+    ws.add_participant(workshop, name="Awa Diop", organisation="Lumisol", actor_group="carriers", consent=True)
+    board = ws.create_board(workshop, "barriers")
+    ws.update_board(board, {"title": board.title, "prompt": board.prompt, "anonymous": True, "moderated": True,
+                            "votes_per_participant": 5, "votes_per_note": 1, "note_max_length": 280})
+    ws.change_state(board, "open")
+    notes = [ws.add_note(board, text=text, category_uid=board.categories[i % 5].uid) for i, text in enumerate((
+        "Les délais de la commande publique sont trop longs", "La commande publique est trop lente",
+        "Les élus ont peur du risque", "Culture du risque absente chez les élus", "Pas de foncier disponible"))]
+    ws.create_theme(board, "Commande publique", [notes[0].uid])
+    notes[4].pending = True
 
 
 def _measure(page, path: str, problems: list[str]) -> None:
@@ -124,6 +145,11 @@ def _paths(page, base: str) -> list[str]:
     paths += re.findall(r'href="(/imports/[0-9a-f-]{36})"', page.request.get(base + "/imports/").text())[:1]
     # the report of an exchange import, when the demonstration brings one
     paths += re.findall(r'href="(/exchange/imports/[0-9a-f-]{36})"', page.request.get(base + "/exchange/").text())[:1]
+    # a workshop, its form, a board, its rules and the promotion of a note
+    workshop = re.search(r'href="(/workshops/[0-9a-f-]{36})"', page.request.get(base + "/workshops/").text())[1]
+    board = re.search(r'href="(/workshops/[0-9a-f-]{36}/boards/[0-9a-f-]{36})"', page.request.get(base + workshop).text())[1]
+    note = re.search(r'name="note" value="([0-9a-f-]{36})"', page.request.get(base + board).text())[1]
+    paths += [workshop, workshop + "/edit", board, board + "/settings", f"{board}/promote?note={note}"]
     paths += [innovation + "/sheet", "/search?q=solaire", "/search?q=eau&type=experiments", "/peers/themes/water_sanitation",
               "/exchange/keys", "/exchange/conflicts", "/admin/vocabularies/themes", "/admin/vocabularies/currency",
               "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public",
@@ -141,8 +167,8 @@ def test_every_page_fits_a_phone_and_the_menu_is_a_bar_on_a_desktop(browser, dem
     page.goto(base + "/innovations/")
     assert not page.locator("nav.menu summary").is_visible()
     groups = page.locator("nav.menu .menu-label:visible")
-    assert groups.all_inner_texts() == ["REGISTRE", "RÉSEAU", "ADMINISTRATION"]  # capitals by CSS
-    assert page.locator("nav.menu a:visible").count() == len(RECORD_TYPES) + 9  # the account is in the header here
+    assert groups.all_inner_texts() == ["REGISTRE", "ATELIERS", "RÉSEAU", "ADMINISTRATION"]  # capitals by CSS
+    assert page.locator("nav.menu a:visible").count() == len(RECORD_TYPES) + 11  # the account is in the header here
     bar = page.locator("nav.menu").bounding_box()
     assert bar["width"] >= 1200 and bar["height"] <= 110, bar  # at most three lines, across the page
     assert page.locator("nav.menu a[aria-current=page]").inner_text() == "Innovations"

@@ -18,20 +18,22 @@ def _menu(client) -> dict[str, list[str]]:
 
 def test_a_reader_sees_the_register_and_peers_only(reader):
     menu = _menu(reader)
-    assert list(menu) == ["Registre", "Réseau", "Mon compte"]
+    assert list(menu) == ["Registre", "Ateliers", "Réseau", "Mon compte"]
     assert menu["Registre"] == ["/"] + [f"/{key.replace('_', '-')}/" for key in RECORD_TYPES]
+    assert menu["Ateliers"] == ["/workshops/"]
     assert menu["Réseau"] == ["/peers/"]
 
 
 def test_an_editor_also_exchanges_and_imports(editor):
     menu = _menu(editor)
-    assert list(menu) == ["Registre", "Réseau", "Mon compte"]
+    assert list(menu) == ["Registre", "Ateliers", "Réseau", "Mon compte"]
+    assert menu["Ateliers"] == ["/workshops/", "/workshops/new"]
     assert menu["Réseau"] == ["/peers/", "/exchange/", "/spreadsheets/", "/imports/"]
 
 
 def test_an_administrator_also_administers(admin):
     menu = _menu(admin)
-    assert list(menu) == ["Registre", "Réseau", "Administration", "Mon compte"]
+    assert list(menu) == ["Registre", "Ateliers", "Réseau", "Administration", "Mon compte"]
     assert menu["Administration"] == ["/admin/users", "/admin/vocabularies", "/backups", "/admin/instance"]
     assert menu["Mon compte"] == ["/account"]
 

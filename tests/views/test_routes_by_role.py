@@ -21,6 +21,7 @@ from piu_app.models import ROLES
 from piu_app.registry import RECORD_TYPES
 from piu_app.services import demo, vocabularies
 from piu_app.services import users as user_service
+from piu_app.services import workshops as workshop_service
 from piu_app.views.access import ANONYMOUS, required_role
 from tests.conftest import PASSWORD, csrf_token, login
 
@@ -40,6 +41,8 @@ def _url_values(app: Flask, rule, uids: dict[str, str], target_user_id: int) -> 
         if arg == "uid":
             if blueprint in RECORD_TYPES:
                 values[arg] = uids[blueprint]
+            elif blueprint == "workshops":
+                values[arg] = uids["workshops"]
             elif rule.endpoint == "peers.innovation":
                 values[arg] = uids["innovations"]
             else:
@@ -62,6 +65,8 @@ def _url_values(app: Flask, rule, uids: dict[str, str], target_user_id: int) -> 
             values[arg] = "css/piu.css"
         elif arg == "origin":
             values[arg] = "ville-inconnue"  # no key pinned for it: the administrator gets a 404 or a refusal
+        elif arg == "board_uid":
+            values[arg] = uids.get("boards", DUMMY_UID)
         elif arg in ("token", "link_id"):
             values[arg] = "0" * 32 if arg == "token" else 1
         else:
@@ -88,6 +93,9 @@ def register(app: Flask) -> tuple[dict[str, str], int]:
         demo.load()
         uids = {key: db.session.scalars(db.select(rt.model.uid).where(rt.model.deleted.is_(False))
                                         .order_by(rt.model.id)).first() for key, rt in RECORD_TYPES.items()}
+        workshop = workshop_service.create_workshop({"title": "Atelier des freins", "visibility": "network"})
+        uids["workshops"] = workshop.uid
+        uids["boards"] = workshop_service.create_board(workshop, "barriers").uid
         target = user_service.create(username="target", password=PASSWORD, role="reader")
         db.session.commit()
         missing = [key for key, uid in uids.items() if uid is None]
