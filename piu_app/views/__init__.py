@@ -41,6 +41,7 @@ def register(app: Flask) -> None:
         peers,
         records,
         spreadsheets,
+        workshop_reports,
     )
 
     app.register_blueprint(auth.bp)
@@ -52,6 +53,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(peers.bp)
     app.register_blueprint(spreadsheets.bp)
     app.register_blueprint(imports.bp)
+    app.register_blueprint(workshop_reports.bp)
     # Record blueprints are made per app: a blueprint cannot gain routes once registered.
     for key, rt in RECORD_TYPES.items():
         bp = records.make_blueprint(rt)
