@@ -7,8 +7,10 @@ services.board_import; these views only fetch, call and send.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import time
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
@@ -74,16 +76,33 @@ def _board(uid: str) -> Board:
     return board
 
 
+KEEP_SECONDS = 24 * 3600  # a preview left without an answer is forgotten after a day
+
+
 def _pending_dir() -> Path:
     return Path(current_app.instance_path) / "board-imports"
 
 
-def _pending(token: str) -> Path:
-    """The file kept between the preview and the import (the token is ours: 32 hex digits)."""
-    path = _pending_dir() / f"{token}.bin"
+def _pending(board: Board, token: str) -> Path:
+    """The file kept between the preview and the import of this board (the token is ours: 32 hex digits)."""
+    path = _pending_dir() / f"{board.uid}-{token}.bin"
     if not _TOKEN.fullmatch(token) or not path.is_file():
         raise NotFoundError(_("Cet aperçu a expiré : déposez le fichier à nouveau."))
     return path
+
+
+def _keep(board: Board, data: bytes) -> str:
+    """Keep the uploaded file until the user confirms; forget the previews nobody confirmed."""
+    folder = _pending_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = time.time() - KEEP_SECONDS
+    for old in folder.glob("*.bin"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < stale:
+                old.unlink()
+    token = secrets.token_hex(16)
+    (folder / f"{board.uid}-{token}.bin").write_bytes(data)
+    return token
 
 
 @bp.route("/boards/<uid>/import", methods=["GET", "POST"])
@@ -99,9 +118,7 @@ def import_board(uid: str):
         except DomainError as exc:
             form.export.errors = [exc.message]
             return render_template("workshops/board_import.html", board=board, form=form), 400
-        token = secrets.token_hex(16)
-        _pending_dir().mkdir(parents=True, exist_ok=True)
-        (_pending_dir() / f"{token}.bin").write_bytes(data)
+        token = _keep(board, data)
         return render_template("workshops/board_import.html", board=board, form=form, plan=plan, parsed=parsed,
                                token=token, confirm=ConfirmForm())
     status = 400 if request.method == "POST" else 200
@@ -112,7 +129,7 @@ def import_board(uid: str):
 @require_role("editor")
 def apply_import(uid: str, token: str):
     board = _board(uid)
-    path = _pending(token)
+    path = _pending(board, token)
     if not ConfirmForm().validate_on_submit():
         flash(_("Le formulaire a expiré ou ne vient pas de cette application. Rechargez la page et recommencez."), "error")
         return redirect(url_for(".import_board", uid=uid))

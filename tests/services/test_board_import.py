@@ -175,6 +175,11 @@ def test_import_pages_preview_then_apply(app: Flask) -> None:
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(StickyNote)) == 0  # nothing written yet
     action = html.split('action="/workshops/boards/')[1].split('"')[0]
+    with app.test_request_context(), writing():
+        other = _board().uid
+        db.session.commit()
+    token_part = action.rsplit("/", 1)[1]
+    assert editor.post(f"/workshops/boards/{other}/import/{token_part}", data={"csrf_token": token}).status_code == 404
     done = editor.post(f"/workshops/boards/{action}", data={"csrf_token": token})
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/workshops/{workshop_uid}/report")
     with app.app_context():
