@@ -43,6 +43,7 @@ def register(app: Flask) -> None:
         records,
         room_admin,
         spreadsheets,
+        workshop_reports,
         workshops,
     )
 
@@ -57,6 +58,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(imports.bp)
     app.register_blueprint(workshops.bp)
     app.register_blueprint(room_admin.bp)
+    app.register_blueprint(workshop_reports.bp)
     # Record blueprints are made per app: a blueprint cannot gain routes once registered.
     for key, rt in RECORD_TYPES.items():
         bp = records.make_blueprint(rt)

@@ -67,6 +67,8 @@ def _url_values(app: Flask, rule, uids: dict[str, str], target_user_id: int) -> 
             values[arg] = "ville-inconnue"  # no key pinned for it: the administrator gets a 404 or a refusal
         elif arg == "board_uid":
             values[arg] = uids.get("boards", DUMMY_UID)
+        elif arg == "fmt":
+            values[arg] = "docx"  # a workshop report's download
         elif arg in ("token", "link_id"):
             values[arg] = "0" * 32 if arg == "token" else 1
         else:
