@@ -22,6 +22,13 @@ import pytest
 
 from .test_journey import _fill_form, _set_up
 
+
+def expect(locator):
+    """Playwright's retrying assertions (imported late: without Playwright the `browser` fixture says why)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 900}
@@ -52,8 +59,11 @@ def officer(tmp_path: Path) -> Iterator[tuple[str, object]]:
     from piu_app import create_app, upgrade_database
     from piu_app.room.listener import listener_for
     from piu_app.services import board_versions
+    from piu_app.services import room as room_service
 
+    # What the room holds in memory is keyed by board id, which repeats across the tests' databases.
     board_versions.forget()
+    room_service.forget_shared()
     app = create_app({"SECRET_KEY": "browser-workshop", "ROOM_ADDRESSES": "127.0.0.1", "ROOM_PORT": 0},
                      instance_path=tmp_path / "data")
     upgrade_database(app, backup=False)
@@ -67,6 +77,7 @@ def officer(tmp_path: Path) -> Iterator[tuple[str, object]]:
         server.close()
         thread.join(timeout=5)
         board_versions.forget()
+        room_service.forget_shared()
 
 
 def _context(browser, base: str, *, viewport: dict, javascript: bool = True):
@@ -85,7 +96,7 @@ def _join(page, room: str, code: str, *, name: str = "", organisation: str = "",
     page.goto(room + "/")
     page.fill("#code", code.lower())
     page.click("button[type=submit]")
-    assert page.locator("h1").inner_text() == "Journée innovation urbaine"
+    expect(page.locator("h1")).to_have_text("Journée innovation urbaine")
     if name:
         page.fill("#name", name)
     if organisation:
@@ -109,14 +120,10 @@ def _post(page, column: str, text: str, *, javascript: bool) -> None:
 
 
 def _vote(page, text: str, times: int, *, javascript: bool) -> None:
-    from playwright.sync_api import expect
-
     note = page.locator("li.note", has=page.get_by_text(text, exact=True))
     for done in range(1, times + 1):
         note.get_by_role("button", name="Voter").click()
-        if not javascript:
-            page.wait_for_load_state()
-        # with JavaScript the script posts, then redraws the list from the next state
+        # without JavaScript the page comes back; with JavaScript the script posts, then redraws the list from the next state
         expect(note.locator(".my")).to_have_text("●" * done)
 
 
@@ -152,8 +159,6 @@ def _votes_text(n: int) -> str:
 
 
 def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: Path) -> None:
-    from playwright.sync_api import expect
-
     base, app = officer
     context, page, outside = _context(browser, base, viewport=DESKTOP)
     page.goto(base + "/")
@@ -162,15 +167,17 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
     # A barrier already in the catalogue, worded close to what the room will say.
     page.goto(base + "/barriers/new")
     _fill_form(page, {"label": "Délais de paiement des collectivités"})
-    assert page.locator("h1").inner_text() == "Délais de paiement des collectivités"
+    expect(page.locator("h1")).to_have_text("Délais de paiement des collectivités")
 
     # Prepare: the workshop, a board from the « Freins » template, its rules.
     page.click("nav.menu a:has-text('Préparer un atelier')")
     page.fill("#title", "Journée innovation urbaine")
     page.click("button.primary")
+    page.wait_for_url(re.compile(r".*/workshops/[0-9a-f-]{36}$"))
     workshop_url = page.url
     page.select_option("#template", "barriers")
     page.click("button:has-text('Créer le tableau')")
+    expect(page.locator("h1")).to_have_text("Question, colonnes et règles")
     assert page.locator("#title").input_value() == "Freins à l'innovation urbaine"
     columns = [page.locator(f"#{i}").input_value() for i in page.locator("input[id^='label-']").evaluate_all(
         "els => els.map(e => e.id)")]
@@ -181,15 +188,16 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
     page.fill("#vpn", "3")
     page.fill("#timer", "1")
     page.click("button:has-text('Enregistrer')")
+    page.wait_for_url(re.compile(r".*/boards/[0-9a-f-]{36}$"))
     board_url = page.url
     page.click("button:has-text('Ouvrir le tableau')")
-    assert "ouvert" in page.locator("#etat").inner_text()
+    expect(page.locator("#etat")).to_contain_text("ouvert")
 
     # Open the room; the projector shows the join code and the address.
     page.goto(workshop_url)
     page.click("a:has-text('Ouvrir ou fermer la salle')")
     page.click("button:has-text('Ouvrir la salle')")
-    assert "La salle est ouverte" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text("La salle est ouverte")
     page.click("a:has-text('Page du projecteur')")
     code = page.locator(".proj-code strong").inner_text().strip()
     join_url = page.locator(".proj-urls code").first.inner_text().strip()
@@ -214,17 +222,20 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
         _ctx, phone, _o, javascript = phones[key]
         _post(phone, column, text, javascript=javascript)
     jean = phones["jean"][1]
-    assert jean.locator("#notes li.note").count() == 0  # before the reveal, only one's own notes
-    assert jean.locator("#own li.note").count() == 2
+    expect(jean.locator("#own li.note")).to_have_count(2)
+    expect(jean.locator("#notes li.note")).to_have_count(0)  # before the reveal, only one's own notes
 
     # The facilitator reveals; the projector-side board offers the « délais de paiement » group.
     page.goto(board_url)
     page.click("button:has-text('Révéler les post-it')")
-    suggestion = page.locator("form.suggestion").first
+    expect(page.locator("#etat")).to_contain_text("révélé")
+    expect(page.locator("form.suggestion")).to_have_count(1)
+    suggestion = page.locator("form.suggestion")
+    expect(suggestion.locator("li")).to_have_count(3)
     assert sorted(suggestion.locator("li").all_inner_texts()) == sorted(DELAYS)
-    assert page.locator("form.suggestion").count() == 1
     suggestion.locator("input[name=label]").fill(DELAYS_THEME)
     suggestion.locator("button[type=submit]").click()
+    expect(page.locator("section.theme h3", has_text=DELAYS_THEME)).to_contain_text("3 post-it")
     assert sorted(_theme_notes(page, DELAYS_THEME)) == sorted(DELAYS)
 
     # The second theme by keyboard only: focus each note's box and tick it with Space, type the theme's
@@ -245,13 +256,14 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
 
     # Voting opens; each phone spends its five dots.
     page.click("button:has-text('Ouvrir le vote')")
+    expect(page.locator("#etat")).to_contain_text("vote ouvert")
     for key, choices in VOTES.items():
         _ctx, phone, _o, javascript = phones[key]
         phone.reload()
-        assert phone.locator("li.note").count() == 6  # revealed: every note on every phone
+        expect(phone.locator("li.note")).to_have_count(6)  # revealed: every note on every phone
         for text, times in choices.items():
             _vote(phone, text, times, javascript=javascript)
-        assert "Votes restants : 0" in phone.locator("#left").inner_text()
+        expect(phone.locator("#left")).to_contain_text("Votes restants : 0")
     page.reload()
     assert _theme_notes(page, DELAYS_THEME) == {t: EXPECTED[t] for t in DELAYS}
     assert _theme_notes(page, RISK_THEME) == {t: EXPECTED[t] for t in RISK}
@@ -260,10 +272,10 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
     # the app's own service (a test cannot wait a minute); the phones' input freezes.
     page.fill("#minutes", "1")
     page.click("button:has-text('Lancer le minuteur')")
-    assert "minuteur : fin dans 1 min" in page.locator("#etat").inner_text()
+    expect(page.locator("#etat")).to_contain_text("minuteur : fin dans 1 min")
     _end_timer(app)
     page.reload()
-    assert "temps écoulé : saisie arrêtée" in page.locator("#etat").inner_text()
+    expect(page.locator("#etat")).to_contain_text("temps écoulé : saisie arrêtée")
     awa = phones["awa"][1]
     expect(awa.locator("#send")).to_be_disabled()  # the next poll sees it
     expect(awa.locator("#closed")).to_be_visible()
@@ -272,20 +284,21 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
     anon.get_by_label("Territoire", exact=True).check()
     anon.fill("#text", "Une note arrivée trop tard")
     anon.click("#send")
-    assert anon.locator("p.error").inner_text() == FROZEN
-    assert anon.locator("li.note", has_text="trop tard").count() == 0
+    expect(anon.locator("p.error")).to_have_text(FROZEN)
+    expect(anon.locator("li.note", has_text="trop tard")).to_have_count(0)
 
     # A theme becomes a barrier; the catalogue's close barrier is proposed before a new one.
     page.locator("section.theme", has=page.locator("h3", has_text=DELAYS_THEME)).locator("summary").click()
     page.click(f"section.theme:has(h3:has-text('{DELAYS_THEME}')) a:has-text('Verser ce thème au registre')")
-    assert page.locator("h1").inner_text() == "Verser au registre"
+    expect(page.locator("h1")).to_have_text("Verser au registre")
     proposed = page.locator("section.links", has=page.locator("h2", has_text="Freins déjà au catalogue"))
     assert "Délais de paiement des collectivités" in proposed.inner_text()
     assert page.get_by_role("radio", name="Frein").is_checked()
     assert page.locator("#p-title").input_value() == DELAYS_THEME
     page.click("button:has-text('Créer la fiche')")
     theme_heading = page.locator("section.theme h3", has_text=DELAYS_THEME)
-    assert "versé" in theme_heading.inner_text() and "Frein" in theme_heading.inner_text()
+    expect(theme_heading).to_contain_text("versé")
+    expect(theme_heading).to_contain_text("Frein")
     page.goto(base + "/barriers/")
     listing = page.locator("main").inner_text()
     assert DELAYS_THEME in listing and "Délais de paiement des collectivités" in listing
