@@ -25,6 +25,7 @@ from piu_app.models import (
     db,
 )
 
+
 def ensure_actor_groups() -> None:
     """The barrier actor groups' vocabulary is seeded with every register (vocabulary_seed.py): nothing to add."""
     assert db.session.scalar(select(VocabularyTerm.code).where(VocabularyTerm.vocabulary == "barrier_actor_group"))
