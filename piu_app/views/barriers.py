@@ -28,8 +28,7 @@ def add_routes(bp: Blueprint) -> None:
 
     @bp.context_processor
     def _citations():
-        return {"barrier_citations": barrier_service.citations_of,
-                "barrier_workshops": barrier_service.workshops_citing, "workshop_url": _workshop_url}
+        return {"barrier_citations": barrier_service.citations_of, "workshop_url": _workshop_url}
 
 
 def _workshop_url(uid: str) -> str:

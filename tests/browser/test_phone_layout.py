@@ -152,7 +152,8 @@ def _paths(page, base: str) -> list[str]:
     paths += [workshop, workshop + "/edit", board, board + "/settings", f"{board}/promote?note={note}"]
     paths += [innovation + "/sheet", "/search?q=solaire", "/search?q=eau&type=experiments", "/peers/themes/water_sanitation",
               "/exchange/keys", "/exchange/conflicts", "/admin/vocabularies/themes", "/admin/vocabularies/currency",
-              "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public"]
+              "/account", "/innovations/?trash=1", "/innovations/?sort=updated&visibility=public",
+              "/barriers/most-cited"]
     return list(dict.fromkeys(paths))
 
 
