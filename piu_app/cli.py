@@ -74,7 +74,7 @@ def _type_words(key: str, n: int = 2) -> str:
 
     rt = RECORD_TYPES.get(key)
     if rt is None:
-        return {"documents": "pièces jointes"}.get(key, key)
+        return {"documents": "pièces jointes", "workshops": "atelier" if n == 1 else "ateliers"}.get(key, key)
     words = str(rt.label if n == 1 else rt.label_plural)
     return words[:1].lower() + words[1:]
 

@@ -25,20 +25,10 @@ from piu_app.models import (
     db,
 )
 
-ACTOR_GROUPS = (("buyers", "Acheteurs", "Buyers"), ("innovators", "Innovateurs", "Innovators"),
-                ("facilitators", "Facilitateurs", "Facilitators"), ("relation", "Relation acheteur–innovateur",
-                                                                    "Buyer–innovator relation"),
-                ("territory", "Territoire", "Territory"))
-
 
 def ensure_actor_groups() -> None:
-    """The barrier actor groups' vocabulary (seeded by the barrier work; added here if absent)."""
-    have = set(db.session.scalars(select(VocabularyTerm.code).where(VocabularyTerm.vocabulary == "barrier_actor_group")))
-    for position, (code, fr, en) in enumerate(ACTOR_GROUPS):
-        if code not in have:
-            db.session.add(VocabularyTerm(vocabulary="barrier_actor_group", code=code, label_fr=fr, label_en=en,
-                                          position=position))
-    db.session.flush()
+    """The barrier actor groups' vocabulary is seeded with every register (vocabulary_seed.py): nothing to add."""
+    assert db.session.scalar(select(VocabularyTerm.code).where(VocabularyTerm.vocabulary == "barrier_actor_group"))
 
 
 def note(board: Board, text: str, category: NoteCategory | None, theme: NoteTheme | None = None, *, votes: int = 0,
@@ -73,7 +63,7 @@ def make_workshop(**overrides: Any) -> dict[str, Any]:
     b1 = Board(workshop=w, session=s2, position=0, title="Freins", prompt="Quels freins rencontrez-vous ?",
                board_kind="barriers", anonymous=True, synthesis="Deux freins dominent.")
     buyers = NoteCategory(board=b1, label="Côté acheteurs", position=0, maps_to="buyers")
-    innovators = NoteCategory(board=b1, label="Côté innovateurs", position=1, maps_to="innovators")
+    innovators = NoteCategory(board=b1, label="Côté innovateurs", position=1, maps_to="carriers")
     territory = NoteCategory(board=b1, label="Territoire", position=2, maps_to="territory")
     rules = NoteTheme(board=b1, label="Règles d'achat", position=0, synthesis="Le code de la commande publique fait peur.")
     money = NoteTheme(board=b1, label="Financement", position=1)
@@ -82,8 +72,8 @@ def make_workshop(**overrides: Any) -> dict[str, Any]:
     alice = WorkshopParticipant(workshop_id=w.id, name="Alice Martin", organisation_name="Ville de Test",
                                 actor_group="buyers", consent_named=True, device_hash="a" * 64)
     bob = WorkshopParticipant(workshop_id=w.id, name="Bob Secret", organisation_name="StartUp Cachée",
-                              actor_group="innovators", consent_named=False, device_hash="b" * 64)
-    carla = WorkshopParticipant(workshop_id=w.id, name="Carla Discrète", organisation_name="", actor_group="innovators",
+                              actor_group="carriers", consent_named=False, device_hash="b" * 64)
+    carla = WorkshopParticipant(workshop_id=w.id, name="Carla Discrète", organisation_name="", actor_group="carriers",
                                 consent_named=False)
     facilitator = WorkshopParticipant(workshop_id=w.id, name="Fanny Anim", organisation_name="Métropole de Test",
                                       actor_group="facilitators", consent_named=True, is_facilitator=True)
@@ -94,7 +84,7 @@ def make_workshop(**overrides: Any) -> dict[str, Any]:
                         author_actor_group="buyers"),
         "risque": note(b1, "Peur du risque juridique", buyers, rules, votes=3, author_actor_group="buyers"),
         "tresorerie": note(b1, "Trésorerie des jeunes entreprises", innovators, money, votes=2,
-                           author_actor_group="innovators"),
+                           author_actor_group="carriers"),
         "unvoted": note(b1, "Pas de lieu pour tester", territory, None, votes=0),
         "formula": note(b1, "=HYPERLINK(\"http://evil\",\"clic\")", innovators, None, votes=1),
         "hidden": note(b1, "Insulte cachée par l'animation", buyers, rules, votes=4, hidden=True),
@@ -106,7 +96,7 @@ def make_workshop(**overrides: Any) -> dict[str, Any]:
     notes["named_consent"] = note(b2, "Un bac à sable réglementaire", ideas, votes=1, author_participant=alice,
                                   author_actor_group="buyers")
     notes["named_refused"] = note(b2, "Un guichet unique", ideas, votes=0, author_participant=bob,
-                                  author_actor_group="innovators")
+                                  author_actor_group="carriers")
     db.session.flush()
     return {"workshop": w, "boards": (b1, b2), "categories": (buyers, innovators, territory, ideas),
             "themes": (rules, money), "participants": (alice, bob, carla, facilitator), "notes": notes,

@@ -201,6 +201,11 @@ def _actor_groups() -> dict[str, str]:
         for name in (term.code, term.label("fr"), term.label("en")):
             if name:
                 found[fold(name).strip()] = term.code
+                # "Acheteurs" for « Acheteurs (collectivités, aménageurs, promoteurs) »
+                found.setdefault(fold(name.split("(")[0]).strip(), term.code)
+    if "carriers" in found.values():  # what online boards call the innovators' column
+        for word in ("innovateurs", "innovateur", "start-ups", "startups"):
+            found.setdefault(word, "carriers")
     return found
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import current_app
 
-from .. import demo_data, demo_peer_data
+from .. import demo_data, demo_peer_data, demo_workshop
 from ..models import db
 from ..registry import RECORD_TYPES, RecordType
 from . import instance as instance_service
@@ -94,6 +94,9 @@ def load() -> dict[str, int]:
         # the city itself, rather than the neighbourhood most of its pilots took place in: peers compare
         # with a commune (and the page need not count our experiments per territory to guess it)
         instance_service.set_home_territory(demo_uid(code, "territories", demo_data.HOME_TERRITORY))
+    # a workshop the city held: the facilitator's pages and the report show something at once
+    if demo_workshop.load(demo_uid(code, "workshops", demo_workshop.TITLE)):
+        added["workshops"] = 1
     load_peer(code)
     return added
 

@@ -53,6 +53,7 @@ class NoteLine:
     author: str           # "" unless a named board and a participant who consented to be named
     typed_by_facilitator: bool
     created_at: str       # ISO 8601, UTC
+    group_is_column: bool = False  # the note's actor group is the one its column stands for: said once
 
 
 @dataclass
@@ -217,7 +218,9 @@ def _board(board: Board, notes: list[StickyNote], consented: dict[int, WorkshopP
                         theme=theme.label if theme else "", votes=note.vote_count or 0,
                         actor_group=group_label(note.author_actor_group), author=author,
                         typed_by_facilitator=note.typed_by_facilitator,
-                        created_at=note.created_at.replace(microsecond=0).isoformat() if note.created_at else "")
+                        created_at=note.created_at.replace(microsecond=0).isoformat() if note.created_at else "",
+                        group_is_column=bool(category and category.maps_to
+                                             and category.maps_to == note.author_actor_group))
         key = category.id if category else None
         if theme is not None:
             theme.notes.append(line)
@@ -261,7 +264,7 @@ def note_meta(note: NoteLine, *, with_category: bool) -> str:
     parts = [note.category] if with_category and note.category else []
     if note.author:
         parts.append(note.author)
-    elif note.actor_group:
+    elif note.actor_group and not note.group_is_column:
         parts.append(note.actor_group)
     parts.append(note_votes_text(note.votes))
     return " · ".join(parts)

@@ -129,7 +129,7 @@ def test_a_named_board_keeps_only_recognised_actor_groups_never_names(ctx) -> No
     board_import.apply(board, board_import.parse(_file("klaxoon.csv")))
     notes = {n.text.split("\n")[0]: n for n in db.session.scalars(select(StickyNote))}
     assert notes["Marchés trop lourds"].author_actor_group == "buyers"        # "Acheteurs" is a group
-    assert notes["Trésorerie tendue"].author_actor_group == "innovators"
+    assert notes["Trésorerie tendue"].author_actor_group == "carriers"        # "Innovateurs": the carriers
     assert notes["Peur du risque"].author_actor_group == ""                    # a person's name: not kept
     assert notes["Pas de lieu; pour tester"].author_actor_group == ""
     assert all(n.author_participant_id is None for n in notes.values())

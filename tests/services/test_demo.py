@@ -13,7 +13,7 @@ def test_demo_loads_once(ctx):
     added = demo.load()
     db.session.commit()
     assert added["innovations"] == 30
-    assert set(added) == set(RECORD_TYPES)
+    assert set(added) == set(RECORD_TYPES) | {"workshops"}
     assert demo.load() == {}
     assert records.list_records(INNOVATIONS).total == 30 + 3  # and the peer city's own three
     results, _ = search.search("eclairage solaire")
@@ -43,3 +43,25 @@ def test_demo_has_peers_of_the_same_and_of_similar_innovations(ctx):
     first = peers.for_innovation(dryers).similar[0]
     assert first.experiment.title == "Séchoirs solaires du quai de pêche" and first.experiment.territory is None
     assert first.why and first.reasons == []
+
+
+def test_demo_has_a_held_workshop_whose_report_reads_like_one(ctx):
+    """A first run shows the facilitator's pages and a compte-rendu: a closed barriers board with notes in
+    themes and votes, syntheses, participants of whom only the consenting are named, a theme turned into a
+    barrier of the catalogue."""
+    from piu_app.models import Barrier, Workshop
+    from piu_app.services import barriers, workshop_report
+
+    demo.load()
+    db.session.commit()
+    workshop = db.session.scalars(db.select(Workshop)).one()
+    board = workshop.boards[0]
+    assert board.state == "closed" and board.revealed and len(board.note_themes) == 3
+    report = workshop_report.build(workshop)
+    assert {p.name for p in report.named} == {"Fatou Ndiaye", "Ibrahim Traoré", "Mamadou Sarr"}
+    assert sum(n for _group, n in report.counted) == 3  # the others, counted by actor group only
+    assert "Aminata Sow" not in workshop_report.markdown(report)  # did not consent to be named (nor spoke)
+    promoted = [t for t in board.note_themes if t.promoted_kind == "barrier"]
+    barrier = db.session.scalars(db.select(Barrier).filter_by(uid=promoted[0].promoted_uid)).one()
+    assert barrier.label.startswith("Délais de paiement")
+    assert barriers.citation_counts()[barrier.id].themes == 1

@@ -54,7 +54,7 @@ def test_participants_are_named_only_with_consent_and_counted_otherwise(ctx) -> 
     r = report.build(rows["workshop"])
     assert [(p.name, p.organisation, p.facilitator) for p in r.named] == [
         ("Fanny Anim", "Métropole de Test", True), ("Alice Martin", "Ville de Test", False)]
-    assert r.counted == [("Innovateurs", 2)]
+    assert r.counted == [("Porteurs (start-ups, entreprises, laboratoires)", 2)]
     assert r.participant_total == 4
 
 
@@ -66,7 +66,7 @@ def test_a_note_names_its_author_only_on_a_named_board_with_consent(ctx) -> None
     by_text = {n.text: n for g in idees.unthemed for n in g.notes}
     assert by_text["Un bac à sable réglementaire"].author == "Alice Martin"
     assert by_text["Un guichet unique"].author == ""  # Bob did not consent: his actor group only
-    assert by_text["Un guichet unique"].actor_group == "Innovateurs"
+    assert by_text["Un guichet unique"].actor_group == "Porteurs (start-ups, entreprises, laboratoires)"
 
 
 def test_an_anonymous_board_never_names_even_a_consenting_author(ctx) -> None:
@@ -102,14 +102,14 @@ def test_docx_has_notes_under_their_theme_headings_with_vote_counts(ctx) -> None
     money = texts.index("Thème : Financement (2 votes)")
     assert lines[rules][0] == lines[money][0] == "Heading 2"
     assert texts[rules + 1] == "Le code de la commande publique fait peur."
-    assert texts[rules + 2] == "Les marchés publics sont trop lourds — Côté acheteurs · Acheteurs · 5 votes"
-    assert texts[rules + 3] == "Peur du risque juridique — Côté acheteurs · Acheteurs · 3 votes"
-    assert texts[money + 1] == "Trésorerie des jeunes entreprises — Côté innovateurs · Innovateurs · 2 votes"
+    assert texts[rules + 2] == "Les marchés publics sont trop lourds — Côté acheteurs · 5 votes"
+    assert texts[rules + 3] == "Peur du risque juridique — Côté acheteurs · 3 votes"
+    assert texts[money + 1] == "Trésorerie des jeunes entreprises — Côté innovateurs · 2 votes"
     assert "Pas de lieu pour tester — aucun vote" in texts  # unvoted notes too
     assert not any("Insulte" in t or "en attente" in t or "Bob Secret" in t or "Carla" in t for t in texts)
     participants = texts.index("Participants")
     assert texts[participants + 1:participants + 5] == [
-        "Fanny Anim (Métropole de Test) — animation", "Alice Martin (Ville de Test)", "Innovateurs : 2",
+        "Fanny Anim (Métropole de Test) — animation", "Alice Martin (Ville de Test)", "Porteurs (start-ups, entreprises, laboratoires) : 2",
         "4 participants en tout."]
 
 
@@ -146,7 +146,7 @@ def test_json_carries_notes_and_counts_but_no_one_who_did_not_consent(ctx) -> No
     assert parsed["title"] == "Freins à l'innovation urbaine" and parsed["date"] == "2026-12-07"
     assert parsed["boards"][0]["themes"][0]["notes"][0]["votes"] == 5
     assert parsed["boards"][0]["vote_count"] == 11
-    assert parsed["counted"] == [{"actor_group": "Innovateurs", "count": 2}]
+    assert parsed["counted"] == [{"actor_group": "Porteurs (start-ups, entreprises, laboratoires)", "count": 2}]
     for secret in ("Bob Secret", "Carla", "StartUp Cachée", "x" * 64, "Insulte", "device", "author_key"):
         assert secret not in text
 
