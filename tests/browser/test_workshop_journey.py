@@ -87,6 +87,9 @@ def _context(browser, base: str, *, viewport: dict, javascript: bool = True):
     page.set_default_timeout(15_000)
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "about:")) else None)
+    if viewport == PHONE and javascript:  # its script logs no error and raises no alert (a refusal)
+        page.on("console", lambda m: outside.append(m.text) if m.type == "error" else None)
+        page.on("dialog", lambda d: (outside.append(d.message), d.dismiss()))
     return context, page, outside
 
 
