@@ -182,8 +182,7 @@ def test_workshop_in_the_room_from_board_to_report(browser, officer, tmp_path: P
     page.click("button:has-text('Créer le tableau')")
     expect(page.locator("h1")).to_have_text("Question, colonnes et règles")
     assert page.locator("#title").input_value() == "Freins à l'innovation urbaine"
-    columns = [page.locator(f"#{i}").input_value() for i in page.locator("input[id^='label-']").evaluate_all(
-        "els => els.map(e => e.id)")]
+    columns = [field.input_value() for field in page.locator("input[id^='label-']").all()]
     assert columns == ["Côté acheteurs", "Côté porteurs", "Côté facilitateurs", "Relation acheteur-porteur",
                        "Territoire"]
     page.check("input[name=private_until_reveal]")
