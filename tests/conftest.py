@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
@@ -25,6 +26,11 @@ from piu_app.database import writing
 from piu_app.extensions import db
 from piu_app.services import instance as instance_service
 from piu_app.services import users as user_service
+
+# Property tests check behaviour, not speed (speed is measured in bench/): no per-example deadline and no
+# "too slow" health check, which only failed on a loaded machine (a test suite run on every core).
+settings.register_profile("piu", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("piu")
 
 PASSWORD = "correct-horse-battery"
 

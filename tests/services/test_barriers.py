@@ -76,6 +76,7 @@ def test_create_goes_through_the_register(ctx):
     ({"label": "Frein", "themes": ["no-such-theme"]}, "themes"),
 ])
 def test_create_refuses_bad_values_and_saves_nothing(ctx, values, field):
+    values = dict(values)  # the parameters are shared by both engines' runs: never changed in place
     label = values.pop("label")
     with pytest.raises(InvalidInputError) as err:
         _barrier(label, **values)
