@@ -108,6 +108,16 @@ def _postgresql_register() -> str:
     return template
 
 
+def _forget_room_memory() -> None:
+    """Board versions and the room's shared notes are kept in memory by board id, and ids repeat across
+    the tests' databases (in the product one process serves one database)."""
+    from piu_app.services import board_versions
+    from piu_app.services import room as room_service
+
+    board_versions.forget()
+    room_service.forget_shared()
+
+
 @pytest.fixture(params=ENGINES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     config = dict(_APP_CONFIG)
@@ -123,7 +133,9 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     else:
         shutil.copyfile(_sqlite_register(), data / "piu.sqlite3")
     app = create_app(config, instance_path=data)
+    _forget_room_memory()
     yield app
+    _forget_room_memory()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -14,7 +14,8 @@ from flask_login import current_user, logout_user
 
 from ..database import is_sqlite
 from ..extensions import db
-from ..services import DomainError, backups
+from ..services import DomainError, backups, board_versions
+from ..services import room as room_service
 from ..services import users as user_service
 from .access import require_role
 
@@ -98,6 +99,9 @@ def restore(name: str):
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for(".index"))
+    # What the room keeps in memory (board versions, the notes phones see) was the replaced database's.
+    board_versions.forget()
+    room_service.forget_shared()
     flash(_("Sauvegarde du %(when)s restaurée.", when=_when(backup.taken_at))
           + (" " + _("Son schéma a été mis à jour.") if result.upgraded else "")
           + (" " + _("L'état précédent est gardé dans %(name)s.", name=result.safety.name) if result.safety else ""),
