@@ -245,9 +245,11 @@ def test_the_import_steps_fit_a_phone(browser, demo_server, tmp_path):
     page.select_option("main select[name=record_type]", "innovations")
     page.set_input_files("main input[type=file]", str(SAMPLES / "registre-innovations-ville-exemple.csv"))
     page.click("main form button.primary")
+    page.wait_for_load_state()  # the click returns once the next page is committed, before its style sheet
     assert "/spreadsheets/" in page.url and page.url.rstrip("/") != base + "/spreadsheets", page.url
     _measure(page, "spreadsheet: columns", problems)
     page.click("main form button.primary")
+    page.wait_for_load_state()
     _measure(page, "spreadsheet: preview", problems)
 
     page.goto(base + "/exchange/")
@@ -257,6 +259,7 @@ def test_the_import_steps_fit_a_phone(browser, demo_server, tmp_path):
     download.value.save_as(bundle)
     page.set_input_files("main input[type=file]", str(bundle))
     page.click("main form[enctype='multipart/form-data'] button")
+    page.wait_for_load_state()
     assert "/exchange/import" in page.url, page.url
     _measure(page, "exchange: preview", problems)
     context.close()
