@@ -42,15 +42,20 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Executable,
+    Float,
+    Integer,
+    String,
     Table,
     and_,
     case,
+    cast,
     column,
     event,
     func,
     insert,
     literal,
     null,
+    or_,
     text,
     type_coerce,
 )
@@ -346,6 +351,67 @@ def stored_text_sql(conn: Connection, column: Any, kind: str) -> Any | None:
     standard = and_(func.length(stored) == 26, func.substr(stored, 11, 1) == " ", func.substr(stored, 20, 1) == ".")
     clock = case((func.substr(stored, 20) == ".000000", func.substr(stored, 12, 8)), else_=func.substr(stored, 12))
     return case((standard, func.substr(stored, 1, 10) + literal("T") + clock + literal("Z")), else_=null())
+
+
+def driver_batches(conn: Connection, statement: Executable, size: int = 5000) -> Iterator[list[tuple]]:
+    """Run a SELECT straight on the driver's cursor, inside the connection's transaction, and
+    yield its rows by batches of `size` as the engine steps through them: one statement, so that
+    what it computes once (an IN list, a subquery) is not computed again for every batch, and
+    memory stays flat on SQLite (the PostgreSQL driver fetches the whole result first)."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()
+
+
+# Rows written by the engine (SQLite only): `joined_cells_sql` gives an export the text of a whole
+# row in one string instead of thirty Python objects, written without the GIL on the thread that
+# reads (see `bundle_export`). PostgreSQL: Python writes the rows.
+CELL_SEPARATOR = "\x01"  # never in a stored text: forms and imports refuse control characters
+
+
+def writes_rows_itself(conn: Connection) -> bool:
+    """Whether the engine writes an export's rows itself (`joined_cells_sql`)."""
+    return is_sqlite(conn)
+
+
+def joined_cells_sql(cells: Sequence[Any], *, may_be_null: Sequence[bool], may_hold_nul: Sequence[bool]) -> Any:
+    """SQL: the texts of `cells` joined by CELL_SEPARATOR, or NULL when one of them is NULL (a
+    text the engine could not write, see `bundle_format.cell_text_sql`) or holds a NUL character
+    (printf stops there): Python then writes that row. printf copies the row once, where `||`
+    would copy it again for every cell."""
+    unsure = [type_coerce(cell, String).is_(None) for cell, null_ in zip(cells, may_be_null, strict=True) if null_]
+    nuls = [func.instr(type_coerce(cell, String), func.char(0)) for cell, nul in zip(cells, may_hold_nul, strict=True)
+            if nul]
+    if nuls:
+        total = nuls[0]
+        for found in nuls[1:]:
+            total = total + found
+        unsure.append(total > 0)
+    row = func.printf(literal(CELL_SEPARATOR.join(["%s"] * len(cells))), *cells)
+    return case((or_(*unsure), null()), else_=row) if unsure else row
+
+
+def float_text_sql(column: Any) -> Any:
+    """SQL: a REAL column's value as Python's repr(float) writes it, or NULL when the engine
+    cannot be sure to write the same text (Python then writes the row). An integral value below
+    1e16 is written positionally with ".0"; another one as printf's 15 significant digits when
+    they read back as the same number and need no exponent: the shortest text that reads back,
+    which is what repr writes (a 15-digit text that reads back is the correctly rounded one)."""
+    value = type_coerce(column, NullType())
+    digits = func.printf(literal("%.15g"), value)
+    return case(
+        (value.is_(None), literal("")),
+        (and_(value == cast(value, Integer), func.abs(value) < 1e16),
+         func.printf(literal("%d"), value) + literal(".0")),
+        (and_(cast(digits, Float) == value, func.instr(digits, literal("e")) == 0), digits),
+        else_=null())
 
 
 def stored_date_text(value: str | datetime.date) -> str:

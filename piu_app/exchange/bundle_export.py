@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask_babel import LazyString
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, case, func, literal, not_, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from .. import __version__
-from ..database import driver_rows
+from ..database import CELL_SEPARATOR, driver_batches, driver_rows, joined_cells_sql, writes_rows_itself
 from ..i18n import load_catalogue
 from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcnow
 from ..models.actors import Place, Territory
@@ -48,6 +49,9 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 # Deflate level of the tables: at 100 000 innovations level 3 compresses the 143 MB of CSV in half
 # the time of the default level 6, for a bundle 13 % larger (32.5 MB against 28.7; bench/RESULTS.md)
 CSV_COMPRESSION = 3
+# Every cell of a table is quoted (the header is not): the database writes a batch of rows as
+# one string and Python quotes it in three replacements (see `_line_batches`).
+CSV_QUOTING = csv.QUOTE_ALL
 
 
 @dataclass
@@ -194,8 +198,8 @@ class _ZipWriter:
         """Write a CSV member from batches of rows; return the number of rows."""
         digest, count = hashlib.sha256(), 0
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(header)
+        csv.writer(buffer, lineterminator="\r\n").writerow(header)
+        writer = csv.writer(buffer, lineterminator="\r\n", quoting=CSV_QUOTING)
 
         def taken() -> bytes:
             data = buffer.getvalue().encode("utf-8")
@@ -205,7 +209,10 @@ class _ZipWriter:
 
         with self.zf.open(_info(name, level=CSV_COMPRESSION), "w") as out, _Drain(out, digest) as drain:
             for rows in batches:
-                writer.writerows(rows)
+                if isinstance(rows, LineBatch):
+                    buffer.write(rows.text)
+                else:
+                    writer.writerows(rows)
                 count += len(rows)
                 drain.put(taken())
             drain.put(taken())
@@ -327,8 +334,12 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         # Links to records that stay here come out empty: the export reads them through the maps of
         # shared records only.
         # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
-        with closing(bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)) as batches:
-            rows = map(_redactor(rtable), batches)
+        if writes_rows_itself(conn):
+            batches = _line_batches(conn, rtable, leaving, shared_uid_of.__getitem__)
+        else:
+            batches = bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)
+        with closing(batches):
+            rows = batches if writes_rows_itself(conn) else map(_redactor(rtable), batches)
             summary.rows[key] = writer.write_csv(f"data/{key}.csv", header,
                                                  manifest.rows(rtable, rows) if manifest else rows)
         schemas[key] = table_schema(key, rtable.columns, ["uid"], level)
@@ -455,23 +466,28 @@ class _ManifestBuilder:
         for uid, count in Counter(map(_FIRST, rows)).items():
             found[uid] = sha256(join(sorted(islice(joined, count))).encode()).hexdigest()[:32]
 
-    def _rows(self, table: str, at: tuple[int, int, int], kid_names: list[str], rows: list[list[str]]) -> None:
+    def _rows(self, table: str, at: tuple[int, int, int], kid_names: list[str],
+              rows: list[list[str]] | LineBatch) -> None:
         # = signing.record_fingerprint(signing.row_fingerprint(row), …) per own record, mapped over
         # the batch with C functions (see `_children`)
-        uid_at, origin_at, version_at = at
-        origins = set(map(itemgetter(origin_at), rows))
-        if origins - {self.own}:
-            self.origins |= origins - {self.own}
-            rows = [row for row in rows if row[origin_at] == self.own]
-        uids = list(map(itemgetter(uid_at), rows))
-        fingerprints: Iterable[str] = _hex32(map(sha256, map(str.encode, map("\x00".join, rows))))
+        if isinstance(rows, LineBatch):  # written by the database: the joined cells come with the lines
+            uids, origins, versions, joined = rows.uids, rows.origins, rows.versions, rows.joined
+        else:
+            uid_at, origin_at, version_at = at
+            uids, origins, versions = (list(map(itemgetter(i), rows)) for i in (uid_at, origin_at, version_at))
+            joined = list(map("\x00".join, rows))
+        if set(origins) - {self.own}:
+            self.origins |= set(origins) - {self.own}
+            own = [i for i, origin in enumerate(origins) if origin == self.own]
+            uids, versions, joined = ([values[i] for i in own] for values in (uids, versions, joined))
+        fingerprints: Iterable[str] = _hex32(map(sha256, map(str.encode, joined)))
         if kid_names:
             for name in kid_names:
                 fingerprints = map(add, fingerprints, map(self.kids.get(name, {}).get, uids,
                                                           repeat(signing.NO_CHILDREN)))
             fingerprints = _hex32(map(sha256, map(str.encode, fingerprints)))
-        self.out.write("".join(map("{}\t{}\t{}\t{}\n".format, repeat(table), uids,
-                                   map(itemgetter(version_at), rows), fingerprints)).encode())
+        self.out.write("".join(map("{}\t{}\t{}\t{}\n".format, repeat(table), uids, versions,
+                                   fingerprints)).encode())
 
     def _forget(self, kid_names: list[str]) -> None:
         for name in kid_names:
@@ -543,20 +559,38 @@ def _shared_here(table: Any, allowed: Iterable[str]) -> Any:
     return and_(table.c.visibility.concat("").in_(allowed), table.c.draft.is_not(True))
 
 
+@dataclass
+class _Redaction:
+    """Where, in a row of `rtable` (texts in column order), the cells `_redactor` may clear are."""
+    cleared: list[int]  # all but the identity (and the title, except a person's name): a tombstone's
+    deleted: int
+    persons: bool
+    visibility: int = -1
+    consent: int = -1
+    contact: tuple[int, ...] = ()
+    bio: int = -1
+
+
+def _redaction(rtable: bf.RecordTable) -> _Redaction:
+    names = [c.name for c in rtable.columns]
+    at = {name: i for i, name in enumerate(names)}
+    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
+    plan = _Redaction([i for i, name in enumerate(names) if name not in keep], at["deleted"], rtable.name == "persons")
+    if plan.persons:
+        plan.visibility, plan.consent = at["visibility"], at["contact_consent"]
+        plan.contact, plan.bio = (at["email"], at["phone"]), at["public_bio"]
+    return plan
+
+
 def _redactor(rtable: bf.RecordTable) -> Any:
     """Return the function that removes, from a batch of rows (texts in column order), what must
     not travel: contact details without consent, a private person's biography, and the content
     of a tombstone (a deletion travels as the record's identity alone). Links to records that
-    stay here are already empty (see `_write`). Rows are changed in place; the batch is returned."""
-    names = [c.name for c in rtable.columns]
-    at = {name: i for i, name in enumerate(names)}
-    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
-    cleared = [i for i, name in enumerate(names) if name not in keep]
-    deleted = at["deleted"]
-    persons = rtable.name == "persons"
-    if persons:
-        visibility, consent = at["visibility"], at["contact_consent"]
-        contact, bio = (at["email"], at["phone"]), at["public_bio"]
+    stay here are already empty (see `_write`). Rows are changed in place; the batch is returned.
+    `_redacted_sql` is the same rule written in SQL."""
+    plan = _redaction(rtable)
+    cleared, deleted, persons = plan.cleared, plan.deleted, plan.persons
+    visibility, consent, contact, bio = plan.visibility, plan.consent, plan.contact, plan.bio
 
     def redact(rows: list[list[str]]) -> list[list[str]]:
         for row in rows:
@@ -573,6 +607,113 @@ def _redactor(rtable: bf.RecordTable) -> Any:
         return rows
 
     return redact
+
+
+def _redacted_sql(rtable: bf.RecordTable, cells: list[Any]) -> list[Any]:
+    """`_redactor` in SQL: the text cells of a row of `rtable` (SQL expressions, in column order)
+    with what must not travel replaced by empty texts."""
+    plan = _redaction(rtable)
+    deleted = cells[plan.deleted] == literal("true")
+    if plan.persons:
+        public = cells[plan.visibility] == literal("public")
+        consented = and_(public, cells[plan.consent] == literal("true"))
+    redacted = list(cells)
+    for i in plan.cleared:
+        whens = [(deleted, literal(""))]
+        if plan.persons and i in plan.contact:
+            whens.append((not_(consented), literal("")))
+        if plan.persons and i == plan.bio:
+            whens.append((not_(public), literal("")))
+        redacted[i] = case(*whens, else_=cells[i])
+    return redacted
+
+
+@dataclass
+class LineBatch:
+    """Rows of a record table as the database wrote them (see `_line_batches`), redacted."""
+    text: str  # the CSV lines of the rows (`CSV_QUOTING`)
+    joined: list[str]  # each row's cells joined by NUL characters: what its fingerprint hashes
+    uids: list[str]
+    origins: list[str]
+    versions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+
+def _line_batches(conn: Connection, rtable: bf.RecordTable, leaving: Mapping[str, Any], uids_of: Any,
+                  *, batch: int = 5000) -> Iterator[LineBatch]:
+    """Yield, by batches in id order, the redacted rows of the records of `rtable` that leave,
+    each written by the database as one string (`database.joined_cells_sql`) while it reads: the
+    thread that reads holds no lock meanwhile, so the work is done on a second core, where the
+    Python path (`bf.record_text_rows`, `_redactor`, csv.writer) keeps the interpreter's lock busy
+    with some thirty objects per row. Python then quotes a whole batch at once (every cell is
+    quoted, so three replacements write the CSV). A link's text is the uid of its record when that
+    record leaves too (the condition of `uids_of`'s maps, in the same transaction). A row the
+    database cannot write exactly as Python does (see `bf.cell_text_sql`) is written by Python."""
+    table = rtable.table
+    cells: list[Any] = []
+    joined_from: Any = table
+    for n, col in enumerate(rtable.columns):
+        column = table.c[col.attr]
+        if col.kind == "ref":
+            target = bf.TABLES[col.ref or ""].table
+            shared = select(target.c.id, target.c.uid).where(leaving[col.ref]).subquery(f"link_{n}")
+            joined_from = joined_from.outerjoin(shared, shared.c.id == column)
+            cells.append(func.coalesce(type_coerce(shared.c.uid, NullType()), literal("")))
+        else:
+            cells.append(bf.cell_text_sql(conn, column, col.kind))
+    # Subqueries the engine runs as co-routines, rows streaming through (LIMIT -1 OFFSET 0 keeps
+    # it from copying an expression into every place that uses its result): the cells, computed
+    # once; the cells redacted; the row's text.
+    base = (select(table.c.id.label("id"), *(cell.label(f"c{i}") for i, cell in enumerate(cells)))
+            .select_from(joined_from).where(leaving[rtable.name]).order_by(table.c.id).limit(-1).offset(0)
+            .subquery("cells"))
+    redacted = (select(base.c.id, *(cell.label(f"r{i}") for i, cell in enumerate(
+        _redacted_sql(rtable, [base.c[f"c{i}"] for i in range(len(cells))]))))
+                .limit(-1).offset(0).subquery("redacted"))
+    cells = [redacted.c[f"r{i}"] for i in range(len(cells))]
+    kinds = [col.kind for col in rtable.columns]
+    names = [col.name for col in rtable.columns]
+    identity = [names.index(name) for name in ("uid", "origin_instance", "version")]
+    row_sql = joined_cells_sql(cells, may_be_null=[kind in ("float", "date", "datetime") for kind in kinds],
+                               may_hold_nul=[kind in ("text", "ref", "date") for kind in kinds])
+    query = select(redacted.c.id, *(cells[i] for i in identity), row_sql)
+    position = {c.name: i for i, c in enumerate(table.c)}
+    python_text = bf.row_text_function(rtable, position, uids_of)
+    redact = _redactor(rtable)
+    width = len(cells)
+
+    def pages() -> Iterator[LineBatch]:
+        for rows in driver_batches(conn, query, batch):
+            ids, uids, origins, versions, texts = (list(column) for column in zip(*rows, strict=True))
+            if None not in texts:
+                whole = "\x02".join(texts)
+                if whole.count(CELL_SEPARATOR) == len(texts) * (width - 1) and whole.count("\x02") == len(texts) - 1:
+                    yield LineBatch(_quoted(whole), list(map(methodcaller("replace", CELL_SEPARATOR, "\x00"), texts)),
+                                    uids, origins, versions)
+                    continue
+            # Rare (a text with a control character, a value only Python writes): Python writes
+            # the rows the database could not, row by row for this batch.
+            again = [ids[i] for i, text in enumerate(texts)
+                     if text is None or text.count(CELL_SEPARATOR) != width - 1 or "\x02" in text]
+            raw = {r[position["id"]]: r for r in driver_rows(conn, bf.raw_select(table).where(table.c.id.in_(again)))}
+            by_python = dict(zip(again, redact([python_text(raw[id_]) for id_ in again]), strict=True))
+            rows_ = [by_python[id_] if id_ in by_python else text.split(CELL_SEPARATOR)
+                     for id_, text in zip(ids, texts, strict=True)]
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n", quoting=CSV_QUOTING).writerows(rows_)
+            yield LineBatch(buffer.getvalue(), list(map("\x00".join, rows_)),
+                            [row[identity[0]] for row in rows_], [row[identity[1]] for row in rows_],
+                            [row[identity[2]] for row in rows_])
+
+    # the connection belongs to the reading thread until the end (see `bf.read_ahead`)
+    yield from bf.read_ahead(pages())
+
+
+def _quoted(whole: str) -> str:
+    """The CSV lines (`CSV_QUOTING`) of rows joined by U+0002, their cells by CELL_SEPARATOR."""
+    return '"' + whole.replace('"', '""').replace(CELL_SEPARATOR, '","').replace("\x02", '"\r\n"') + '"\r\n'
 
 
 def _resource(name: str, label: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType
 
-from ..database import driver_rows, stored_date_text, stored_datetime_text, stored_text_sql
+from ..database import driver_rows, float_text_sql, stored_date_text, stored_datetime_text, stored_text_sql
 from ..models import ReviewScore, Theme, VocabularyTerm
 from ..registry import RECORD_TYPES, RecordType
 from ..services.instance import CODE_PATTERN
@@ -411,6 +411,25 @@ def row_text_function(rtable: RecordTable, position: Mapping[str, int],
     source = "def row_text(r):\n    return [" + ", ".join(cells) + "]\n"
     exec(compile(source, f"<bundle row of {rtable.name}>", "exec"), env)  # noqa: S102 - our own column list
     return env["row_text"]
+
+
+def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
+    """SQL (an engine that writes CSV lines, see `database.writes_csv_lines`): the bundle text of
+    `column`'s stored value, as `CELL_TEXT` writes it; NULL where the engine cannot be sure to
+    write the same text (a timestamp in another form, some floats): Python then writes the row.
+    Not for links, whose text is the uid of another record."""
+    raw = type_coerce(column, NullType())
+    if kind == "text":
+        return func.coalesce(raw, literal(""))
+    if kind == "bool":
+        return case((raw.is_(None), literal("")), (column == false(), literal("false")), else_=literal("true"))
+    if kind == "int":
+        return func.coalesce(cast(cast(column, BigInteger), String), literal(""))
+    if kind == "float":
+        return float_text_sql(column)
+    if kind in ("date", "datetime"):
+        return case((raw.is_(None), literal("")), else_=stored_text_sql(conn, column, kind))
+    raise ValueError(kind)
 
 
 def text_select(conn: Connection, rtable: RecordTable) -> tuple[Any, dict[str, int]]:

@@ -136,3 +136,115 @@ def test_cells_the_database_writes_during_an_export_are_the_cells_python_writes(
         assert got == expected, key
         checked += len(got)
     assert checked > 100
+
+
+# --------------------------------------------------------------------------- rows the database writes
+
+HOSTILE_TEXTS = ['a "quoted" word, then a comma', "two\nlines", "carriage\rreturn", "crlf\r\nend", "",
+                 "=1+2", " leading and trailing ", "nul\x00inside", "separator\x01inside", "row\x02break",
+                 "emoji 😀 and accents éàç", '"', ",", '""', "tab\there"]
+FLOATS = [0.1, 1e-05, 1e16, 1.5e16, 123456789012345.6, 2.0, -3.5, 1e300, 0.30000000000000004, 100.25, 0.0]
+
+
+def _bundle_members(path):
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, monkeypatch):
+    """On SQLite the export has the database write each record row (`bundle_export._line_batches`);
+    the bundle's tables and manifest are byte for byte those of the Python path (PostgreSQL's), for
+    the demonstration register plus texts that must be quoted, control characters the database
+    leaves to Python, floats of every form, a timestamp in another form, redacted persons and a
+    tombstone."""
+    from sqlalchemy import update
+
+    from piu_app.database import writes_rows_itself
+    from piu_app.exchange import bundle_export, signing
+    from piu_app.extensions import db
+    from piu_app.services import demo
+    from tests.factories import make, make_innovation
+
+    conn = db.session.connection()
+    if not writes_rows_itself(conn):
+        pytest.skip("only SQLite writes rows itself")
+    demo.load()
+    table = bf.TABLES["innovations"].table
+    for i, text in enumerate(HOSTILE_TEXTS):
+        made = make_innovation(name=f"Hostile {i}", visibility="network")
+        conn.execute(update(table).where(table.c.uid == made.uid).values(
+            description=text, tagline=text[::-1], price_indication=FLOATS[i % len(FLOATS)]))
+    odd = make_innovation(name="Horodatage d'une autre forme", visibility="public")
+    conn.execute(update(table).where(table.c.uid == odd.uid)
+                 .values(updated_at=bf.type_coerce("2026-03-01 10:00:00", bf.NullType())))
+    make("persons", family_name="Sans consentement", email="a@b.sn", phone="+221 77", contact_consent=False,
+         visibility="public", public_bio="Bio")
+    make("persons", family_name="Consentante", email="c@d.sn", phone="+221 78", contact_consent=True,
+         visibility="public", public_bio="Bio publique")
+    make("persons", family_name="Réseau", email="e@f.sn", contact_consent=True, visibility="network",
+         public_bio="Bio")
+    gone = make_innovation(name="Supprimée", visibility="network", description="ne doit pas partir")
+    conn.execute(update(table).where(table.c.uid == gone.uid).values(deleted=True))
+    db.session.flush()
+    key = signing.instance_key(tmp_path / "key")
+
+    def export(name):
+        summary = bundle_export.export_bundle(tmp_path / name, level="network", key=key)
+        return summary, _bundle_members(tmp_path / name)
+
+    by_database, database_members = export("database.zip")
+    monkeypatch.setattr(bundle_export, "writes_rows_itself", lambda _conn: False)
+    by_python, python_members = export("python.zip")
+    assert by_database.rows == by_python.rows
+    tables = [name for name in python_members if name.startswith("data/")]
+    assert len(tables) > 10
+    for name in tables:
+        assert database_members[name] == python_members[name], name
+    manifest = signing.MANIFEST
+    def records(text):  # the record lines (table, uid, version, fingerprint), not the head (a time)
+        return [line for line in text.split(b"\n") if line.count(b"\t") == 3]
+    assert len(records(python_members[manifest])) > 50
+    assert records(database_members[manifest]) == records(python_members[manifest])
+    innovations = database_members["data/innovations.csv"].decode()
+    assert '"a ""quoted"" word, then a comma"' in innovations
+    assert "nul\x00inside" in innovations and "separator\x01inside" in innovations
+    assert "ne doit pas partir" not in innovations
+    persons = database_members["data/persons.csv"].decode()
+    assert "a@b.sn" not in persons and "e@f.sn" not in persons and "c@d.sn" in persons
+
+
+_FLOAT_ENGINE = None
+
+
+def _float_texts(values):
+    """(text the database writes or None, text Python writes) of each value stored in a REAL column."""
+    global _FLOAT_ENGINE
+    from sqlalchemy import Column, Float, Integer, MetaData, Table, create_engine
+
+    from piu_app.database import float_text_sql
+    if _FLOAT_ENGINE is None:
+        _FLOAT_ENGINE = create_engine("sqlite://")
+    metadata = MetaData()
+    table = Table("numbers", metadata, Column("id", Integer, primary_key=True), Column("x", Float))
+    with _FLOAT_ENGINE.begin() as conn:
+        metadata.drop_all(conn)
+        metadata.create_all(conn)
+        conn.execute(table.insert(), [{"id": i, "x": v} for i, v in enumerate(values)])
+        rows = conn.execute(select(float_text_sql(table.c.x), bf.type_coerce(table.c.x, bf.NullType()))
+                            .order_by(table.c.id)).all()
+    return [(by_sql, bf.CELL_TEXT["float"](raw)) for by_sql, raw in rows]
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
+def test_a_float_the_database_writes_is_the_text_python_writes(values):
+    for by_sql, by_python in _float_texts(values):
+        assert by_sql is None or by_sql == by_python  # None: Python writes that row
+
+
+@given(st.lists(st.one_of(st.integers(-10**12, 10**12), st.decimals(-10**9, 10**9, places=2).map(float)),
+                min_size=1, max_size=50))
+def test_amounts_and_coordinates_are_written_by_the_database(values):
+    """The common values (amounts, two decimals; whole numbers) never fall back to Python."""
+    for by_sql, by_python in _float_texts([float(v) for v in values]):
+        assert by_sql == by_python

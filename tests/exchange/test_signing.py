@@ -475,7 +475,8 @@ def test_an_older_release_bundle_that_raised_a_version_is_undone_by_the_origins_
     def raise_version(members):
         rows = members["data/innovations.csv"].decode().split("\r\n")
         members["data/innovations.csv"] = "\r\n".join(
-            r.replace(f",{version},false,", ",99,false,").replace("Éclairage solaire", "Écrasée") if uids["lamp"] in r else r
+            r.replace(f'"{version}","false",', '"99","false",').replace("Éclairage solaire", "Écrasée")
+            if uids["lamp"] in r else r
             for r in rows).encode()
     import_(e, _unsigned(genuine, tmp_path / "legacy.zip", raise_version))
     assert _innovation(e, uids["lamp"]) == ("Écrasée", 99, False)
@@ -581,18 +582,21 @@ def test_the_manifest_lists_every_own_record_with_the_fingerprint_a_verifier_com
 def test_a_failed_export_leaves_no_bundle_no_manifest_and_no_thread_behind(cities, tmp_path, monkeypatch):
     import threading
 
-    from piu_app.exchange import bundle_format
+    from piu_app.exchange import bundle_export, bundle_format
 
     a = cities("ville-a")
     _fill_a(a)
-    real = bundle_format.record_text_rows
 
-    def failing(conn, rtable, *args, **kwargs):
-        if rtable.name == "innovations":
-            raise OSError(28, "No space left on device")
-        return real(conn, rtable, *args, **kwargs)
+    def failing(real):
+        def read(conn, rtable, *args, **kwargs):
+            if rtable.name == "innovations":
+                raise OSError(28, "No space left on device")
+            yield from real(conn, rtable, *args, **kwargs)
+        return read
 
-    monkeypatch.setattr(bundle_format, "record_text_rows", failing)
+    # both ways of reading the rows (the database writes them on SQLite, Python on PostgreSQL)
+    monkeypatch.setattr(bundle_format, "record_text_rows", failing(bundle_format.record_text_rows))
+    monkeypatch.setattr(bundle_export, "_line_batches", failing(bundle_export._line_batches))
     out = tmp_path / "out" / "a.zip"
     out.parent.mkdir()
     with pytest.raises(OSError):
