@@ -20,21 +20,28 @@ import tempfile
 import threading
 import zipfile
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 from hashlib import sha256
 from itertools import islice, repeat
-from operator import add, itemgetter, methodcaller
+from operator import add, eq, itemgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any
 
 from flask_babel import LazyString
-from sqlalchemy import Connection, and_, case, func, literal, not_, or_, select, type_coerce
+from sqlalchemy import Connection, String, and_, case, func, literal, not_, or_, select, type_coerce
 from sqlalchemy.types import NullType
 
 from .. import __version__
-from ..database import CELL_SEPARATOR, driver_batches, driver_rows, joined_cells_sql, writes_rows_itself
+from ..database import (
+    CELL_SEPARATOR,
+    driver_batches,
+    driver_rows,
+    joined_cells_sql,
+    writes_rows_itself,
+)
 from ..i18n import load_catalogue
 from ..models import Document, InstanceSettings, Theme, VocabularyTerm, db, utcnow
 from ..models.actors import Place, Territory
@@ -209,7 +216,7 @@ class _ZipWriter:
 
         with self.zf.open(_info(name, level=CSV_COMPRESSION), "w") as out, _Drain(out, digest) as drain:
             for rows in batches:
-                if isinstance(rows, LineBatch):
+                if isinstance(rows, LineBatch | ChildBatch):
                     buffer.write(rows.text)
                 else:
                     writer.writerows(rows)
@@ -303,12 +310,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
            manifests: Path | None = None) -> None:
     allowed = LEVELS[level]
     leaving = _leaving(allowed)
-    shared_uid_of: dict[str, dict[int, str]] = {}  # id -> uid of the records that leave, per table
-    for key in bf.TABLE_ORDER:
-        table = bf.TABLES[key].table
-        shared_uid_of[key] = dict(driver_rows(conn, select(table.c.id, table.c.uid).where(leaving[key])))
-    shared = {key: uids.keys() for key, uids in shared_uid_of.items()}
-    shared_uids = {key: set(uids.values()) for key, uids in shared_uid_of.items()}
+    shared_uid_of = _SharedRecords(conn, leaving)
     themes = bf.UidMaps(conn).theme_codes()
     resources: list[dict[str, Any]] = []
     schemas: dict[str, dict[str, Any]] = {}
@@ -322,8 +324,11 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         for child in rtable.children:
             # Before the records: a record's fingerprint in the manifest covers its join rows.
             # A tombstone carries no list.
-            with closing(bf.child_text_rows(conn, rtable, child, shared_uid_of.__getitem__, themes,
-                                            owners=and_(shared_here, table.c.deleted.is_not(True)))) as kids:
+            owners = and_(shared_here, table.c.deleted.is_not(True))
+            kids = (_child_batches(conn, rtable, child, leaving, owners=owners)
+                    if writes_rows_itself(conn) and not bf.is_column_child(child) and _plain_texts(conn, child)
+                    else bf.child_text_rows(conn, rtable, child, shared_uid_of.uids_of, themes, owners=owners))
+            with closing(kids):
                 summary.rows[child.name] = writer.write_csv(f"data/{child.name}.csv", [c.name for c in child.columns],
                                                             manifest.children(child, kids) if manifest else kids)
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
@@ -335,9 +340,9 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         # shared records only.
         # closing(): if writing fails, the thread reading ahead stops before the connection is rolled back
         if writes_rows_itself(conn):
-            batches = _line_batches(conn, rtable, leaving, shared_uid_of.__getitem__)
+            batches = _line_batches(conn, rtable, leaving, shared_uid_of.uids_of)
         else:
-            batches = bf.record_text_rows(conn, rtable, shared_uid_of.__getitem__, where=shared_here)
+            batches = bf.record_text_rows(conn, rtable, shared_uid_of.uids_of, where=shared_here)
         with closing(batches):
             rows = batches if writes_rows_itself(conn) else map(_redactor(rtable), batches)
             summary.rows[key] = writer.write_csv(f"data/{key}.csv", header,
@@ -347,7 +352,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         resources.extend(child_resources)
 
     summary.rows["documents"], summary.documents_included = _write_documents(
-        writer, conn, allowed, shared_uids, uploads, max_document_bytes)
+        writer, conn, allowed, shared_uid_of, uploads, max_document_bytes)
     schemas["documents"] = table_schema("documents", bf.DOCUMENT_COLUMNS, ["uid"], level)
     resources.append(_resource("documents", ("Pièces jointes", "Attachments")))
 
@@ -365,7 +370,7 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
         digest, size = writer.files[resource["path"]]
         resource["hash"], resource["bytes"] = f"sha256:{digest}", size
 
-    _write_geo(writer, conn, shared)
+    _write_geo(writer, conn, shared_uid_of)
     now = utcnow().replace(microsecond=0)
     licence = DEFAULT_LICENCE[level]
     city = instance.city_name if instance else ""
@@ -456,13 +461,17 @@ class _ManifestBuilder:
                 except BaseException as exc:  # handed over to the caller's thread
                     self.error = exc
 
-    def _children(self, name: str, rows: list[list[str]]) -> None:
+    def _children(self, name: str, rows: list[list[str]] | ChildBatch) -> None:
         # = signing.children_fingerprint per owner. An owner's join rows all come in one batch, next
-        # to each other (see `bf.child_text_rows`); the work is mapped over the batch with C
-        # functions, without a Python step per row: 300 000 join rows cost a second otherwise.
+        # to each other (see `bf.child_text_rows`, `_child_batches`); the work is mapped over the
+        # batch with C functions, without a Python step per row: 300 000 join rows cost a second otherwise.
+        found = self.kids.setdefault(name, {})
+        if isinstance(rows, ChildBatch):
+            fingerprints = _hex32(map(sha256, map(str.encode, rows.owners_joined())))
+            found.update(zip(dict.fromkeys(rows.owner_uids), fingerprints, strict=True))
+            return
         join = "\x00".join
         joined = iter(list(map(join, map(_AFTER_OWNER, rows))))
-        found = self.kids.setdefault(name, {})
         for uid, count in Counter(map(_FIRST, rows)).items():
             found[uid] = sha256(join(sorted(islice(joined, count))).encode()).hexdigest()[:32]
 
@@ -528,6 +537,28 @@ def _sign_manifests(writer: _ZipWriter, manifest: _ManifestBuilder, key: signing
     return {"algorithm": signing.ALGORITHM, "public_key": key.public_key, "fingerprint": key.fingerprint,
             "manifest": signing.MANIFEST, "manifest_signature": key.sign(signing.manifest_message(sha256)),
             "bundle_signature": signing.BUNDLE_SIGNATURE, "relayed": relayed}
+
+
+class _SharedRecords:
+    """The records that leave (`_leaving`), per table: id -> uid, and their uids; each table read
+    when first asked for, in the export's transaction (an export written by the database needs a
+    few: the links of the rows Python writes, the attachments, the map)."""
+
+    def __init__(self, conn: Connection, leaving: Mapping[str, Any]) -> None:
+        self.conn, self.leaving = conn, leaving
+        self._uids_of: dict[str, dict[int, str]] = {}
+        self._uids: dict[str, set[str]] = {}
+
+    def uids_of(self, key: str) -> dict[int, str]:
+        if key not in self._uids_of:
+            table = bf.TABLES[key].table
+            self._uids_of[key] = dict(driver_rows(self.conn, select(table.c.id, table.c.uid).where(self.leaving[key])))
+        return self._uids_of[key]
+
+    def uids(self, key: str) -> set[str]:
+        if key not in self._uids:
+            self._uids[key] = set(self.uids_of(key).values())
+        return self._uids[key]
 
 
 def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
@@ -628,14 +659,31 @@ def _redacted_sql(rtable: bf.RecordTable, cells: list[Any]) -> list[Any]:
     return redacted
 
 
-@dataclass
 class LineBatch:
-    """Rows of a record table as the database wrote them (see `_line_batches`), redacted."""
-    text: str  # the CSV lines of the rows (`CSV_QUOTING`)
-    joined: list[str]  # each row's cells joined by NUL characters: what its fingerprint hashes
-    uids: list[str]
-    origins: list[str]
-    versions: list[str]
+    """Rows of a record table as the database wrote them (see `_line_batches`), redacted.
+
+    The reading thread hands over the rows' texts (cells joined by CELL_SEPARATOR); the CSV is
+    made on the thread that writes (`text`), the NUL-joined cells on the manifest's (`joined`):
+    the reading thread goes back to the database sooner."""
+
+    def __init__(self, uids: list[str], origins: list[str], versions: list[str], *, texts: list[str] | None = None,
+                 whole: str = "", text: str | None = None, joined: list[str] | None = None) -> None:
+        self.uids, self.origins, self.versions = uids, origins, versions
+        self._texts, self._whole = texts, whole  # whole: the texts joined by U+0002
+        if text is not None:
+            self.text = text
+        if joined is not None:
+            self.joined = joined
+
+    @cached_property
+    def text(self) -> str:
+        """The CSV lines of the rows (`CSV_QUOTING`)."""
+        return _quoted(self._whole)
+
+    @cached_property
+    def joined(self) -> list[str]:
+        """Each row's cells joined by NUL characters: what its fingerprint hashes."""
+        return list(map(methodcaller("replace", CELL_SEPARATOR, "\x00"), self._texts or []))
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -666,49 +714,155 @@ def _line_batches(conn: Connection, rtable: bf.RecordTable, leaving: Mapping[str
     # Subqueries the engine runs as co-routines, rows streaming through (LIMIT -1 OFFSET 0 keeps
     # it from copying an expression into every place that uses its result): the cells, computed
     # once; the cells redacted; the row's text.
-    base = (select(table.c.id.label("id"), *(cell.label(f"c{i}") for i, cell in enumerate(cells)))
-            .select_from(joined_from).where(leaving[rtable.name]).order_by(table.c.id).limit(-1).offset(0)
-            .subquery("cells"))
-    redacted = (select(base.c.id, *(cell.label(f"r{i}") for i, cell in enumerate(
-        _redacted_sql(rtable, [base.c[f"c{i}"] for i in range(len(cells))]))))
-                .limit(-1).offset(0).subquery("redacted"))
-    cells = [redacted.c[f"r{i}"] for i in range(len(cells))]
     kinds = [col.kind for col in rtable.columns]
     names = [col.name for col in rtable.columns]
     identity = [names.index(name) for name in ("uid", "origin_instance", "version")]
-    row_sql = joined_cells_sql(cells, may_be_null=[kind in ("float", "date", "datetime") for kind in kinds],
-                               may_hold_nul=[kind in ("text", "ref", "date") for kind in kinds])
-    query = select(redacted.c.id, *(cells[i] for i in identity), row_sql)
+
+    def query() -> Any:
+        base = (select(table.c.id.label("id"), *(cell.label(f"c{i}") for i, cell in enumerate(cells)))
+                .select_from(joined_from).where(leaving[rtable.name]).order_by(table.c.id).limit(-1).offset(0)
+                .subquery("cells"))
+        redacted = (select(base.c.id, *(cell.label(f"r{i}") for i, cell in enumerate(
+            _redacted_sql(rtable, [base.c[f"c{i}"] for i in range(len(cells))]))))
+                    .limit(-1).offset(0).subquery("redacted"))
+        texts = [redacted.c[f"r{i}"] for i in range(len(cells))]
+        row_sql = joined_cells_sql(texts, may_be_null=[kind in ("float", "date", "datetime") for kind in kinds],
+                                   may_hold_nul=[kind in ("text", "ref", "date") for kind in kinds])
+        return select(redacted.c.id, *(texts[i] for i in identity), row_sql)
+
     position = {c.name: i for i, c in enumerate(table.c)}
-    python_text = bf.row_text_function(rtable, position, uids_of)
     redact = _redactor(rtable)
     width = len(cells)
 
     def pages() -> Iterator[LineBatch]:
-        for rows in driver_batches(conn, query, batch):
+        for rows in driver_batches(conn, query(), batch):
             ids, uids, origins, versions, texts = (list(column) for column in zip(*rows, strict=True))
             if None not in texts:
                 whole = "\x02".join(texts)
                 if whole.count(CELL_SEPARATOR) == len(texts) * (width - 1) and whole.count("\x02") == len(texts) - 1:
-                    yield LineBatch(_quoted(whole), list(map(methodcaller("replace", CELL_SEPARATOR, "\x00"), texts)),
-                                    uids, origins, versions)
+                    yield LineBatch(uids, origins, versions, texts=texts, whole=whole)
                     continue
             # Rare (a text with a control character, a value only Python writes): Python writes
             # the rows the database could not, row by row for this batch.
             again = [ids[i] for i, text in enumerate(texts)
                      if text is None or text.count(CELL_SEPARATOR) != width - 1 or "\x02" in text]
             raw = {r[position["id"]]: r for r in driver_rows(conn, bf.raw_select(table).where(table.c.id.in_(again)))}
+            python_text = bf.row_text_function(rtable, position, uids_of)
             by_python = dict(zip(again, redact([python_text(raw[id_]) for id_ in again]), strict=True))
             rows_ = [by_python[id_] if id_ in by_python else text.split(CELL_SEPARATOR)
                      for id_, text in zip(ids, texts, strict=True)]
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\r\n", quoting=CSV_QUOTING).writerows(rows_)
-            yield LineBatch(buffer.getvalue(), list(map("\x00".join, rows_)),
-                            [row[identity[0]] for row in rows_], [row[identity[1]] for row in rows_],
-                            [row[identity[2]] for row in rows_])
+            yield LineBatch([row[identity[0]] for row in rows_], [row[identity[1]] for row in rows_],
+                            [row[identity[2]] for row in rows_], text=buffer.getvalue(),
+                            joined=list(map("\x00".join, rows_)))
 
-    # the connection belongs to the reading thread until the end (see `bf.read_ahead`)
-    yield from bf.read_ahead(pages())
+    # No reading thread here (unlike `bf.read_ahead`): the engine takes the rows' work off the
+    # interpreter, and a second thread handing the interpreter's lock back and forth at every row
+    # cost more than it saved (bench/RESULTS.md).
+    yield from pages()
+
+
+class ChildBatch:
+    """Join rows as the database wrote them (see `_child_batches`): whole owners, sorted. As in
+    `LineBatch`, the CSV and the NUL-joined cells are made by the threads that need them."""
+
+    def __init__(self, owner_uids: list[str], afters: list[str], whole: str) -> None:
+        self.owner_uids = owner_uids  # each row's owner
+        self._afters, self._whole = afters, whole  # the cells after the owner; every row's cells
+
+    @cached_property
+    def text(self) -> str:
+        """The CSV lines of the rows (`CSV_QUOTING`)."""
+        return _quoted(self._whole)
+
+    @cached_property
+    def joined(self) -> list[str]:
+        """Each row's cells after the owner, joined by NUL characters."""
+        return list(map(methodcaller("replace", CELL_SEPARATOR, "\x00"), self._afters))
+
+    def __len__(self) -> int:
+        return len(self.owner_uids)
+
+    def owners_joined(self) -> list[str]:
+        """Each owner's rows (`joined`, already sorted) joined by NUL characters, owner after owner:
+        what `signing.children_fingerprint` hashes, made with C functions only (a U+0003 ends an
+        owner: no text holds one, see `_plain_texts`)."""
+        same_owner = map(eq, self.owner_uids, self.owner_uids[1:])
+        ends = [*map(_ROW_END.__getitem__, same_owner), "\x03"]
+        return "".join(map(add, self.joined, ends))[:-1].split("\x03")
+
+
+_ROW_END = {True: "\x00", False: "\x03"}  # after a row: its owner's next row, or the next owner
+
+
+def _plain_texts(conn: Connection, child: bf.ChildTable) -> bool:
+    """Whether no text of the join table `child` holds a character the database's rows cannot
+    carry (NUL, CELL_SEPARATOR, U+0002, U+0003; forms and imports refuse them all): then
+    `_child_batches` writes it, otherwise Python does (`bf.child_text_rows`)."""
+    ctable, _owner, mapping = bf.child_db_table(child)
+    texts = [ctable.c[mapping[c.name]] for c in child.columns[1:] if c.kind == "text" and c.name != "theme_code"]
+    if not texts:
+        return True
+    odd = or_(*(func.instr(type_coerce(column, String), func.char(code)) > 0
+                for column in texts for code in (0, 1, 2, 3)))
+    return conn.execute(select(literal(1)).select_from(ctable).where(odd).limit(1)).first() is None
+
+
+def _child_batches(conn: Connection, rtable: bf.RecordTable, child: bf.ChildTable, leaving: Mapping[str, Any],
+                   *, owners: Any, batch: int = 5000) -> Iterator[ChildBatch]:
+    """`bf.child_text_rows` written by the database (see `_line_batches`): the join rows of the
+    records of `rtable` that match `owners`, grouped by owner in id order, each owner's rows sorted
+    (the engine compares texts as Python does, by code point), a row with a link to a record that
+    stays here left out (an inner join on the records that leave). One statement streams them; a
+    batch ends with an owner's last row."""
+    table = rtable.table
+    ctable, owner_col, mapping = bf.child_db_table(child)
+    owner = ctable.c[owner_col]
+    joined_from: Any = ctable.join(table, table.c.id == owner)
+    cells: list[Any] = []
+    for n, col in enumerate(child.columns[1:]):
+        raw = ctable.c[mapping[col.name]]
+        if col.name == "theme_code":
+            themes = select(Theme.id, Theme.code).subquery(f"themes_{n}")
+            joined_from = joined_from.join(themes, themes.c.id == raw)
+            cells.append(type_coerce(themes.c.code, String))
+        elif col.kind == "ref":
+            target = bf.TABLES[col.ref or ""].table
+            shared = select(target.c.id, target.c.uid).where(leaving[col.ref]).subquery(f"link_{n}")
+            joined_from = joined_from.join(shared, shared.c.id == raw)
+            cells.append(type_coerce(shared.c.uid, String))
+        else:
+            cells.append(type_coerce(bf.cell_text_sql(conn, raw, col.kind), String))
+    after = joined_cells_sql(cells, may_be_null=[False] * len(cells), may_hold_nul=[False] * len(cells))
+    query = select(table.c.uid, after).select_from(joined_from).where(owners).order_by(owner, *cells)
+
+    width = len(cells)
+
+    def pages() -> Iterator[ChildBatch]:
+        held: list[tuple[str, str]] = []  # the last owner's rows, which may go on in the next batch
+        for rows in driver_batches(conn, query, batch):
+            rows = held + rows
+            last = rows[-1][0]
+            cut = len(rows)
+            while cut and rows[cut - 1][0] == last:
+                cut -= 1
+            held = rows[cut:]
+            if cut:
+                yield _child_batch(rows[:cut], width)
+        if held:
+            yield _child_batch(held, width)
+
+    yield from pages()  # no reading thread: see `_line_batches`
+
+
+def _child_batch(rows: list[tuple[str, str]], width: int) -> ChildBatch:
+    owner_uids, afters = (list(column) for column in zip(*rows, strict=True))
+    whole = "\x02".join(map(f"{{}}{CELL_SEPARATOR}{{}}".format, owner_uids, afters))
+    if (whole.count(CELL_SEPARATOR) != len(rows) * width or whole.count("\x02") != len(rows) - 1
+            or "\x03" in whole):
+        raise RuntimeError("a join row holds a control character")  # `_plain_texts` said there was none
+    return ChildBatch(owner_uids, afters, whole)
 
 
 def _quoted(whole: str) -> str:
@@ -747,14 +901,14 @@ def _vocabularies(conn: Connection) -> dict[str, list[list[str]]]:
 
 
 def _write_documents(writer: _ZipWriter, conn: Connection, allowed: tuple[str, ...],
-                     shared_uids: Mapping[str, set[str]], uploads: Path | None,
+                     shared: _SharedRecords, uploads: Path | None,
                      max_bytes: int) -> tuple[int, int]:
     header = [c.name for c in bf.DOCUMENT_COLUMNS]
     rows: list[list[str]] = []
     included = 0
     query = select(Document.__table__).where(Document.visibility.in_(allowed), Document.draft.is_(False))
     for doc in conn.execute(query.order_by(Document.id)).mappings():
-        if doc["linked_uid"] not in shared_uids.get(doc["linked_type"], ()):
+        if doc["linked_type"] not in bf.TABLES or doc["linked_uid"] not in shared.uids(doc["linked_type"]):
             continue  # attached to a record that stays here
         # a row whose digest names no file of uploads/ (an old, hostile import) never sends a file
         path = document_service.stored_path(uploads, doc["sha256"]) if uploads else None
@@ -772,12 +926,12 @@ def _write_documents(writer: _ZipWriter, conn: Connection, allowed: tuple[str, .
     return writer.write_csv("data/documents.csv", header, [rows]), included
 
 
-def _write_geo(writer: _ZipWriter, conn: Connection, shared: Mapping[str, Collection[int]]) -> None:
+def _write_geo(writer: _ZipWriter, conn: Connection, shared: _SharedRecords) -> None:
     """GeoJSON (RFC 7946: WGS84, [longitude, latitude]) of shared places and experiments."""
     places = []
     for p in conn.execute(select(Place.id, Place.uid, Place.name, Place.place_type, Place.visibility, Place.lat,
                                  Place.lon).where(Place.deleted.is_(False))).mappings():
-        if p["id"] in shared["places"] and p["lat"] is not None and p["lon"] is not None:
+        if p["id"] in shared.uids_of("places") and p["lat"] is not None and p["lon"] is not None:
             places.append(_feature(p["lon"], p["lat"], p["uid"], p["name"], p["place_type"], p["visibility"]))
     coords = {r.id: (r.lon, r.lat) for r in conn.execute(select(Place.id, Place.lat, Place.lon)) if r.lat is not None}
     territory_coords = {r.id: (r.lon, r.lat) for r in conn.execute(select(Territory.id, Territory.lat, Territory.lon))
@@ -786,12 +940,12 @@ def _write_geo(writer: _ZipWriter, conn: Connection, shared: Mapping[str, Collec
     for e in conn.execute(select(Experiment.id, Experiment.uid, Experiment.title, Experiment.status,
                                  Experiment.visibility, Experiment.place_id, Experiment.territory_id)
                           .where(Experiment.deleted.is_(False))).mappings():
-        if e["id"] not in shared["experiments"]:
+        if e["id"] not in shared.uids_of("experiments"):
             continue
         where = None
-        if e["place_id"] in shared["places"]:
+        if e["place_id"] in shared.uids_of("places"):
             where = coords.get(e["place_id"])
-        if where is None and e["territory_id"] in shared["territories"]:
+        if where is None and e["territory_id"] in shared.uids_of("territories"):
             where = territory_coords.get(e["territory_id"])
         if where and where[0] is not None:
             experiments.append(_feature(where[0], where[1], e["uid"], e["title"], e["status"], e["visibility"]))

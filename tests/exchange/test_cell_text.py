@@ -184,6 +184,21 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
          visibility="public", public_bio="Bio publique")
     make("persons", family_name="Réseau", email="e@f.sn", contact_consent=True, visibility="network",
          public_bio="Bio")
+    # join rows: roles that sort by code point ("B" < "a" < "é"), that need quotes, that are
+    # prefixes of each other; review evidence with a control character (Python writes that table)
+    from piu_app.models import ReviewScore
+    links = bf.child_db_table(next(c for c in bf.TABLES["innovations"].children
+                                   if c.name == "innovation_organisations"))[0]
+    organisation_ids = conn.execute(select(bf.TABLES["organisations"].table.c.id)).scalars().all()[:2]
+    innovation_ids = conn.execute(select(table.c.id).where(table.c.name.like("Hostile%"))).scalars().all()
+    roles = ["é", "a", "B", "a,b", 'q"uote', "ab", "a b", "Z", "two\nlines"]
+    conn.execute(links.insert(), [{"innovation_id": innovation, "organisation_id": organisation, "role": role}
+                                  for innovation in innovation_ids[:3] for organisation in organisation_ids
+                                  for role in roles])
+    review_ids = conn.execute(select(bf.TABLES["reviews"].table.c.id)).scalars().all()
+    conn.execute(ReviewScore.__table__.insert(), [
+        {"review_id": review, "criterion": f"c{i}", "score": i, "evidence": text}
+        for review in review_ids for i, text in enumerate(HOSTILE_TEXTS)])
     gone = make_innovation(name="Supprimée", visibility="network", description="ne doit pas partir")
     conn.execute(update(table).where(table.c.uid == gone.uid).values(deleted=True))
     db.session.flush()
@@ -210,6 +225,8 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
     assert '"a ""quoted"" word, then a comma"' in innovations
     assert "nul\x00inside" in innovations and "separator\x01inside" in innovations
     assert "ne doit pas partir" not in innovations
+    assert '"a,b"' in database_members["data/innovation_organisations.csv"].decode()
+    assert "row\x02break" in database_members["data/review_scores.csv"].decode()
     persons = database_members["data/persons.csv"].decode()
     assert "a@b.sn" not in persons and "e@f.sn" not in persons and "c@d.sn" in persons
 
