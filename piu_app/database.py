@@ -13,9 +13,10 @@ SQLite (the laptop) and PostgreSQL (a network hub) differ in four places, all ke
   locked out; new primary keys come from max(id) on SQLite, from the sequence on PostgreSQL
   (`reserve_ids`).
 
-Bulk reads and writes (`driver_rows`, `insert_rows`) go straight to the driver's cursor with
-values as the driver takes and gives them; `stored_datetime_text` reads either engine's raw
-timestamps (`stored_text_sql` has SQLite write them itself during an export).
+Bulk reads and writes (`driver_rows`, `driver_batches`, `insert_rows`) go straight to the
+driver's cursor with values as the driver takes and gives them; `stored_datetime_text` reads either
+engine's raw timestamps. During an export SQLite writes the rows' texts itself (`stored_text_sql`,
+`float_text_sql`, `joined_cells_sql`); on PostgreSQL Python writes them.
 
 Everything above this module speaks SQLAlchemy and calls the functions below.
 """

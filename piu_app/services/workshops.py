@@ -230,8 +230,7 @@ def _organisations(names: list[str]) -> list[Organisation]:
             (func.lower(Organisation.name) == name.lower()) | (func.lower(Organisation.acronym) == name.lower()))
             .order_by(Organisation.id)).first()
         if org is None:  # accents or case typed differently: compare folded names
-            org = next((o for o in db.session.scalars(select(Organisation).where(Organisation.deleted.is_(False)))
-                        if fold(o.name) == key or (o.acronym and fold(o.acronym) == key)), None)
+            org = next((o for o in _starting_with(Organisation, key) if fold(o.name) == key), None)
         if org is None:
             unknown.append(name)
         else:
@@ -310,6 +309,16 @@ def save_workshop_synthesis(workshop: Workshop, *, synthesis: Any, recommendatio
 
 # --------------------------------------------------------------------------- the agenda
 
+def _starting_with(model: type, key: str, limit: int = 500) -> list[Any]:
+    """Live records whose folded sort key starts with `key`, in its order (an indexed range: the
+    cost does not grow with the register, where reading every record took seconds at 100 000)."""
+    if not key:
+        return []
+    upper = key[:-1] + chr(ord(key[-1]) + 1)
+    return list(db.session.scalars(select(model).where(model.deleted.is_(False), model.sort_key >= key,
+                                                       model.sort_key < upper).order_by(model.sort_key).limit(limit)))
+
+
 def _speakers(value: Any, *, username: str) -> list[Person]:
     """Return the persons named (one per line or separated by ';'); an unknown name becomes a draft person."""
     people = []
@@ -317,7 +326,9 @@ def _speakers(value: Any, *, username: str) -> list[Person]:
         if len(name) > NAME_MAX:
             raise InvalidInputError(_("Intervenants : %(max)d caractères au plus par nom.", max=NAME_MAX))
         key = fold(name)
-        person = next((p for p in db.session.scalars(select(Person).where(Person.deleted.is_(False)))
+        # a person's sort key is "family given": typed "Awa Diop" or "Diop", it starts with the last word
+        candidates = [*_starting_with(Person, key), *_starting_with(Person, key.rsplit(" ", 1)[-1])]
+        person = next((p for p in candidates
                        if fold(" ".join(filter(None, (p.given_name, p.family_name)))) == key or fold(p.family_name) == key), None)
         if person is None:
             person = record_service.create_named(PERSONS, name, {}, username=username)

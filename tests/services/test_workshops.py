@@ -367,3 +367,16 @@ def test_a_note_becomes_a_need_or_an_innovation_to_follow(ctx):
         ws.promote(board, kind="need", note_uid=note.uid, theme_uid="x", title="t", username="t")
     with pytest.raises(InvalidInputError):
         ws.promote(board, kind="dragon", note_uid=idea.uid, title="t", username="t")
+
+
+def test_speakers_and_organisers_are_found_however_their_names_are_typed(ctx):
+    """Accents, case and a family name alone find the record already in the register (through its
+    indexed sort key: the cost does not grow with the register)."""
+    make_organisation(name="Énergie Solaire Pair", acronym="ESP")
+    workshop = make_workshop(organisers="energie solaire pair")
+    assert [o.name for o in workshop.organisers] == ["Énergie Solaire Pair"]
+    first = ws.add_session(workshop, {"kind": "plenary", "title": "A", "speakers": "Aïssatou Ndiaye"}, username="t")
+    person = first.speakers[0]
+    for typed in ("AISSATOU NDIAYE", "ndiaye", "Aissatou  Ndiayé"[:-1] + "e"):
+        again = ws.add_session(workshop, {"kind": "plenary", "title": typed, "speakers": typed}, username="t")
+        assert again.speakers == [person], typed
