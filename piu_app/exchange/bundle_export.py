@@ -937,11 +937,14 @@ def _write_geo(writer: _ZipWriter, conn: Connection, shared: _SharedRecords) -> 
     territory_coords = {r.id: (r.lon, r.lat) for r in conn.execute(select(Territory.id, Territory.lat, Territory.lon))
                         if r.lat is not None and r.lon is not None}
     experiments = []
+    # Only the experiments that leave and could be on the map (a shared place or territory with
+    # coordinates): reading the 50 000 others cost half a second at 100 000 innovations.
+    located = or_(Experiment.place_id.in_(select(Place.id).where(shared.leaving["places"], Place.lat.is_not(None))),
+                  Experiment.territory_id.in_(select(Territory.id).where(
+                      shared.leaving["territories"], Territory.lat.is_not(None), Territory.lon.is_not(None))))
     for e in conn.execute(select(Experiment.id, Experiment.uid, Experiment.title, Experiment.status,
                                  Experiment.visibility, Experiment.place_id, Experiment.territory_id)
-                          .where(Experiment.deleted.is_(False))).mappings():
-        if e["id"] not in shared.uids_of("experiments"):
-            continue
+                          .where(Experiment.deleted.is_(False), shared.leaving["experiments"], located)).mappings():
         where = None
         if e["place_id"] in shared.uids_of("places"):
             where = coords.get(e["place_id"])

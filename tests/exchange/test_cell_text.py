@@ -265,3 +265,36 @@ def test_amounts_and_coordinates_are_written_by_the_database(values):
     """The common values (amounts, two decimals; whole numbers) never fall back to Python."""
     for by_sql, by_python in _float_texts([float(v) for v in values]):
         assert by_sql == by_python
+
+
+def test_the_map_shows_the_shared_experiments_where_their_shared_place_or_territory_is(ctx, tmp_path):
+    """geo/experiments.geojson: an experiment that leaves is placed at its place when the place
+    leaves with coordinates, else at its territory; a private experiment, or one whose place and
+    territory stay here, is not on the map."""
+    import json
+    import zipfile
+
+    from piu_app.exchange import bundle_export
+    from piu_app.extensions import db
+    from tests.factories import make, make_experiment, make_innovation
+
+    territory = make("territories", name="Port-Sable", level="commune", country_code="SN", lat=14.5, lon=-17.0,
+                     visibility="network")
+    hidden = make("territories", name="Privée", level="commune", country_code="SN", lat=1.0, lon=1.0,
+                  visibility="private")
+    shared_place = make("places", name="Fablab", place_type="coworking", lat=14.6, lon=-17.1, visibility="network")
+    private_place = make("places", name="Cave", place_type="coworking", lat=2.0, lon=2.0, visibility="private")
+    innovation = make_innovation(visibility="network")
+    at_place = make_experiment(innovation, title="Au fablab", place=shared_place.uid, territory=territory.uid,
+                               visibility="network")
+    at_territory = make_experiment(innovation, title="Dans la commune", place=private_place.uid,
+                                   territory=territory.uid, visibility="network")
+    make_experiment(innovation, title="Privée", place=shared_place.uid, visibility="private")
+    make_experiment(innovation, title="Nulle part", place=private_place.uid, territory=hidden.uid,
+                    visibility="network")
+    db.session.flush()
+    bundle_export.export_bundle(tmp_path / "b.zip", level="network", key=None)
+    with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+        features = json.loads(zf.read("geo/experiments.geojson"))["features"]
+    where = {f["properties"]["uid"]: f["geometry"]["coordinates"] for f in features}
+    assert where == {at_place.uid: [-17.1, 14.6], at_territory.uid: [-17.0, 14.5]}
