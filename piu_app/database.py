@@ -249,15 +249,25 @@ def driver_rows(conn: Connection, statement: Executable) -> list[tuple]:
 
     For bulk reads only (exports, imports): SQLAlchemy's result rows cost half as much again as
     reading the rows themselves, which is seconds over 500 000 rows."""
+    cursor = _driver_cursor(conn, statement)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _driver_cursor(conn: Connection, statement: Executable) -> Any:
+    """A driver cursor on which `statement` has been executed, its parameters bound as the driver takes them."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     args = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
     cursor = conn.connection.cursor()
     try:
         cursor.execute(str(compiled), args)
-        return cursor.fetchall()
-    finally:
+    except BaseException:
         cursor.close()
+        raise
+    return cursor
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
@@ -359,12 +369,8 @@ def driver_batches(conn: Connection, statement: Executable, size: int = 5000) ->
     yield its rows by batches of `size` as the engine steps through them: one statement, so that
     what it computes once (an IN list, a subquery) is not computed again for every batch, and
     memory stays flat on SQLite (the PostgreSQL driver fetches the whole result first)."""
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    args = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
-    cursor = conn.connection.cursor()
+    cursor = _driver_cursor(conn, statement)
     try:
-        cursor.execute(str(compiled), args)
         while rows := cursor.fetchmany(size):
             yield rows
     finally:
