@@ -25,9 +25,9 @@ from sqlalchemy import (
     Table,
     case,
     cast,
-    false,
     func,
     literal,
+    or_,
     select,
     type_coerce,
 )
@@ -413,6 +413,15 @@ def row_text_function(rtable: RecordTable, position: Mapping[str, int],
     return env["row_text"]
 
 
+def bool_text_sql(column: Any) -> Any:
+    """SQL: a boolean cell's text as `CELL_TEXT` writes it, Python's truth of the stored value: an
+    empty text left by hand in a boolean column is false, as in Python (a consent stored so must
+    not let an e-mail leave)."""
+    raw = type_coerce(column, NullType())
+    return case((raw.is_(None), literal("")), (or_(raw == 0, raw == literal("")), literal("false")),
+                else_=literal("true"))
+
+
 def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
     """SQL (an engine that writes CSV lines, see `database.writes_csv_lines`): the bundle text of
     `column`'s stored value, as `CELL_TEXT` writes it; NULL where the engine cannot be sure to
@@ -422,7 +431,7 @@ def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
     if kind == "text":
         return func.coalesce(raw, literal(""))
     if kind == "bool":
-        return case((raw.is_(None), literal("")), (column == false(), literal("false")), else_=literal("true"))
+        return bool_text_sql(column)
     if kind == "int":
         return func.coalesce(cast(cast(column, BigInteger), String), literal(""))
     if kind == "float":
@@ -443,7 +452,7 @@ def text_select(conn: Connection, rtable: RecordTable) -> tuple[Any, dict[str, i
     for col in rtable.columns:
         column = table.c[col.attr]
         if col.kind == "bool":
-            sql = case((column.is_(None), literal("")), (column == false(), literal("false")), else_=literal("true"))
+            sql = bool_text_sql(column)
         elif col.kind == "int":
             sql = func.coalesce(cast(cast(column, BigInteger), String), literal(""))
         elif col.kind in ("date", "datetime"):

@@ -312,6 +312,7 @@ def save_workshop_synthesis(workshop: Workshop, *, synthesis: Any, recommendatio
 def _starting_with(model: type, key: str, limit: int = 500) -> list[Any]:
     """Live records whose folded sort key starts with `key`, in its order (an indexed range: the
     cost does not grow with the register, where reading every record took seconds at 100 000)."""
+    key = key[:200]  # as the sort key is cut (`records`)
     if not key:
         return []
     upper = key[:-1] + chr(ord(key[-1]) + 1)
@@ -326,8 +327,10 @@ def _speakers(value: Any, *, username: str) -> list[Person]:
         if len(name) > NAME_MAX:
             raise InvalidInputError(_("Intervenants : %(max)d caractères au plus par nom.", max=NAME_MAX))
         key = fold(name)
-        # a person's sort key is "family given": typed "Awa Diop" or "Diop", it starts with the last word
-        candidates = [*_starting_with(Person, key), *_starting_with(Person, key.rsplit(" ", 1)[-1])]
+        # A person's sort key is "family given": typed "Awa Ba Diop" (family name "Ba Diop"), it is one
+        # of the name's rotations, "ba diop awa"; typed "Diop" or "Ba Diop", the name starts it.
+        words = key.split()[:8]
+        candidates = [p for i in range(len(words)) for p in _starting_with(Person, " ".join(words[i:] + words[:i]))]
         person = next((p for p in candidates
                        if fold(" ".join(filter(None, (p.given_name, p.family_name)))) == key or fold(p.family_name) == key), None)
         if person is None:

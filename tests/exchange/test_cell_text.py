@@ -199,6 +199,12 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
     conn.execute(ReviewScore.__table__.insert(), [
         {"review_id": review, "criterion": f"c{i}", "score": i, "evidence": text}
         for review in review_ids for i, text in enumerate(HOSTILE_TEXTS)])
+    # a consent left as an empty text by hand (raw SQL): false, as Python reads it; the e-mail stays
+    odd_consent = make("persons", family_name="Consentement vide", email="vide@x.sn", contact_consent=True,
+                       visibility="public")
+    persons_table = bf.TABLES["persons"].table
+    conn.execute(update(persons_table).where(persons_table.c.uid == odd_consent.uid)
+                 .values(contact_consent=bf.type_coerce("", bf.NullType())))
     gone = make_innovation(name="Supprimée", visibility="network", description="ne doit pas partir")
     conn.execute(update(table).where(table.c.uid == gone.uid).values(deleted=True))
     db.session.flush()
@@ -229,6 +235,7 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
     assert "row\x02break" in database_members["data/review_scores.csv"].decode()
     persons = database_members["data/persons.csv"].decode()
     assert "a@b.sn" not in persons and "e@f.sn" not in persons and "c@d.sn" in persons
+    assert "vide@x.sn" not in persons
 
 
 _FLOAT_ENGINE = None

@@ -380,3 +380,8 @@ def test_speakers_and_organisers_are_found_however_their_names_are_typed(ctx):
     for typed in ("AISSATOU NDIAYE", "ndiaye", "Aissatou  Ndiayé"[:-1] + "e"):
         again = ws.add_session(workshop, {"kind": "plenary", "title": typed, "speakers": typed}, username="t")
         assert again.speakers == [person], typed
+    from tests.factories import make
+    compound = make("persons", given_name="Awa", family_name="Ba Diop")  # a family name of two words
+    for typed in ("Awa Ba Diop", "ba diop", "AWA BA DIOP"):
+        again = ws.add_session(workshop, {"kind": "plenary", "title": typed, "speakers": typed}, username="t")
+        assert again.speakers == [compound], typed
