@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     case,
     cast,
+    false,
     func,
     literal,
     or_,
@@ -33,7 +34,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType
 
-from ..database import driver_rows, float_text_sql, stored_date_text, stored_datetime_text, stored_text_sql
+from ..database import (
+    driver_rows,
+    float_text_sql,
+    is_sqlite,
+    stored_date_text,
+    stored_datetime_text,
+    stored_text_sql,
+)
 from ..models import ReviewScore, Theme, VocabularyTerm
 from ..registry import RECORD_TYPES, RecordType
 from ..services.instance import CODE_PATTERN
@@ -413,13 +421,13 @@ def row_text_function(rtable: RecordTable, position: Mapping[str, int],
     return env["row_text"]
 
 
-def bool_text_sql(column: Any) -> Any:
-    """SQL: a boolean cell's text as `CELL_TEXT` writes it, Python's truth of the stored value: an
-    empty text left by hand in a boolean column is false, as in Python (a consent stored so must
-    not let an e-mail leave)."""
+def bool_text_sql(conn: Connection, column: Any) -> Any:
+    """SQL: a boolean cell's text as `CELL_TEXT` writes it, Python's truth of the stored value: on
+    SQLite, an empty text left by hand in a boolean column is false, as in Python (a consent stored
+    so must not let an e-mail leave); PostgreSQL's booleans hold nothing else."""
     raw = type_coerce(column, NullType())
-    return case((raw.is_(None), literal("")), (or_(raw == 0, raw == literal("")), literal("false")),
-                else_=literal("true"))
+    false_ = or_(raw == 0, raw == literal("")) if is_sqlite(conn) else column == false()
+    return case((raw.is_(None), literal("")), (false_, literal("false")), else_=literal("true"))
 
 
 def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
@@ -431,7 +439,7 @@ def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
     if kind == "text":
         return func.coalesce(raw, literal(""))
     if kind == "bool":
-        return bool_text_sql(column)
+        return bool_text_sql(conn, column)
     if kind == "int":
         return func.coalesce(cast(cast(column, BigInteger), String), literal(""))
     if kind == "float":
@@ -452,7 +460,7 @@ def text_select(conn: Connection, rtable: RecordTable) -> tuple[Any, dict[str, i
     for col in rtable.columns:
         column = table.c[col.attr]
         if col.kind == "bool":
-            sql = bool_text_sql(column)
+            sql = bool_text_sql(conn, column)
         elif col.kind == "int":
             sql = func.coalesce(cast(cast(column, BigInteger), String), literal(""))
         elif col.kind in ("date", "datetime"):
