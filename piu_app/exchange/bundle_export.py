@@ -692,10 +692,11 @@ class LineBatch:
 def _line_batches(conn: Connection, rtable: bf.RecordTable, leaving: Mapping[str, Any], uids_of: Any,
                   *, batch: int = 5000) -> Iterator[LineBatch]:
     """Yield, by batches in id order, the redacted rows of the records of `rtable` that leave,
-    each written by the database as one string (`database.joined_cells_sql`) while it reads: the
-    thread that reads holds no lock meanwhile, so the work is done on a second core, where the
-    Python path (`bf.record_text_rows`, `_redactor`, csv.writer) keeps the interpreter's lock busy
-    with some thirty objects per row. Python then quotes a whole batch at once (every cell is
+    each written by the database as one string (`database.joined_cells_sql`) while it reads:
+    SQLite does that work without the interpreter's lock, where the Python path
+    (`bf.record_text_rows`, `_redactor`, csv.writer) builds some thirty objects per row under it,
+    so the threads that hash, compress and fingerprint (`_Drain`, `_ManifestBuilder`) have the
+    interpreter to themselves meanwhile. Python then quotes a whole batch at once (every cell is
     quoted, so three replacements write the CSV). A link's text is the uid of its record when that
     record leaves too (the condition of `uids_of`'s maps, in the same transaction). A row the
     database cannot write exactly as Python does (see `bf.cell_text_sql`) is written by Python."""
