@@ -6,7 +6,9 @@ links, create, edit, delete (tombstone) with undo, history, links and attachment
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -41,7 +43,6 @@ from ..registry import RECORD_TYPES, RecordType
 from ..services import (
     ConflictError,
     DomainError,
-    InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
     vocabularies,
@@ -211,21 +212,8 @@ def make_blueprint(rt: RecordType) -> Blueprint:
         if not target:  # the next screen: which record is meant, or a new one
             return render_template("records/link_pick.html", rt=rt, record=record, link=link, target_rt=target_rt,
                                    form=form, text=text, matches=matches, missing=form.target.data == "new")
-        try:
-            created = None
-            if target == "new":
-                created = record_service.create_named(target_rt, text, new_values, username=username())
-                target = created.uid
-            record_service.add_link(rt, record, link_name, target_uid=target, role=form.role.data, username=username())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return redirect(url_for(".detail", uid=uid))
-        db.session.commit()
-        flash(_("Lien ajouté."), "success")
-        if created is not None:
-            flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
-        return redirect(url_for(".detail", uid=uid))
+        return _link_to(uid, target_rt, target, text, new_values, lambda target_uid: record_service.add_link(
+            rt, record, link_name, target_uid=target_uid, role=form.role.data, username=username()))
 
     @bp.post("/<uid>/links/<link_name>/<int:link_id>/remove")
     @require_role("editor")
@@ -288,23 +276,8 @@ def add_citation_routes(bp: Blueprint, rt: RecordType) -> None:
         if not target:  # the next screen: which record is meant, or a new one
             return render_template("records/citation_pick.html", rt=rt, record=record, citation=citation,
                                    target_rt=target_rt, text=text, matches=matches)
-        try:
-            created = None
-            if target == "new":
-                if not text:
-                    raise InvalidInputError(_("Indiquez le nom de la fiche à créer."))
-                created = record_service.create_named(target_rt, text, {}, username=username())
-                target = created.uid
-            record_service.add_citation(rt, record, citation_name, target_uid=target, username=username())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return redirect(url_for(".detail", uid=uid))
-        db.session.commit()
-        flash(_("Lien ajouté."), "success")
-        if created is not None:
-            flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
-        return redirect(url_for(".detail", uid=uid))
+        return _link_to(uid, target_rt, target, text, {}, lambda target_uid: record_service.add_citation(
+            rt, record, citation_name, target_uid=target_uid, username=username()))
 
     @bp.post("/<uid>/citations/<citation_name>/<target_uid>/remove")
     @require_role("editor")
@@ -315,6 +288,27 @@ def add_citation_routes(bp: Blueprint, rt: RecordType) -> None:
         db.session.commit()
         flash(_("Lien retiré."), "info")
         return redirect(url_for(".detail", uid=uid))
+
+
+def _link_to(uid: str, target_rt: RecordType, target: str, text: str, new_values: dict[str, Any],
+             attach: Callable[[str], Any]) -> Any:
+    """Link the record `uid` to `target` (a uid, or "new": a draft named `text` made first) with
+    `attach(target uid)`, in one transaction; back to the record's page with what was done."""
+    try:
+        created = None
+        if target == "new":  # create_named refuses an empty name
+            created = record_service.create_named(target_rt, text, new_values, username=username())
+            target = created.uid
+        attach(target)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".detail", uid=uid))
+    db.session.commit()
+    flash(_("Lien ajouté."), "success")
+    if created is not None:
+        flash(_("Fiche « %(title)s » créée en brouillon : complétez-la.", title=target_rt.title_of(created)), "info")
+    return redirect(url_for(".detail", uid=uid))
 
 
 def _labels_with_themes(lang: str) -> dict[tuple[str, str], str]:
