@@ -52,6 +52,7 @@ from sqlalchemy import (
     cast,
     column,
     event,
+    false,
     func,
     insert,
     literal,
@@ -403,6 +404,27 @@ def joined_cells_sql(cells: Sequence[Any], *, may_be_null: Sequence[bool], may_h
         unsure.append(total > 0)
     row = func.printf(literal(CELL_SEPARATOR.join(["%s"] * len(cells))), *cells)
     return case((or_(*unsure), null()), else_=row) if unsure else row
+
+
+def streamed_subquery(statement: Any, name: str) -> Any:
+    """`statement` as a subquery SQLite runs as a co-routine, its rows streaming through in its
+    order: LIMIT -1 OFFSET 0 keeps the engine from copying its expressions into every place that
+    uses its columns (each would be computed again). SQLite only (PostgreSQL refuses LIMIT -1)."""
+    return statement.limit(-1).offset(0).subquery(name)
+
+
+def holds_character_sql(columns: Sequence[Any], codes: Sequence[int]) -> Any:
+    """SQL (SQLite): whether one of the texts `columns` holds one of the characters `codes`."""
+    return or_(*(func.instr(type_coerce(column, String), func.char(code)) > 0 for column in columns for code in codes))
+
+
+def bool_text_sql(conn: Connection, column: Any) -> Any:
+    """SQL: a boolean column's text as Python's truth of the stored value writes it ("", "true",
+    "false"). On SQLite an empty text left by hand in a boolean column is false, as in Python (a
+    consent stored so must not let an e-mail leave); PostgreSQL's booleans hold nothing else."""
+    raw = type_coerce(column, NullType())
+    false_ = or_(raw == 0, raw == literal("")) if is_sqlite(conn) else column == false()
+    return case((raw.is_(None), literal("")), (false_, literal("false")), else_=literal("true"))
 
 
 def float_text_sql(column: Any) -> Any:

@@ -39,7 +39,9 @@ from ..database import (
     CELL_SEPARATOR,
     driver_batches,
     driver_rows,
+    holds_character_sql,
     joined_cells_sql,
+    streamed_subquery,
     writes_rows_itself,
 )
 from ..i18n import load_catalogue
@@ -712,20 +714,17 @@ def _line_batches(conn: Connection, rtable: bf.RecordTable, leaving: Mapping[str
             cells.append(func.coalesce(type_coerce(shared.c.uid, NullType()), literal("")))
         else:
             cells.append(bf.cell_text_sql(conn, column, col.kind))
-    # Subqueries the engine runs as co-routines, rows streaming through (LIMIT -1 OFFSET 0 keeps
-    # it from copying an expression into every place that uses its result): the cells, computed
-    # once; the cells redacted; the row's text.
+    # Subqueries the engine runs as co-routines (`streamed_subquery`): the cells, computed once;
+    # the cells redacted; the row's text.
     kinds = [col.kind for col in rtable.columns]
     names = [col.name for col in rtable.columns]
     identity = [names.index(name) for name in ("uid", "origin_instance", "version")]
 
     def query() -> Any:
-        base = (select(table.c.id.label("id"), *(cell.label(f"c{i}") for i, cell in enumerate(cells)))
-                .select_from(joined_from).where(leaving[rtable.name]).order_by(table.c.id).limit(-1).offset(0)
-                .subquery("cells"))
-        redacted = (select(base.c.id, *(cell.label(f"r{i}") for i, cell in enumerate(
-            _redacted_sql(rtable, [base.c[f"c{i}"] for i in range(len(cells))]))))
-                    .limit(-1).offset(0).subquery("redacted"))
+        base = streamed_subquery(select(table.c.id.label("id"), *(cell.label(f"c{i}") for i, cell in enumerate(cells)))
+                                 .select_from(joined_from).where(leaving[rtable.name]).order_by(table.c.id), "cells")
+        redacted = streamed_subquery(select(base.c.id, *(cell.label(f"r{i}") for i, cell in enumerate(
+            _redacted_sql(rtable, [base.c[f"c{i}"] for i in range(len(cells))])))), "redacted")
         texts = [redacted.c[f"r{i}"] for i in range(len(cells))]
         row_sql = joined_cells_sql(texts, may_be_null=[kind in ("float", "date", "datetime") for kind in kinds],
                                    may_hold_nul=[kind in ("text", "ref", "date") for kind in kinds])
@@ -805,8 +804,7 @@ def _plain_texts(conn: Connection, child: bf.ChildTable) -> bool:
     texts = [ctable.c[mapping[c.name]] for c in child.columns[1:] if c.kind == "text" and c.name != "theme_code"]
     if not texts:
         return True
-    odd = or_(*(func.instr(type_coerce(column, String), func.char(code)) > 0
-                for column in texts for code in (0, 1, 2, 3)))
+    odd = holds_character_sql(texts, (0, 1, 2, 3))
     return conn.execute(select(literal(1)).select_from(ctable).where(odd).limit(1)).first() is None
 
 

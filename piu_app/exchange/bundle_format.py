@@ -25,19 +25,17 @@ from sqlalchemy import (
     Table,
     case,
     cast,
-    false,
     func,
     literal,
-    or_,
     select,
     type_coerce,
 )
 from sqlalchemy.types import NullType
 
 from ..database import (
+    bool_text_sql,
     driver_rows,
     float_text_sql,
-    is_sqlite,
     stored_date_text,
     stored_datetime_text,
     stored_text_sql,
@@ -419,15 +417,6 @@ def row_text_function(rtable: RecordTable, position: Mapping[str, int],
     source = "def row_text(r):\n    return [" + ", ".join(cells) + "]\n"
     exec(compile(source, f"<bundle row of {rtable.name}>", "exec"), env)  # noqa: S102 - our own column list
     return env["row_text"]
-
-
-def bool_text_sql(conn: Connection, column: Any) -> Any:
-    """SQL: a boolean cell's text as `CELL_TEXT` writes it, Python's truth of the stored value: on
-    SQLite, an empty text left by hand in a boolean column is false, as in Python (a consent stored
-    so must not let an e-mail leave); PostgreSQL's booleans hold nothing else."""
-    raw = type_coerce(column, NullType())
-    false_ = or_(raw == 0, raw == literal("")) if is_sqlite(conn) else column == false()
-    return case((raw.is_(None), literal("")), (false_, literal("false")), else_=literal("true"))
 
 
 def cell_text_sql(conn: Connection, column: Any, kind: str) -> Any:
