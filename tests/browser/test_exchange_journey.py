@@ -56,6 +56,7 @@ def test_export_import_see_origin_and_undo(browser, page, peer_server, tmp_path)
     page.goto(base + "/innovations/")
     page.click("text=Compostage de quartier")
     assert "saint-louis" in page.locator(".origin").first.inner_text()
+    page.wait_for_load_state()  # the whole page is read before saying a link is not on it
     assert page.locator("a:has-text('Modifier')").count() == 0
     page.screenshot(path=str(SHOTS / "exchange-foreign-innovation.png"), full_page=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 from ..exchange.cities import export, inside, make_city
 from ..factories import make_experiment, make_innovation, make_territory
-from .test_journey import SHOTS, _fill_form, _set_up
+from .test_journey import SHOTS, _fill_form, _set_up, expect
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +55,7 @@ def test_import_a_bundle_see_its_records_then_undo_it_from_the_imports_page(page
     assert page.locator("h1").inner_text() == "Imports"
     assert "saint-louis.registre.zip" in page.locator("table.imports").inner_text()
     page.click("table.imports tbody tr:first-child td:first-child a")
-    assert page.locator("table.import-records a:has-text('Compostage de quartier')").count() == 1
+    expect(page.locator("table.import-records a:has-text('Compostage de quartier')")).to_have_count(1)
     assert "piu-import-" in page.locator("dl.facts").inner_text()  # the backup taken before it
     page.screenshot(path=str(SHOTS / "imports-detail.png"), full_page=True)
     page.on("dialog", lambda dialog: dialog.accept())

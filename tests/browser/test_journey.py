@@ -13,6 +13,15 @@ pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
+def expect(locator):
+    """Playwright's retrying assertions. A click that opens a page returns once the page is committed,
+    before it is parsed: counting at once may count a half-read page, so counts wait through this.
+    (Imported late: without Playwright the `browser` fixture says why.)"""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def _fill_form(page, values: dict[str, str], selects: dict[str, str] | None = None, checks=()) -> None:
     for field, value in values.items():
         page.fill(f"#{field}", value)

@@ -194,6 +194,7 @@ def test_every_page_fits_a_phone_and_the_menu_is_a_bar_on_a_desktop(browser, dem
     assert all(links.nth(i).bounding_box()["height"] >= TOUCH for i in range(links.count()))
     assert page.locator("nav.menu button:text-is('Se déconnecter')").is_visible()  # the header's is hidden here
     page.click("nav.menu a:text-is('Expérimentations')")
+    page.wait_for_load_state()  # the click returns once the page is committed, before it is parsed
     assert urlsplit(page.url).path == "/experiments/"
     # a list is a pile of cards: the title and the sharing level of each record, no table header
     assert page.locator("main table.list thead").bounding_box()["height"] <= 1  # kept for screen readers only

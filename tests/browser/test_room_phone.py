@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.test_journey import expect
 from tests.browser.test_phone_layout import MEASURE, TOUCH
 
 pytestmark = pytest.mark.browser
@@ -92,7 +93,7 @@ def test_a_phone_without_javascript_posts_with_plain_forms(browser, room_url) ->
     page.check("input[name=category] >> nth=0")
     page.fill("#text", "Manque de retours d'expérience entre villes")
     page.click("#send")
-    assert page.locator("#own .note", has_text="Manque de retours").count() == 1
+    expect(page.locator("#own .note", has_text="Manque de retours")).to_have_count(1)
     assert page.input_value("#text") == ""
     _check_layout(page)
     assert problems == []

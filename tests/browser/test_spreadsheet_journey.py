@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_journey import SHOTS, _set_up
+from .test_journey import SHOTS, _set_up, expect
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +116,7 @@ def test_register_sheet_becomes_experiments_in_one_pass(page):
     page.click("nav.menu a:has-text('Imports')")
     assert "registre-innovations-ville-exemple.csv" in page.locator("table.imports").inner_text()
     page.click("table.imports tbody tr:first-child td:first-child a")
-    assert page.locator("table.import-records a:has-text('Boulevard du Fleuve')").count() == 1
+    expect(page.locator("table.import-records a:has-text('Boulevard du Fleuve')")).to_have_count(1)
     assert "piu-import-" in page.locator("dl.facts").inner_text()  # the backup taken before it
     page.screenshot(path=str(SHOTS / "spreadsheet-import-detail.png"), full_page=True)
     page.on("dialog", lambda dialog: dialog.accept())

@@ -20,14 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_journey import _fill_form, _set_up
-
-
-def expect(locator):
-    """Playwright's retrying assertions (imported late: without Playwright the `browser` fixture says why)."""
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
+from .test_journey import _fill_form, _set_up, expect
 
 pytestmark = pytest.mark.browser
 
