@@ -646,7 +646,7 @@ class SearchHit:
 
 
 RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, title matches then the most recent RANK_WINDOW others
-RANK_WINDOW = 5000
+RANK_WINDOW = 2000      # bm25 of a prefix word over 5 000 title matches took 30 ms at 100 000
 
 
 # A snippet is cut from the first SNIPPET_SCAN characters of a record's text, whatever its size: FTS5's
@@ -661,6 +661,28 @@ def _ranked(conn: Connection, where: str, params: dict, limit: int, offset: int)
         f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
         "ORDER BY rank LIMIT :limit OFFSET :offset"),
         {**params, "limit": limit, "offset": offset, "scan": SNIPPET_SCAN}).all()
+
+
+def _window_then_recent(conn: Connection, where: str, size: int, params: dict, name: str, limit: int,
+                        offset: int) -> list:
+    """Rows `offset`… of a group of `size` hits: its most recent RANK_WINDOW ranked, then the older
+    ones by recency (no ranking: their order is the index's, read backwards with LIMIT)."""
+    if offset >= size or limit <= 0:
+        return []
+    if size <= RANK_WINDOW:
+        return _ranked(conn, where, params, limit, offset)
+    floor = f"floor_{name}"
+    params[floor] = conn.execute(text(
+        f"SELECT rowid FROM {SEARCH_TABLE} WHERE {where} ORDER BY rowid DESC LIMIT 1 OFFSET :window"),
+        {**params, "window": RANK_WINDOW - 1}).scalar() or 0
+    rows = _ranked(conn, f"{where} AND rowid >= :{floor}", params, limit, offset) if offset < RANK_WINDOW else []
+    if len(rows) < limit:
+        rows += conn.execute(text(
+            f"SELECT record_type, uid, 0.0, substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) "
+            f"FROM {SEARCH_TABLE} WHERE {where} AND rowid < :{floor} ORDER BY rowid DESC LIMIT :limit OFFSET :offset"),
+            {**params, "limit": limit - len(rows), "offset": max(0, offset - RANK_WINDOW),
+             "scan": SNIPPET_SCAN}).all()
+    return rows
 
 
 def _fts5_match(q: SearchQuery, *, title_only: bool = False) -> tuple[str, str]:
@@ -732,8 +754,9 @@ def search_index(conn: Connection, query: str | SearchQuery, *, record_types: Se
         if total <= RANK_ALL_UP_TO:
             rows = _ranked(conn, where, params, limit, offset)
         else:
-            # Ranking costs ~1 µs per hit (bm25): above RANK_ALL_UP_TO hits, rank the records whose title
-            # holds every word first, then only the RANK_WINDOW most recently indexed other matches.
+            # Ranking costs ~1 µs per hit (bm25): above RANK_ALL_UP_TO hits, the records whose title holds
+            # every word come first, then the others; in each group the most recently indexed RANK_WINDOW
+            # are ranked, and the older ones follow, most recent first. Every hit keeps its one place.
             positive, negative = _fts5_match(q)
             in_title, _negative = _fts5_match(q, title_only=True)
             params["qt"] = _fts5(in_title, negative)
@@ -741,13 +764,10 @@ def search_index(conn: Connection, query: str | SearchQuery, *, record_types: Se
             where_t = f"{SEARCH_TABLE} MATCH :qt{extra}"
             where_b = f"{SEARCH_TABLE} MATCH :qb{extra}"
             n_title = conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where_t}"), params).scalar_one()
-            rows = _ranked(conn, where_t, params, limit, offset) if offset < n_title else []
-            if len(rows) < limit:
-                params["floor"] = conn.execute(text(
-                    f"SELECT rowid FROM {SEARCH_TABLE} WHERE {where_b} ORDER BY rowid DESC LIMIT 1 OFFSET :window"),
-                    {**params, "window": RANK_WINDOW - 1}).scalar() or 0
-                rows += _ranked(conn, where_b + " AND rowid >= :floor", params, limit - len(rows),
-                                max(0, offset - n_title))
+            rows = []
+            for where_g, size, name in ((where_t, n_title, "t"), (where_b, total - n_title, "b")):
+                rows += _window_then_recent(conn, where_g, size, params, name, limit - len(rows), offset)
+                offset = max(0, offset - size)
         return [SearchHit(r[0], r[1], float(r[2]), r[3] or "", terms) for r in rows], int(total)
     rows = conn.execute(text(
         f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
@@ -768,8 +788,9 @@ def search_counts(conn: Connection, query: str | SearchQuery, *, limit: int | No
         return {}
     params: dict[str, object] = {}
     where = _matching(conn, q, params)
-    if limit is not None and conn.execute(text(f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {where}"),
-                                          params).scalar_one() > limit:
+    if limit is not None and conn.execute(text(  # counting stops past the limit
+            f"SELECT count(*) FROM (SELECT 1 FROM {SEARCH_TABLE} WHERE {where} LIMIT :over)"),
+            {**params, "over": limit + 1}).scalar_one() > limit:
         return None
     return {(r[0], r[1]): int(r[2]) for r in conn.execute(text(
         f"SELECT record_type, visibility, count(*) FROM {SEARCH_TABLE} WHERE {where} "
@@ -783,34 +804,6 @@ def search_uids(conn: Connection, query: str | SearchQuery, *, record_types: Seq
     params: dict[str, object] = {}
     where = _matching(conn, q, params) + _filters(record_types, visibilities, params)
     return text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {where}").bindparams(**params).columns(column("uid"))
-
-
-def records_with_any_word(conn: Connection, words: Sequence[str], record_type: str, *, limit: int) -> list[str]:
-    """Return the uids of up to `limit` records of one type whose text holds any of `words` (already
-    folded): those whose title holds one first (the cost stays bounded whatever the size of the register).
-    A uid may come twice; the caller makes a set of them."""
-    words = [w for w in dict.fromkeys(words) if w and _WORD.fullmatch(w)][:12]
-    if not words:
-        return []
-    params: dict[str, object] = {"t": record_type, "limit": limit}
-    if is_sqlite(conn):
-        params["q"] = " OR ".join(f'"{w}"*' for w in words)  # \w+ words: never FTS syntax; lampadaire*
-        # Title matches first (the name says what a record is), then any; the most recently indexed of each:
-        # no ranking function, whose cost grows with the number of matches.
-        params["qt"] = "{title} : (" + params["q"] + ")"
-        rows = conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :qt AND record_type = :t "
-                                 "ORDER BY rowid DESC LIMIT :limit"), params).all()
-        if len(rows) < limit:
-            params["rest"] = limit - len(rows)
-            rows += conn.execute(text(f"SELECT uid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :q AND "
-                                      "record_type = :t ORDER BY rowid DESC LIMIT :rest"), params).all()
-    else:
-        params.update({f"w{i}": w for i, w in enumerate(words)})
-        query = " || ".join(f"to_tsquery('simple', :w{i} || ':*')" for i in range(len(words)))
-        rows = conn.execute(text(
-            f"SELECT uid FROM {SEARCH_TABLE} WHERE document @@ ({query}) AND record_type = :t "
-            f"ORDER BY ts_rank(document, {query}) DESC LIMIT :limit"), params).all()
-    return [r[0] for r in rows]
 
 
 def make_snippet(content: str, terms: Sequence[str], width: int = 12) -> str:

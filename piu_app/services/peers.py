@@ -17,9 +17,10 @@ On an innovation's page the peers' experiments of the innovation itself come fir
 similar innovations: sharing themes (2 points each) or words of their name and tagline (1 point
 each, 3 at most), shown from 3 points (or when every theme of ours is shared). Those are ranked by
 innovation likeness, then territory likeness: the points are coarse, so territories order each tier;
-a peer's experiment without a territory is ranked by its innovation alone. Candidates are bounded (a few hundred innovations found
-among the most recent of each theme and through the search index), so the cost does not grow with
-the register.
+a peer's experiment without a territory is ranked by its innovation alone. The innovations peers tried
+are kept in memory with their themes and words (`_PeerCatalogue`, read again after an import, an undo
+or an edit of one of them), so finding the similar ones reads nothing from the database and its cost
+grows with what peers shared, not with the register.
 
 Contact details of the people behind a lesson or a review are shown only for a person whose record
 is public with a recorded consent (the rule of the network bundle: others never carry them).
@@ -28,7 +29,9 @@ is public with a recorded consent (the rule of the network bundle: others never 
 from __future__ import annotations
 
 import re
+import sys
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
@@ -39,8 +42,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, union_all
 from sqlalchemy.orm import selectinload
 
-from ..database import fold, records_with_any_word
+from ..database import fold
 from ..models import (
+    ChangeLog,
     Experiment,
     ImportBatch,
     Innovation,
@@ -66,9 +70,7 @@ THEME_LIKENESS = 2.0     # per theme an innovation shares with ours
 WORD_LIKENESS = 1.0      # per significant word of name and tagline in common …
 MAX_WORDS = 3            # … counted up to this many
 MIN_LIKENESS = 3.0       # below this an innovation is not called similar (unless it has every theme of ours)
-SIMILAR_CANDIDATES = 100  # innovations compared per source (each theme, the text); cheap at 100 000
-THEME_WINDOW = 50_000    # innovations of a theme read (newest first) to find those peers tried
-DIRECT_COMPARE = 1000    # up to this many innovations with peers' experiments, each is compared
+CANDIDATES_PER_SOURCE = 20_000  # innovations peers tried counted per theme and per word (the newest)
 MAX_TRIED_IN_THEME = 20_000  # a theme's innovations peers tried, asked for by id (the newest: bound parameters)
 MAX_THEMES = 6           # themes of the innovation looked at (an innovation has two or three)
 _STOPWORDS = frozenset(fold(w) for w in (
@@ -216,7 +218,7 @@ def who_tried(innovation: Innovation | None = None, theme_code: str | None = Non
         # experiments of every innovation of a theme probed 15 000 innovations at 100 000
         codes = list(db.session.scalars(db.select(Theme.id).where((Theme.code == theme_code)
                                                                   | (Theme.parent_code == theme_code))))
-        tried = _of_themes(codes, peer_innovation_ids(), newest=MAX_TRIED_IN_THEME)
+        tried = _newest_of_themes(_peer_catalogue(), codes, MAX_TRIED_IN_THEME)
         if not tried:
             return []
         query = query.where(Experiment.innovation_id.in_(tried))
@@ -243,10 +245,8 @@ def for_innovation(innovation: Innovation, *, limit: int = 50, lang: str = "fr",
     """Return peers' experiments of an innovation and of similar innovations, each list most alike first."""
     home = home_territory()  # read once: finding it counts our experiments per territory
     same = who_tried(innovation=innovation, limit=limit, lang=lang, details=details, home=home)
-    alike = similar_innovations(innovation, lang=lang)
     # Only the closest innovations are worth loading experiments for: the list is ranked by likeness first.
-    keep = sorted(alike, key=lambda i: (-alike[i][0], -i))[:max(2 * limit, 10)]
-    alike = {i: alike[i] for i in keep}
+    alike = similar_innovations(innovation, lang=lang, best=max(2 * limit, 10))
     similar: dict[int, PeerExperiment] = {}
     if alike:
         experiments = db.session.execute(_peer_experiments(instance_service.instance_code())
@@ -330,96 +330,161 @@ def _text_of(name: str, tagline: str) -> dict[str, str]:
     return significant_words(f"{name} {tagline}")
 
 
-_peer_innovations_lock = threading.Lock()
-_peer_innovations: tuple[tuple, frozenset[int]] = ((), frozenset())
+@dataclass(frozen=True)
+class _Tried:
+    """An innovation peers tried, as its likeness to another needs it."""
+
+    themes: frozenset[int]
+    words: frozenset[str]  # its significant words (folded singulars)
 
 
-def peer_innovation_ids() -> frozenset[int]:
-    """Return the ids of the innovations that peers' live experiments are about.
+@dataclass
+class _PeerCatalogue:
+    """The innovations peers tried, kept in memory between pages: their themes and significant words,
+    and the two indexes that find, for an innovation, those sharing a theme or a word with it.
 
-    Peers' experiments arrive and leave only with an import or its undo (they are read-only here), so
-    the set is read once per state of the imports (a query on the small `import_batches` table and one
-    on the experiments' primary key) and kept in memory. Pages then test "did a peer try it?" in memory
-    instead of asking SQL for each innovation of a theme."""
-    global _peer_innovations
-    own = instance_service.instance_code()
-    # What changes when peers' experiments do: an import or an undo; a new experiment row (a test's
-    # factory, a restored backup) shows in the largest experiment id.
-    state = (str(db.engine.url), own,
-             *db.session.execute(db.select(func.max(ImportBatch.id), func.count(ImportBatch.undone_at),
-                                           func.max(ImportBatch.undone_at))).one(),
-             db.session.scalar(db.select(func.max(Experiment.id))))
-    known_state, known = _peer_innovations
-    if known_state == state:
-        return known
-    # Two ranges of the (origin_instance, innovation_id, deleted) index, each read alone (SQLite does
-    # not use an index for an OR of ranges, nor for DISTINCT here): peers' experiments only.
-    live = Experiment.deleted.is_not(True)
-    below = db.select(Experiment.innovation_id).where(Experiment.origin_instance > "",
-                                                      Experiment.origin_instance < own, live)
-    above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
-    found = frozenset(i for i in db.session.scalars(union_all(below, above)) if i is not None)
-    with _peer_innovations_lock:
-        _peer_innovations = (state, found)
+    Peers' experiments (and the peers' innovations they are about) arrive and leave only with an import
+    or its undo: the catalogue is rebuilt when the state of the imports changes. Our own innovations
+    that peers tried can be edited here: every edit writes a history line, so the lines written since
+    the catalogue was read name the innovations to read again."""
+
+    state: tuple = ()
+    log_mark: int = 0
+    tried: dict[int, _Tried] = field(default_factory=dict)
+    by_theme: dict[int, list[int]] = field(default_factory=dict)  # newest innovation first
+    by_word: dict[str, list[int]] = field(default_factory=dict)  # newest innovation first
+
+    def index(self) -> None:
+        by_theme: dict[int, list[int]] = {}
+        by_word: dict[str, list[int]] = {}
+        for innovation_id in sorted(self.tried, reverse=True):
+            entry = self.tried[innovation_id]
+            for theme_id in entry.themes:
+                by_theme.setdefault(theme_id, []).append(innovation_id)
+            for word in entry.words:
+                by_word.setdefault(word, []).append(innovation_id)
+        self.by_theme, self.by_word = by_theme, by_word
+
+
+_catalogue_lock = threading.Lock()
+_catalogue = _PeerCatalogue()
+CATALOGUE_REFRESH = 500  # innovations edited since the catalogue was read: beyond this, read it all again
+
+
+def _read_tried(ids: Sequence[int]) -> dict[int, _Tried]:
+    """Read the themes and significant words of these innovations (the live ones), in chunks of ids."""
+    found: dict[int, _Tried] = {}
+    for start in range(0, len(ids), 500):  # bound parameters: 500 at a time on every engine
+        chunk = list(ids[start:start + 500])
+        themes: dict[int, set[int]] = {i: set() for i in chunk}
+        for innovation_id, theme_id in db.session.execute(
+                db.select(innovation_themes.c.innovation_id, innovation_themes.c.theme_id)
+                .where(innovation_themes.c.innovation_id.in_(chunk))):
+            themes[innovation_id].add(theme_id)
+        for innovation_id, name, tagline in db.session.execute(
+                db.select(Innovation.id, Innovation.name, Innovation.tagline)
+                .where(Innovation.id.in_(chunk), Innovation.deleted.is_not(True))):
+            words = frozenset(sys.intern(w) for w in _text_of(name, tagline))
+            found[innovation_id] = _Tried(frozenset(themes[innovation_id]), words)
     return found
 
 
-def _of_themes(theme_ids: Sequence[int], among: frozenset[int], *, newest: int | None = None) -> list[int]:
-    """Return the ids of innovations of these themes that are in `among`, the newest first (the first
-    `newest` only). Read from the (theme_id, innovation_id) index alone; the set is tested in memory."""
+def _peer_catalogue() -> _PeerCatalogue:
+    """Return the catalogue of the innovations peers tried, read again only as far as needed."""
+    global _catalogue
+    own = instance_service.instance_code()
+    # What changes when peers' experiments do: an import or an undo; a new experiment row (a test's
+    # factory, a restored backup) shows in the largest experiment id. The history's last line tells
+    # whether an innovation was edited since.
+    batches, undone, last_undone, last_experiment, last_log = db.session.execute(db.select(
+        func.max(ImportBatch.id), func.count(ImportBatch.undone_at), func.max(ImportBatch.undone_at),
+        db.select(func.max(Experiment.id)).scalar_subquery(),
+        db.select(func.max(ChangeLog.id)).scalar_subquery())).one()
+    state = (str(db.engine.url), own, batches, undone, last_undone, last_experiment)
+    last_log = last_log or 0
+    known = _catalogue
+    if known.state == state and known.log_mark == last_log:
+        return known
+    with _catalogue_lock:  # one thread reads it; the others wait for its result rather than read it too
+        known = _catalogue
+        if known.state == state and known.log_mark >= last_log:
+            return known
+        edited: list[int] = []
+        if known.state == state:
+            uids = set(db.session.scalars(db.select(ChangeLog.record_uid).where(
+                ChangeLog.id > known.log_mark, ChangeLog.id <= last_log, ChangeLog.record_type == "innovations")
+                .limit(CATALOGUE_REFRESH + 1)))
+            if len(uids) <= CATALOGUE_REFRESH:
+                edited = [i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
+                          if i in known.tried] if uids else []
+                if not edited:  # none of them was tried by a peer: nothing to read again
+                    _catalogue = _PeerCatalogue(state, last_log, known.tried, known.by_theme, known.by_word)
+                    return _catalogue
+                tried = {i: t for i, t in known.tried.items() if i not in edited}
+                tried.update(_read_tried(edited))
+                fresh = _PeerCatalogue(state, last_log, tried)
+                fresh.index()
+                _catalogue = fresh
+                return fresh
+        # Two ranges of the (origin_instance, innovation_id, deleted) index, each read alone (SQLite does
+        # not use an index for an OR of ranges, nor for DISTINCT here): peers' experiments only.
+        live = Experiment.deleted.is_not(True)
+        below = db.select(Experiment.innovation_id).where(Experiment.origin_instance > "",
+                                                          Experiment.origin_instance < own, live)
+        above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
+        ids = sorted({i for i in db.session.scalars(union_all(below, above)) if i is not None})
+        fresh = _PeerCatalogue(state, last_log, _read_tried(ids))
+        fresh.index()
+        _catalogue = fresh
+        return fresh
+
+
+def peer_innovation_ids() -> frozenset[int]:
+    """Return the ids of the live innovations that peers' live experiments are about (kept in memory:
+    see `_PeerCatalogue`), so that pages test "did a peer try it?" without asking SQL each time."""
+    return frozenset(_peer_catalogue().tried)
+
+
+def _newest_of_themes(catalogue: _PeerCatalogue, theme_ids: Sequence[int], newest: int) -> list[int]:
+    """Return the ids of the innovations peers tried that have any of these themes, the newest first."""
     found: set[int] = set()
     for theme_id in theme_ids:
-        found.update(i for i in db.session.scalars(
-            db.select(innovation_themes.c.innovation_id).where(innovation_themes.c.theme_id == theme_id)
-            .order_by(innovation_themes.c.innovation_id.desc()).limit(THEME_WINDOW)) if i in among)
+        found.update(catalogue.by_theme.get(theme_id, ())[:newest])
     return sorted(found, reverse=True)[:newest]
 
 
-def similar_innovations(innovation: Innovation, *, lang: str = "fr") -> dict[int, tuple[float, list[str]]]:
-    """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented."""
-    peered = peer_innovation_ids() - {innovation.id}
-    if not peered:
-        return {}
-    if len(peered) <= DIRECT_COMPARE:  # few enough to compare each of them with this one
-        return _likeness(innovation, sorted(peered), lang=lang)
-    candidates: set[int] = set()
-    for theme in innovation.themes[:MAX_THEMES]:
-        candidates.update(_of_themes([theme.id], peered, newest=SIMILAR_CANDIDATES))
-    words = _text_of(innovation.name, innovation.tagline)
-    if words:
-        # the longest words say most: "lampadaires" rather than "rues"
-        uids = records_with_any_word(db.session.connection(), sorted(words, key=lambda w: (-len(w), w))[:6],
-                                     "innovations", limit=SIMILAR_CANDIDATES)
-        if uids:
-            candidates.update(i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
-                              if i in peered)
-    return _likeness(innovation, sorted(candidates), lang=lang)
+def similar_innovations(innovation: Innovation, *, lang: str = "fr",
+                        best: int | None = None) -> dict[int, tuple[float, list[str]]]:
+    """Return {innovation id: (likeness, why)} for the innovations like this one that peers experimented
+    (the `best` most alike only, when given).
 
-
-def _likeness(innovation: Innovation, ids: list[int], *, lang: str) -> dict[int, tuple[float, list[str]]]:
-    """Return {innovation id: (likeness, why)} for those of `ids` similar enough to `innovation`."""
-    if not ids:
-        return {}
+    Only an innovation sharing a theme or a word with this one can be alike: the catalogue's two
+    indexes give, for each theme and each word, the innovations that have it (the newest
+    CANDIDATES_PER_SOURCE), counted in memory; reasons are written for those kept."""
+    catalogue = _peer_catalogue()
     words = _text_of(innovation.name, innovation.tagline)
-    theme_ids = [t.id for t in innovation.themes]
-    texts = {row[0]: set(_text_of(row[1], row[2])) for row in db.session.execute(
-        db.select(Innovation.id, Innovation.name, Innovation.tagline)
-        .where(Innovation.id.in_(ids), Innovation.deleted.is_not(True)))}
-    ids = [i for i in ids if i in texts]  # live ones only
-    themes_of: dict[int, set[int]] = {i: set() for i in ids}
-    for innovation_id, theme_id in db.session.execute(
-            db.select(innovation_themes.c.innovation_id, innovation_themes.c.theme_id)
-            .where(innovation_themes.c.innovation_id.in_(ids))):
-        themes_of[innovation_id].add(theme_id)
-    labels = {t.id: t.label(lang) for t in innovation.themes}
-    ours = set(theme_ids)
+    themes = {t.id: t for t in innovation.themes[:MAX_THEMES]}
+    theme_hits: Counter[int] = Counter()
+    word_hits: Counter[int] = Counter()
+    for theme_id in themes:
+        theme_hits.update(catalogue.by_theme.get(theme_id, ())[:CANDIDATES_PER_SOURCE])
+    for word in words:
+        word_hits.update(catalogue.by_word.get(word, ())[:CANDIDATES_PER_SOURCE])
+    every_theme = len(themes)
+    scored = []
+    for innovation_id in theme_hits.keys() | word_hits.keys():
+        shared_themes = theme_hits[innovation_id]
+        likeness = THEME_LIKENESS * shared_themes + WORD_LIKENESS * min(word_hits[innovation_id], MAX_WORDS)
+        if (likeness >= MIN_LIKENESS or (every_theme and shared_themes == every_theme)) \
+                and innovation_id != innovation.id:
+            scored.append((-likeness, -innovation_id))
+    scored.sort()
+    labels = {theme_id: theme.label(lang) for theme_id, theme in themes.items()}
     found: dict[int, tuple[float, list[str]]] = {}
-    for innovation_id in ids:
-        common_themes = ours & themes_of[innovation_id]
-        common_words = [words[w] for w in sorted(words.keys() & texts.get(innovation_id, set()))][:MAX_WORDS]
-        likeness = THEME_LIKENESS * len(common_themes) + WORD_LIKENESS * len(common_words)
-        if likeness < MIN_LIKENESS and not (ours and common_themes == ours):
-            continue
+    for minus_likeness, minus_id in scored[:best]:
+        other = catalogue.tried[-minus_id]
+        common_themes = themes.keys() & other.themes
+        common_words = [words[w] for w in sorted(words.keys() & other.words)][:MAX_WORDS]
         why = []
         if common_themes:
             names = ", ".join(f"« {label} »" for label in sorted(labels[t] for t in common_themes))
@@ -427,7 +492,7 @@ def _likeness(innovation: Innovation, ids: list[int], *, lang: str) -> dict[int,
                        else _("Mêmes thématiques : %(themes)s", themes=names))
         if common_words:
             why.append(_("Mots en commun : %(words)s", words=", ".join(f"« {w} »" for w in common_words)))
-        found[innovation_id] = (likeness, why)
+        found[-minus_id] = (-minus_likeness, why)
     return found
 
 

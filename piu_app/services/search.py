@@ -245,12 +245,18 @@ def _in_one_language(results: list[Result], lang: str) -> None:
         result.text = text
 
 
-def counts(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "") -> Counts:
+def counts(query: str, *, record_types: Sequence[str] = (), visibility: str = "", theme: str = "",
+           total: int | None = None) -> Counts:
     """Count the hits of `query` per record type, sharing level and theme: one grouped query on the
-    index, and one on the themes of the hits when they are few enough (THEME_COUNT_LIMIT)."""
+    index, and one on the themes of the hits when they are few enough (THEME_COUNT_LIMIT).
+
+    `total`: the number of hits of the same query without any filter, when the caller knows it (the
+    search page has just counted them): above COUNT_LIMIT nothing more is read."""
     q = _check(query)
     if not q:
         return Counts({}, {}, {})
+    if total is not None and total > COUNT_LIMIT:
+        return Counts({}, {}, None, counted=False)
     conn = db.session.connection()
     grouped = search_counts(conn, q, limit=COUNT_LIMIT)
     if grouped is None:

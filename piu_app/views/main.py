@@ -39,7 +39,8 @@ def search():
         types = [record_type] if record_type else []
         results, total = search_service.search(query, record_types=types, visibility=visibility, theme=theme,
                                                page=page, page_size=page_size, lang=current_lang())
-        counts = search_service.counts(query, record_types=types, visibility=visibility, theme=theme)
+        counts = search_service.counts(query, record_types=types, visibility=visibility, theme=theme,
+                                       total=None if types or visibility or theme else total)
     return render_template("main/search.html", query=query, results=results, total=total, page=page,
                            pages=max(1, -(-total // page_size)), record_type=record_type, visibility=visibility,
                            theme=theme, themes=vocabularies.themes(), counts=counts,

@@ -299,12 +299,9 @@ def test_similar_innovations_cost_the_same_queries_however_many_peers_tried_them
     assert count_queries() <= few + 1
 
 
-@pytest.mark.parametrize("direct", [True, False], ids=["few peers", "many peers"])
-def test_what_peers_tried_follows_imports_and_their_undo(ctx, monkeypatch, direct):
+def test_what_peers_tried_follows_imports_and_their_undo(ctx):
     """The set of innovations peers tried is kept between pages: an import, or the undo that takes a
-    peer's experiment away, is seen at once — whether each such innovation is compared directly (few)
-    or found through the innovation's themes (many)."""
-    monkeypatch.setattr(peers, "DIRECT_COMPARE", 1000 if direct else 0)
+    peer's experiment away, is seen at once."""
     innovation = make_innovation(name="Lampadaires solaires", themes=["energy_climate"])
     place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
     lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"])
@@ -322,3 +319,26 @@ def test_what_peers_tried_follows_imports_and_their_undo(ctx, monkeypatch, direc
     db.session.flush()
     assert peers.similar_innovations(innovation) == {}
     assert peers.who_tried(theme_code="energy_climate") == []
+
+
+def test_an_edit_of_our_innovation_that_a_peer_tried_changes_what_it_is_like_at_once(ctx):
+    """What peers tried is kept in memory between pages; editing one of our innovations that a peer
+    tried (its name, its themes) is seen on the next page, through the history line the edit writes."""
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import records
+
+    ours = make_innovation(name="Lampadaires solaires", tagline="Pour les rues", themes=["energy_climate"])
+    tried = make_innovation(name="Compostage partagé", tagline="Des bacs", themes=["waste_circular"])
+    place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
+    _peer_experiment(tried, place, "Essai à Mbour", "2021-01-01")
+    db.session.flush()
+    assert peers.similar_innovations(ours) == {}
+    records.update(RECORD_TYPES["innovations"], tried, {"name": "Lampadaires solaires de quartier",
+                                                        "themes": ["energy_climate"]}, username="awa")
+    db.session.flush()
+    likeness, why = peers.similar_innovations(ours)[tried.id]
+    assert likeness == 2 + 2 and why == ["Même thématique : « Énergie, climat, bâtiments, éclairage »",
+                                         "Mots en commun : « lampadaires », « solaires »"]
+    records.delete(RECORD_TYPES["innovations"], tried, username="awa")
+    db.session.flush()
+    assert peers.similar_innovations(ours) == {}

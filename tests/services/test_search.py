@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from piu_app.database import fold, search_terms
+from piu_app.extensions import db
 from piu_app.registry import INNOVATIONS
 from piu_app.services import records, search
 from tests.factories import make_innovation, make_organisation
@@ -100,3 +101,32 @@ def test_bulk_index_text_is_the_text_of_a_saved_record(ctx):
         one_by_one = [search._entry(rt, r) for r in records_ if not r.deleted]
         assert words(bulk) == words(one_by_one), rt.key
         assert gone == [r.uid for r in records_ if r.deleted]
+
+
+def test_a_word_in_many_titles_ranks_the_newest_ones_first_and_pages_never_repeat(ctx, monkeypatch):
+    """Above RANK_ALL_UP_TO hits, ranking every hit grows with the register (bm25, ~1 µs a hit): the
+    records whose title holds the words come first, then the others; in each group the most recent
+    RANK_WINDOW are ranked and the older follow, most recent first. Paging shows every hit once."""
+    import piu_app.database as database
+
+    monkeypatch.setattr(database, "RANK_ALL_UP_TO", 3)
+    monkeypatch.setattr(database, "RANK_WINDOW", 2)
+    for n in range(5):
+        make_innovation(name=f"Fontaine publique n°{n}", tagline="Accès à l'eau")
+    for n in range(4):
+        make_innovation(name=f"Kiosque n°{n}", tagline="Près de la fontaine du marché")
+    seen: list[str] = []
+    for page in range(1, 7):
+        results, total = search.search("fontaine", page=page, page_size=2)
+        assert total == 9
+        seen += [r.record.name for r in results]
+    assert sorted(seen) == sorted([f"Fontaine publique n°{n}" for n in range(5)] + [f"Kiosque n°{n}" for n in range(4)])
+    titled = [name.startswith("Fontaine") for name in seen]
+    assert titled == sorted(titled, reverse=True)  # every title match before any other
+    if not database.is_sqlite(db.session.connection()):
+        return  # PostgreSQL ranks every hit (ts_rank): the windows are SQLite's
+    assert set(seen[:2]) == {"Fontaine publique n°4", "Fontaine publique n°3"}  # the newest, ranked
+    assert seen[2:5] == ["Fontaine publique n°2", "Fontaine publique n°1", "Fontaine publique n°0"]  # by recency
+    assert seen[7:] == ["Kiosque n°1", "Kiosque n°0"]
+    odd, _total = search.search("fontaine", page=2, page_size=3)  # a page across the two parts of a group
+    assert [r.record.name for r in odd] == seen[3:6]

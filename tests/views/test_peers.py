@@ -119,3 +119,27 @@ def test_similar_innovations_of_peers_are_shown_with_city_innovation_reasons_and
     page = reader.get(f"/innovations/{uids['innovation']}").get_data(as_text=True)
     assert "Essai à Joal" in page and "Lampadaires sans lieu connu" in page and "innovation proche" in page
     assert "Toutes les expériences des villes pairs" in page
+
+
+def test_a_long_list_of_peers_shows_a_page_then_more_on_demand(app, reader):
+    """Fifty peers' experiments with their lessons made a 50 KB page: a page's worth is shown, and a plain
+    link shows one page more (no JavaScript); a hostile `n` is bounded."""
+    step = app.config["PAGE_SIZE"]
+    with app.test_request_context(), writing():
+        innovation = make_innovation()
+        for n in range(step + 3):
+            make_foreign("experiments", title=f"Essai pair n°{n:03d}", innovation=innovation.uid,
+                         status="completed", start_date=date(2020, 1, 1 + n % 28))
+        db.session.commit()
+        uid = innovation.uid
+    html = reader.get(f"/peers/innovations/{uid}").get_data(as_text=True)
+    assert html.count("Essai pair n°") == step
+    more = f'href="/peers/innovations/{uid}?n={2 * step}#memes"'
+    assert more in html and f"Afficher {step} expérimentations de plus" in html
+    html = reader.get(f"/peers/innovations/{uid}?n={2 * step}").get_data(as_text=True)
+    assert html.count("Essai pair n°") == step + 3 and "expérimentations de plus" not in html
+    for hostile, shown in (("-5", step), ("abc", step), ("99999999999999999999", step + 3)):
+        assert reader.get(f"/peers/innovations/{uid}?n={hostile}").get_data(as_text=True).count("Essai pair n°") \
+            == shown
+    html = reader.get("/peers/themes/energy_climate").get_data(as_text=True)
+    assert html.count("Essai pair n°") == step and 'href="/peers/themes/energy_climate?n=' in html
