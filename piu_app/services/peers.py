@@ -350,7 +350,8 @@ class _PeerCatalogue:
 
     state: tuple = ()
     log_mark: int = 0
-    tried: dict[int, _Tried] = field(default_factory=dict)
+    peered: frozenset[int] = frozenset()  # innovations peers' live experiments are about, deleted ones too
+    tried: dict[int, _Tried] = field(default_factory=dict)  # the live ones of them
     by_theme: dict[int, list[int]] = field(default_factory=dict)  # newest innovation first
     by_word: dict[str, list[int]] = field(default_factory=dict)  # newest innovation first
 
@@ -407,22 +408,23 @@ def _peer_catalogue() -> _PeerCatalogue:
         return known
     with _catalogue_lock:  # one thread reads it; the others wait for its result rather than read it too
         known = _catalogue
-        if known.state == state and known.log_mark >= last_log:
+        if known.state == state and known.log_mark == last_log:
             return known
         edited: list[int] = []
-        if known.state == state:
+        if known.state == state and known.log_mark < last_log:  # lines added since (a restore may remove some)
             uids = set(db.session.scalars(db.select(ChangeLog.record_uid).where(
                 ChangeLog.id > known.log_mark, ChangeLog.id <= last_log, ChangeLog.record_type == "innovations")
                 .limit(CATALOGUE_REFRESH + 1)))
             if len(uids) <= CATALOGUE_REFRESH:
                 edited = [i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
-                          if i in known.tried] if uids else []
+                          if i in known.peered] if uids else []
                 if not edited:  # none of them was tried by a peer: nothing to read again
-                    _catalogue = _PeerCatalogue(state, last_log, known.tried, known.by_theme, known.by_word)
+                    _catalogue = _PeerCatalogue(state, last_log, known.peered, known.tried, known.by_theme,
+                                                known.by_word)
                     return _catalogue
                 tried = {i: t for i, t in known.tried.items() if i not in edited}
-                tried.update(_read_tried(edited))
-                fresh = _PeerCatalogue(state, last_log, tried)
+                tried.update(_read_tried(edited))  # a deleted one leaves, a restored one comes back
+                fresh = _PeerCatalogue(state, last_log, known.peered, tried)
                 fresh.index()
                 _catalogue = fresh
                 return fresh
@@ -433,16 +435,10 @@ def _peer_catalogue() -> _PeerCatalogue:
                                                           Experiment.origin_instance < own, live)
         above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
         ids = sorted({i for i in db.session.scalars(union_all(below, above)) if i is not None})
-        fresh = _PeerCatalogue(state, last_log, _read_tried(ids))
+        fresh = _PeerCatalogue(state, last_log, frozenset(ids), _read_tried(ids))
         fresh.index()
         _catalogue = fresh
         return fresh
-
-
-def peer_innovation_ids() -> frozenset[int]:
-    """Return the ids of the live innovations that peers' live experiments are about (kept in memory:
-    see `_PeerCatalogue`), so that pages test "did a peer try it?" without asking SQL each time."""
-    return frozenset(_peer_catalogue().tried)
 
 
 def _newest_of_themes(catalogue: _PeerCatalogue, theme_ids: Sequence[int], newest: int) -> list[int]:

@@ -342,3 +342,6 @@ def test_an_edit_of_our_innovation_that_a_peer_tried_changes_what_it_is_like_at_
     records.delete(RECORD_TYPES["innovations"], tried, username="awa")
     db.session.flush()
     assert peers.similar_innovations(ours) == {}
+    records.restore(RECORD_TYPES["innovations"], tried, username="awa")
+    db.session.flush()
+    assert set(peers.similar_innovations(ours)) == {tried.id}
