@@ -6,6 +6,7 @@ each record contributes and turns hits back into records.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -180,8 +181,8 @@ class Result:
     hit: SearchHit
     text: str = ""   # the hit's text with the themes in the reader's language only
 
-    @property
-    def snippet(self) -> str:
+    @functools.cached_property
+    def snippet(self) -> str:  # cut once: the page tests it, then shows it
         return make_snippet(self.text, self.hit.terms) if self.text else self.hit.snippet
 
 
