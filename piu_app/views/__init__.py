@@ -106,6 +106,13 @@ def register(app: Flask) -> None:
         """Escape a search snippet, then turn the index's match markers into <mark>."""
         return Markup(str(escape(snippet)).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>"))
 
+    @app.template_filter("number")
+    def _number(value: int) -> str:
+        """A whole number as the reader writes it: 113 494 in French, 113,494 in English."""
+        from flask_babel import format_decimal
+
+        return format_decimal(value)
+
     @app.context_processor
     def _globals():
         lang = current_lang()

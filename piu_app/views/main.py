@@ -42,7 +42,8 @@ def search():
         counts = search_service.counts(query, record_types=types, visibility=visibility, theme=theme,
                                        total=None if types or visibility or theme else total)
     return render_template("main/search.html", query=query, results=results, total=total, page=page,
-                           pages=max(1, -(-total // page_size)), record_type=record_type, visibility=visibility,
+                           pages=max(1, -(-total // page_size)), first=(page - 1) * page_size + 1,
+                           record_type=record_type, visibility=visibility,
                            theme=theme, themes=vocabularies.themes(), counts=counts,
                            only_excluded=bool(query) and not search_service.asks_for_words(query))
 

@@ -116,6 +116,21 @@ def test_search_page_finds_without_accents(editor):
     assert "1 résultat" in page and "<mark>" in page and "Énergie solaire pour les écoles" in page
 
 
+def test_search_page_writes_big_counts_as_readers_do_and_numbers_on_from_the_page(app, editor):
+    app.config["PAGE_SIZE"] = 2
+    for n in range(3):
+        _post_form(editor, "/innovations/new", {"name": f"Fontaine n°{n}", "visibility": "network"})
+    page = editor.get("/search?q=fontaine&page=2").get_data(as_text=True)
+    assert "3 résultats" in page and '<ol class="results" start="3">' in page
+    with app.test_request_context():
+        number = app.jinja_env.filters["number"]
+        assert number(113494) == "113\u202f494"  # French: a narrow no-break space between thousands
+        from flask_babel import force_locale
+
+        with force_locale("en"):
+            assert number(113494) == "113,494"
+
+
 def test_language_switch_to_english(editor):
     token = csrf_token(editor, "/")
     editor.post("/lang/en", data={"csrf_token": token, "next": "/"})
