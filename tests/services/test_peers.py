@@ -345,3 +345,23 @@ def test_an_edit_of_our_innovation_that_a_peer_tried_changes_what_it_is_like_at_
     records.restore(RECORD_TYPES["innovations"], tried, username="awa")
     db.session.flush()
     assert set(peers.similar_innovations(ours)) == {tried.id}
+
+
+def test_our_own_new_experiment_does_not_make_pages_read_what_peers_tried_again(ctx):
+    """Reading the catalogue of what peers tried costs 340 ms at 100 000 innovations: recording one of
+    our own experiments (an officer's daily work) must not throw it away; a peer's experiment does."""
+    ours = make_innovation(name="Lampadaires solaires", tagline="Rues", themes=["energy_climate"])
+    place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
+    lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"])
+    _peer_experiment(lamps, place, "Essai à Mbour", "2021-01-01")
+    db.session.flush()
+    assert set(peers.similar_innovations(ours)) == {lamps.id}
+    read = peers._catalogue.tried
+    make_experiment(ours, title="Notre essai au marché")
+    db.session.flush()
+    assert set(peers.similar_innovations(ours)) == {lamps.id}
+    assert peers._catalogue.tried is read  # kept: nothing read again
+    other = make_foreign("innovations", name="Lampadaires à détecteur", themes=["energy_climate"])
+    _peer_experiment(other, place, "Essai à Joal", "2022-01-01")
+    db.session.flush()
+    assert set(peers.similar_innovations(ours)) == {lamps.id, other.id}
