@@ -645,7 +645,7 @@ class SearchHit:
         return make_snippet(self.text, self.terms)
 
 
-RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, title matches then the most recent RANK_WINDOW others
+RANK_ALL_UP_TO = 5000   # hits ranked exactly; above, see search_index (title matches first, windows of RANK_WINDOW)
 RANK_WINDOW = 2000      # bm25 of a prefix word over 5 000 title matches took 30 ms at 100 000
 
 
