@@ -180,18 +180,23 @@ def _promoted(model: Any, barrier_uids: Sequence[str] | None) -> list[tuple[str,
     return [tuple(row) for row in db.session.execute(query)]
 
 
+# The two lookups below read the `deleted` flags and leave the tombstones out here, not in SQL: given
+# "deleted = false" beside a short list of ids, SQLite (without statistics) walked every live board or
+# barrier through a (deleted, …) index instead of looking up the few it was given by key.
+
 def _board_places(board_ids: Iterable[int]) -> dict[int, _BoardPlace]:
     """The live boards of live workshops among `board_ids`, with their workshop's city and territory."""
     ids = sorted(set(board_ids))
     found: dict[int, _BoardPlace] = {}
     for i in range(0, len(ids), _IN_CHUNK):
-        query = (select(Board.id, Workshop.id, Workshop.uid, Workshop.title, Workshop.origin_instance,
-                        Territory.name, Workshop.date)
+        query = (select(Board.id, Board.deleted, Workshop.deleted, Workshop.id, Workshop.uid, Workshop.title,
+                        Workshop.origin_instance, Territory.name, Workshop.date)
                  .join(Workshop, Workshop.id == Board.workshop_id)
                  .outerjoin(Territory, (Territory.id == Workshop.territory_id) & Territory.deleted.is_(False))
-                 .where(Board.id.in_(ids[i:i + _IN_CHUNK]), Board.deleted.is_(False), Workshop.deleted.is_(False)))
-        for board_id, *place in db.session.execute(query):
-            found[board_id] = _BoardPlace(*place[:4], place[4] or "", place[5])
+                 .where(Board.id.in_(ids[i:i + _IN_CHUNK])))
+        for board_id, board_deleted, workshop_deleted, *place in db.session.execute(query):
+            if not board_deleted and not workshop_deleted:
+                found[board_id] = _BoardPlace(*place[:4], place[4] or "", place[5])
     return found
 
 
@@ -199,8 +204,9 @@ def _live_barrier_ids(uids: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(uids))
     found: dict[str, int] = {}
     for i in range(0, len(wanted), _IN_CHUNK):
-        found.update(db.session.execute(select(Barrier.uid, Barrier.id).where(
-            Barrier.uid.in_(wanted[i:i + _IN_CHUNK]), Barrier.deleted.is_(False))).all())
+        rows = db.session.execute(select(Barrier.uid, Barrier.id, Barrier.deleted)
+                                  .where(Barrier.uid.in_(wanted[i:i + _IN_CHUNK])))
+        found.update((uid, id_) for uid, id_, deleted in rows if not deleted)
     return found
 
 
