@@ -213,18 +213,22 @@ def test_a_register_of_release_0007_upgrades_to_the_workshop_schema_with_its_dat
 
 
 def test_a_register_of_release_0013_upgrades_to_the_promoted_note_indexes_with_its_data(tmp_path):
-    """Migration 0014 adds the promoted notes' and themes' indexes: a 0013 register keeps its notes,
-    themes and citations, and a barrier's page then reads its notes from the index."""
+    """Migration 0014 adds the promoted notes' and themes' indexes and puts the lesson in the lesson
+    citations' barrier index: a 0013 register keeps its notes, themes and citations, and a barrier's
+    page then reads its notes from the index."""
     import flask_migrate
 
     from piu_app import MIGRATIONS_DIR
-    from piu_app.models import Barrier, Board, NoteTheme, StickyNote, Workshop
+    from piu_app.models import Barrier, Board, Lesson, NoteTheme, StickyNote, Workshop
     from piu_app.services import barriers
 
     app = create_app({"TESTING": True}, instance_path=tmp_path)
     upgrade_database(app, backup=False)
     with app.test_request_context(), writing():
         barrier = barriers.create("Délais de paiement trop longs", username="t")
+        lesson = Lesson(title="Retour sur le pilote")
+        lesson.barriers.append(barrier)
+        db.session.add(lesson)
         board = Board(workshop=Workshop(title="Atelier freins"), title="Freins")
         db.session.add_all([
             StickyNote(board=board, text="On attend six mois", client_key="k1", promoted_kind="barrier",
@@ -246,16 +250,22 @@ def test_a_register_of_release_0013_upgrades_to_the_promoted_note_indexes_with_i
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
                                                (table,))}
 
+    def columns(index: str) -> list[str]:
+        with sqlite3.connect(database) as conn:
+            return [r[2] for r in conn.execute(f"PRAGMA index_info({index})")]
+
     assert "ix_sticky_notes_promoted" not in indexes("sticky_notes")
     assert "ix_note_themes_promoted" not in indexes("note_themes")
+    assert columns("ix_lesson_barriers_barrier_id") == ["barrier_id"]
     upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
     upgrade_database(upgraded)  # what `piu` does at start
     assert "ix_sticky_notes_promoted" in indexes("sticky_notes")
     assert "ix_note_themes_promoted" in indexes("note_themes")
+    assert columns("ix_lesson_barriers_barrier_id") == ["barrier_id", "lesson_id"]
     with upgraded.test_request_context():
         assert sorted(db.session.scalars(db.select(StickyNote.text))) == notes
         cited = barriers.citations_of(db.session.scalars(db.select(Barrier).filter_by(uid=uid)).one())
-        assert (cited.citations.notes, cited.citations.themes) == (1, 1)
+        assert (cited.citations.lessons, cited.citations.notes, cited.citations.themes) == (1, 1, 1)
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
         plan = " ".join(row[-1] for row in conn.execute(

@@ -231,12 +231,13 @@ def test_the_ranking_costs_the_same_few_queries_whatever_the_number_of_barriers(
 
 
 def test_a_barriers_page_reads_its_own_notes_and_boards_from_indexes(ctx):
-    """On SQLite, the statements of a barrier's page look up its promoted notes and themes in their
-    indexes (migration 0014) and its boards and barriers by key: none walks a whole table."""
+    """On SQLite, the statements of a barrier's page look up its citing lessons, its promoted notes and
+    its themes in their indexes (migration 0014) and its boards and barriers by key: none walks a table."""
     engine = db.session.get_bind()
     if engine.dialect.name != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by its statistics")
     paiement, foncier = _barrier("Délais de paiement"), _barrier("Foncier rare")
+    _cite(_lesson(), paiement, foncier)
     boards = [_workshop(f"Atelier {i}") for i in range(3)]
     for i, board in enumerate(boards):
         _note(board, paiement, i)
@@ -250,7 +251,8 @@ def test_a_barriers_page_reads_its_own_notes_and_boards_from_indexes(ctx):
         cited = barrier_service.citations_of(paiement)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert (cited.citations.notes, cited.citations.themes, len(cited.workshops)) == (3, 3, 3)
+    assert (cited.citations.lessons, cited.citations.notes, cited.citations.themes, len(cited.workshops)) \
+        == (1, 3, 3, 3)
     plans = {}
     for statement, parameters in seen:
         if statement.lstrip().upper().startswith("SELECT"):
@@ -268,3 +270,4 @@ def test_a_barriers_page_reads_its_own_notes_and_boards_from_indexes(ctx):
     assert "COVERING INDEX ix_note_themes_promoted" in plan_of("SELECT note_themes.promoted_uid")
     assert "SEARCH boards USING INTEGER PRIMARY KEY" in plan_of("SELECT boards.id")
     assert "sqlite_autoindex_barriers" in plan_of("SELECT barriers.uid")
+    assert "COVERING INDEX ix_lesson_barriers_barrier_id" in plan_of("SELECT lesson_barriers.barrier_id")
