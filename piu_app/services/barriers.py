@@ -229,7 +229,9 @@ def _workshop_citations(barrier_uids: Sequence[str] | None) -> tuple[dict[int, C
                 per_board.setdefault((barrier_ids[uid], board), [0, 0])[n] += count
     found: dict[int, Citations] = {}
     for (barrier_id, board), (n_notes, n_themes) in per_board.items():
-        c = found.setdefault(barrier_id, Citations(barrier_id))
+        c = found.get(barrier_id)
+        if c is None:  # not setdefault: it would build a Citations for each of 25 000 (barrier, board) pairs
+            c = found[barrier_id] = Citations(barrier_id)
         c.notes += n_notes
         c.themes += n_themes
         place = places[board]
