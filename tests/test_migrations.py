@@ -55,7 +55,7 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0013"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
 
@@ -210,3 +210,65 @@ def test_a_register_of_release_0007_upgrades_to_the_workshop_schema_with_its_dat
             lesson.barriers.append(Barrier(label="Délais de paiement trop longs", actor_group="buyers"))
             db.session.commit()
         assert [b.label for b in db.session.get(Lesson, lesson.id).barriers] == ["Délais de paiement trop longs"]
+
+
+def test_a_register_of_release_0013_upgrades_to_the_promoted_note_indexes_with_its_data(tmp_path):
+    """Migration 0014 adds the promoted notes' and themes' indexes and puts the lesson in the lesson
+    citations' barrier index: a 0013 register keeps its notes, themes and citations, and a barrier's
+    page then reads its notes from the index."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+    from piu_app.models import Barrier, Board, Lesson, NoteTheme, StickyNote, Workshop
+    from piu_app.services import barriers
+
+    app = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.test_request_context(), writing():
+        barrier = barriers.create("Délais de paiement trop longs", username="t")
+        lesson = Lesson(title="Retour sur le pilote")
+        lesson.barriers.append(barrier)
+        db.session.add(lesson)
+        board = Board(workshop=Workshop(title="Atelier freins"), title="Freins")
+        db.session.add_all([
+            StickyNote(board=board, text="On attend six mois", client_key="k1", promoted_kind="barrier",
+                       promoted_uid=barrier.uid),
+            StickyNote(board=board, text="Masquée", client_key="k2", hidden=True, promoted_kind="barrier",
+                       promoted_uid=barrier.uid),
+            StickyNote(board=board, text="Pas promue", client_key="k3"),
+            NoteTheme(board=board, label="Trésorerie", promoted_kind="barrier", promoted_uid=barrier.uid),
+        ])
+        db.session.commit()
+        uid, notes = barrier.uid, sorted(db.session.scalars(db.select(StickyNote.text)))
+        db.session.remove()
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0013")
+    database = tmp_path / "piu.sqlite3"
+
+    def indexes(table: str) -> set[str]:
+        with sqlite3.connect(database) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                               (table,))}
+
+    def columns(index: str) -> list[str]:
+        with sqlite3.connect(database) as conn:
+            return [r[2] for r in conn.execute(f"PRAGMA index_info({index})")]
+
+    assert "ix_sticky_notes_promoted" not in indexes("sticky_notes")
+    assert "ix_note_themes_promoted" not in indexes("note_themes")
+    assert columns("ix_lesson_barriers_barrier_id") == ["barrier_id"]
+    upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(upgraded)  # what `piu` does at start
+    assert "ix_sticky_notes_promoted" in indexes("sticky_notes")
+    assert "ix_note_themes_promoted" in indexes("note_themes")
+    assert columns("ix_lesson_barriers_barrier_id") == ["barrier_id", "lesson_id"]
+    with upgraded.test_request_context():
+        assert sorted(db.session.scalars(db.select(StickyNote.text))) == notes
+        cited = barriers.citations_of(db.session.scalars(db.select(Barrier).filter_by(uid=uid)).one())
+        assert (cited.citations.lessons, cited.citations.notes, cited.citations.themes) == (1, 1, 1)
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
+        plan = " ".join(row[-1] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT board_id, count(*) FROM sticky_notes WHERE promoted_kind = 'barrier' "
+            "AND promoted_uid = ? AND hidden IS 0 AND pending IS 0 GROUP BY board_id", (uid,)))
+        assert "COVERING INDEX ix_sticky_notes_promoted" in plan, plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import SharedRecord, db
@@ -11,11 +11,13 @@ from .innovations import Theme, theme_table
 
 barrier_themes = theme_table("barrier")
 
-# Lessons learned cite the barriers they met (DOMAIN.md `lesson_barriers`).
+# Lessons learned cite the barriers they met (DOMAIN.md `lesson_barriers`). The barrier's index carries
+# the lesson too (migration 0014): a barrier's page reads its citing lessons from the index alone.
 lesson_barriers = Table(
     "lesson_barriers", db.metadata,
     Column("lesson_id", ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True),
-    Column("barrier_id", ForeignKey("barriers.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("barrier_id", ForeignKey("barriers.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_lesson_barriers_barrier_id", "barrier_id", "lesson_id"),
 )
 
 

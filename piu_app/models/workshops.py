@@ -140,6 +140,8 @@ class NoteTheme(db.Model):
     """A group of notes made by the facilitator, with its synthesis and what it became."""
 
     __tablename__ = "note_themes"
+    # What a barrier's page reads: its own promoted themes by board (migration 0014).
+    __table_args__ = (Index("ix_note_themes_promoted", "promoted_kind", "promoted_uid", "board_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uid)
     board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
@@ -187,6 +189,10 @@ class StickyNote(db.Model):
     __table_args__ = (
         UniqueConstraint("board_id", "client_key"),
         Index("ix_sticky_notes_board_author_key", "board_id", "author_key"),
+        # The notes promoted to a record, by board, with what decides whether they count (migration 0014):
+        # a barrier's page reads only its own notes from the index, and the ranking reads the promoted
+        # notes already grouped, without touching the table.
+        Index("ix_sticky_notes_promoted", "promoted_kind", "promoted_uid", "board_id", "hidden", "pending"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uid)

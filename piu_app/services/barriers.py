@@ -169,7 +169,9 @@ class _BoardPlace:
 
 def _promoted(model: Any, barrier_uids: Sequence[str] | None) -> list[tuple[str, int, int]]:
     """(barrier uid, board id, count) of the notes or themes promoted to a barrier (hidden and pending
-    notes left out). One pass over the table, grouped there: joining each note to its barrier, board
+    notes left out). Read from `ix_sticky_notes_promoted` / `ix_note_themes_promoted` alone, already in
+    (uid, board) order: the promoted range for the ranking, one barrier's entries for its page (which
+    walked every note of the register before migration 0014). Joining each note to its barrier, board
     and workshop cost SQLite 0.7 s at 100 000 notes; the few boards and barriers are looked up after."""
     query = (select(model.promoted_uid, model.board_id, func.count())
              .where(model.promoted_kind == PROMOTED_KIND).group_by(model.promoted_uid, model.board_id))
@@ -180,18 +182,23 @@ def _promoted(model: Any, barrier_uids: Sequence[str] | None) -> list[tuple[str,
     return [tuple(row) for row in db.session.execute(query)]
 
 
+# The two lookups below read the `deleted` flags and leave the tombstones out here, not in SQL: given
+# "deleted = false" beside a short list of ids, SQLite (without statistics) walked every live board or
+# barrier through a (deleted, …) index instead of looking up the few it was given by key.
+
 def _board_places(board_ids: Iterable[int]) -> dict[int, _BoardPlace]:
     """The live boards of live workshops among `board_ids`, with their workshop's city and territory."""
     ids = sorted(set(board_ids))
     found: dict[int, _BoardPlace] = {}
     for i in range(0, len(ids), _IN_CHUNK):
-        query = (select(Board.id, Workshop.id, Workshop.uid, Workshop.title, Workshop.origin_instance,
-                        Territory.name, Workshop.date)
+        query = (select(Board.id, Board.deleted, Workshop.deleted, Workshop.id, Workshop.uid, Workshop.title,
+                        Workshop.origin_instance, Territory.name, Workshop.date)
                  .join(Workshop, Workshop.id == Board.workshop_id)
                  .outerjoin(Territory, (Territory.id == Workshop.territory_id) & Territory.deleted.is_(False))
-                 .where(Board.id.in_(ids[i:i + _IN_CHUNK]), Board.deleted.is_(False), Workshop.deleted.is_(False)))
-        for board_id, *place in db.session.execute(query):
-            found[board_id] = _BoardPlace(*place[:4], place[4] or "", place[5])
+                 .where(Board.id.in_(ids[i:i + _IN_CHUNK])))
+        for board_id, board_deleted, workshop_deleted, *place in db.session.execute(query):
+            if not board_deleted and not workshop_deleted:
+                found[board_id] = _BoardPlace(*place[:4], place[4] or "", place[5])
     return found
 
 
@@ -199,8 +206,9 @@ def _live_barrier_ids(uids: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(uids))
     found: dict[str, int] = {}
     for i in range(0, len(wanted), _IN_CHUNK):
-        found.update(db.session.execute(select(Barrier.uid, Barrier.id).where(
-            Barrier.uid.in_(wanted[i:i + _IN_CHUNK]), Barrier.deleted.is_(False))).all())
+        rows = db.session.execute(select(Barrier.uid, Barrier.id, Barrier.deleted)
+                                  .where(Barrier.uid.in_(wanted[i:i + _IN_CHUNK])))
+        found.update((uid, id_) for uid, id_, deleted in rows if not deleted)
     return found
 
 
@@ -221,7 +229,9 @@ def _workshop_citations(barrier_uids: Sequence[str] | None) -> tuple[dict[int, C
                 per_board.setdefault((barrier_ids[uid], board), [0, 0])[n] += count
     found: dict[int, Citations] = {}
     for (barrier_id, board), (n_notes, n_themes) in per_board.items():
-        c = found.setdefault(barrier_id, Citations(barrier_id))
+        c = found.get(barrier_id)
+        if c is None:  # not setdefault: it would build a Citations for each of 25 000 (barrier, board) pairs
+            c = found[barrier_id] = Citations(barrier_id)
         c.notes += n_notes
         c.themes += n_themes
         place = places[board]

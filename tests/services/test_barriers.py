@@ -228,3 +228,46 @@ def test_the_ranking_costs_the_same_few_queries_whatever_the_number_of_barriers(
         return len(seen)
 
     assert queries_for(3) == queries_for(30) <= 10
+
+
+def test_a_barriers_page_reads_its_own_notes_and_boards_from_indexes(ctx):
+    """On SQLite, the statements of a barrier's page look up its citing lessons, its promoted notes and
+    its themes in their indexes (migration 0014) and its boards and barriers by key: none walks a table."""
+    engine = db.session.get_bind()
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by its statistics")
+    paiement, foncier = _barrier("Délais de paiement"), _barrier("Foncier rare")
+    _cite(_lesson(), paiement, foncier)
+    boards = [_workshop(f"Atelier {i}") for i in range(3)]
+    for i, board in enumerate(boards):
+        _note(board, paiement, i)
+        _note(board, foncier, 10 + i)
+        db.session.add(NoteTheme(board=board, label=f"Thème {i}", promoted_kind="barrier", promoted_uid=paiement.uid))
+    db.session.flush()
+    seen: list[tuple[str, object]] = []
+    listener = lambda _c, _cur, statement, parameters, *_: seen.append((statement, parameters))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        cited = barrier_service.citations_of(paiement)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert (cited.citations.lessons, cited.citations.notes, cited.citations.themes, len(cited.workshops)) \
+        == (1, 3, 3, 3)
+    plans = {}
+    for statement, parameters in seen:
+        if statement.lstrip().upper().startswith("SELECT"):
+            rows = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            plans[statement] = " | ".join(row[-1] for row in rows)
+    walked = ("SCAN sticky_notes", "SCAN note_themes", "SCAN boards", "SCAN workshops", "SCAN barriers",
+              "SCAN lesson_barriers", "SCAN lessons")  # the instance's settings and its peers' names are few
+    assert plans and not [p for p in plans.values() if any(w in p for w in walked)], plans
+
+    def plan_of(start: str) -> str:
+        [plan] = [p for s, p in plans.items() if " ".join(s.split()).startswith(start)]
+        return plan
+
+    assert "COVERING INDEX ix_sticky_notes_promoted" in plan_of("SELECT sticky_notes.promoted_uid")
+    assert "COVERING INDEX ix_note_themes_promoted" in plan_of("SELECT note_themes.promoted_uid")
+    assert "SEARCH boards USING INTEGER PRIMARY KEY" in plan_of("SELECT boards.id")
+    assert "sqlite_autoindex_barriers" in plan_of("SELECT barriers.uid")
+    assert "COVERING INDEX ix_lesson_barriers_barrier_id" in plan_of("SELECT lesson_barriers.barrier_id")
