@@ -659,7 +659,7 @@ def _ranked(conn: Connection, where: str, params: dict, limit: int, offset: int)
     return conn.execute(text(
         f"SELECT record_type, uid, bm25({SEARCH_TABLE}, 0, 0, 0, 10.0, 1.0) AS rank, "
         f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
-        "ORDER BY rank LIMIT :limit OFFSET :offset"),
+        "ORDER BY rank, rowid DESC LIMIT :limit OFFSET :offset"),  # ties: the most recent first, always
         {**params, "limit": limit, "offset": offset, "scan": SNIPPET_SCAN}).all()
 
 
@@ -772,7 +772,8 @@ def search_index(conn: Connection, query: str | SearchQuery, *, record_types: Se
     rows = conn.execute(text(
         f"SELECT record_type, uid, ts_rank(document, to_tsquery('simple', :q)) AS rank, "
         f"substr(title, 1, :scan) || ' ' || substr(body, 1, :scan) FROM {SEARCH_TABLE} WHERE {where} "
-        "ORDER BY rank DESC LIMIT :limit OFFSET :offset"), {**params, "scan": SNIPPET_SCAN}).all()
+        "ORDER BY rank DESC, record_type, uid LIMIT :limit OFFSET :offset"),  # ties in one order: pages never repeat
+        {**params, "scan": SNIPPET_SCAN}).all()
     return [SearchHit(r[0], r[1], float(r[2]), r[3] or "", terms) for r in rows], int(total)
 
 
@@ -789,7 +790,7 @@ def search_counts(conn: Connection, query: str | SearchQuery, *, limit: int | No
     params: dict[str, object] = {}
     where = _matching(conn, q, params)
     if limit is not None and conn.execute(text(  # counting stops past the limit
-            f"SELECT count(*) FROM (SELECT 1 FROM {SEARCH_TABLE} WHERE {where} LIMIT :over)"),
+            f"SELECT count(*) FROM (SELECT 1 FROM {SEARCH_TABLE} WHERE {where} LIMIT :over) AS hits"),
             {**params, "over": limit + 1}).scalar_one() > limit:
         return None
     return {(r[0], r[1]): int(r[2]) for r in conn.execute(text(

@@ -109,13 +109,15 @@ def _postgresql_register() -> str:
 
 
 def _forget_room_memory() -> None:
-    """Board versions and the room's shared notes are kept in memory by board id, and ids repeat across
-    the tests' databases (in the product one process serves one database)."""
-    from piu_app.services import board_versions
+    """Board versions and the room's shared notes are kept in memory by board id, what peers tried by
+    database URL, and both repeat across the tests' databases (in the product one process serves one
+    database)."""
+    from piu_app.services import board_versions, peers
     from piu_app.services import room as room_service
 
     board_versions.forget()
     room_service.forget_shared()
+    peers.forget()  # what peers tried, kept by database URL: a PostgreSQL test database's repeats
 
 
 @pytest.fixture(params=ENGINES)

@@ -28,9 +28,11 @@ is public with a recorded consent (the rule of the network bundle: others never 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +41,8 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, union_all
-from sqlalchemy.orm import selectinload
+from sqlalchemy import and_, event, func, or_, union_all
+from sqlalchemy.orm import Session, selectinload
 
 from ..database import fold
 from ..models import (
@@ -346,11 +348,12 @@ class _PeerCatalogue:
     Peers' experiments (and the peers' innovations they are about) arrive and leave with an import or
     its undo: the catalogue is read again when the state of the imports changes (340 ms at 100 000
     innovations, 4 900 of them tried by peers). Our own innovations that peers tried can be edited
-    here: every edit writes a history line, so the lines written since name the innovations to read
-    again; our own new experiments change nothing."""
+    here: every edit writes a history line, so the lines written lately name the innovations to read
+    again; our own new experiments change nothing. See `_peer_catalogue` for what keeps it true."""
 
     state: tuple = ()
     log_mark: int = 0
+    checked_at: float = 0.0  # time.monotonic() of the last look at the history
     peered: frozenset[int] = frozenset()  # innovations peers' live experiments are about, deleted ones too
     tried: dict[int, _Tried] = field(default_factory=dict)  # the live ones of them
     by_theme: dict[int, list[int]] = field(default_factory=dict)  # newest innovation first
@@ -370,7 +373,28 @@ class _PeerCatalogue:
 
 _catalogue_lock = threading.Lock()
 _catalogue = _PeerCatalogue()
-CATALOGUE_REFRESH = 500  # innovations edited since the catalogue was read: beyond this, read it all again
+CATALOGUE_REFRESH = 500  # history lines to read since the catalogue was read: beyond this, read it all again
+REVISIT_LINES = 200      # history lines before the mark read again at each refresh (see _peer_catalogue)
+REVISIT_SECONDS = 30     # the catalogue looks at the history again after this, even if nothing seems new
+_WROTE = "piu_peers_wrote"  # Session.info key: this transaction has flushed a write
+
+
+@event.listens_for(Session, "after_flush")
+def _note_write(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_write(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+def forget() -> None:
+    """Drop the catalogue: the database was replaced (a restored backup: its history starts again)."""
+    global _catalogue
+    with _catalogue_lock:
+        _catalogue = _PeerCatalogue()
 
 
 def _read_tried(ids: Sequence[int]) -> dict[int, _Tried]:
@@ -392,57 +416,82 @@ def _read_tried(ids: Sequence[int]) -> dict[int, _Tried]:
 
 
 def _peer_catalogue() -> _PeerCatalogue:
-    """Return the catalogue of the innovations peers tried, read again only as far as needed."""
+    """Return the catalogue of the innovations peers tried, read again only as far as needed.
+
+    What keeps it true, and what it costs:
+    - an import or an undo changes the state of the imports: the catalogue is read again whole;
+    - an edit writes a history line: the lines since the mark are read, and REVISIT_LINES before it
+      (on PostgreSQL an edit may commit after a later line was seen), and again every REVISIT_SECONDS
+      even when the last line has not moved; only the innovations peers tried among them are read
+      again, and the indexes are remade only if one of them changed;
+    - a request that began before the last edit's commit sees an older history: it takes the newer
+      catalogue as it is;
+    - a transaction that has written (not committed yet) builds one for itself only: what it read may
+      be rolled back;
+    - a restored backup replaces the database: the restore calls `forget()`."""
     global _catalogue
     own = instance_service.instance_code()
-    # What changes when peers' experiments do: an import or an undo. The history's last line tells
-    # whether an innovation peers tried was edited since, or a peer's experiment written another way.
     batches, undone, last_undone, last_log = db.session.execute(db.select(
         func.max(ImportBatch.id), func.count(ImportBatch.undone_at), func.max(ImportBatch.undone_at),
         db.select(func.max(ChangeLog.id)).scalar_subquery())).one()
     state = (str(db.engine.url), own, batches, undone, last_undone)
     last_log = last_log or 0
+    now = time.monotonic()
+
+    def current(catalogue: _PeerCatalogue) -> bool:
+        return (catalogue.state == state and catalogue.log_mark >= last_log
+                and now - catalogue.checked_at < REVISIT_SECONDS)
+
     known = _catalogue
-    if known.state == state and known.log_mark == last_log:
+    if current(known):
         return known
-    with _catalogue_lock:  # one thread reads it; the others wait for its result rather than read it too
+    private = bool(db.session.info.get(_WROTE))
+    with contextlib.nullcontext() if private else _catalogue_lock:  # one thread reads it, the others wait
         known = _catalogue
-        if known.state == state and known.log_mark == last_log:
+        if current(known):
             return known
-        edited: list[int] = []
-        if known.state == state and known.log_mark < last_log:  # lines added since (a restore may remove some)
-            lines = db.session.execute(db.select(ChangeLog.record_type, ChangeLog.record_uid).where(
-                ChangeLog.id > known.log_mark, ChangeLog.id <= last_log,
-                ChangeLog.record_type.in_(["innovations", "experiments"])).limit(CATALOGUE_REFRESH + 1)).all()
-            uids = {uid for kind, uid in lines if kind == "innovations"}
-            experiments = {uid for kind, uid in lines if kind == "experiments"}
-            # our own new experiments change nothing here; a peer's written outside an import does
-            peers_wrote = bool(experiments) and db.session.scalar(
-                db.select(Experiment.id).where(Experiment.uid.in_(experiments), _from_peers(own)).limit(1)) is not None
-            if len(lines) <= CATALOGUE_REFRESH and not peers_wrote:
-                edited = [i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
-                          if i in known.peered] if uids else []
-                if not edited:  # none of them was tried by a peer: nothing to read again
-                    _catalogue = _PeerCatalogue(state, last_log, known.peered, known.tried, known.by_theme,
-                                                known.by_word)
-                    return _catalogue
-                tried = {i: t for i, t in known.tried.items() if i not in edited}
-                tried.update(_read_tried(edited))  # a deleted one leaves, a restored one comes back
-                fresh = _PeerCatalogue(state, last_log, known.peered, tried)
-                fresh.index()
-                _catalogue = fresh
-                return fresh
-        # Two ranges of the (origin_instance, innovation_id, deleted) index, each read alone (SQLite does
-        # not use an index for an OR of ranges, nor for DISTINCT here): peers' experiments only.
-        live = Experiment.deleted.is_not(True)
-        below = db.select(Experiment.innovation_id).where(Experiment.origin_instance > "",
-                                                          Experiment.origin_instance < own, live)
-        above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
-        ids = sorted({i for i in db.session.scalars(union_all(below, above)) if i is not None})
-        fresh = _PeerCatalogue(state, last_log, frozenset(ids), _read_tried(ids))
-        fresh.index()
-        _catalogue = fresh
+        fresh = _refreshed(known, own, last_log, now) if known.state == state else None
+        if fresh is None:
+            # Two ranges of the (origin_instance, innovation_id, deleted) index, each read alone (SQLite
+            # does not use an index for an OR of ranges, nor for DISTINCT here): peers' experiments only.
+            live = Experiment.deleted.is_not(True)
+            below = db.select(Experiment.innovation_id).where(Experiment.origin_instance > "",
+                                                              Experiment.origin_instance < own, live)
+            above = db.select(Experiment.innovation_id).where(Experiment.origin_instance > own, live)
+            ids = sorted({i for i in db.session.scalars(union_all(below, above)) if i is not None})
+            fresh = _PeerCatalogue(state, last_log, now, frozenset(ids), _read_tried(ids))
+            fresh.index()
+        if not private:
+            _catalogue = fresh
         return fresh
+
+
+def _refreshed(known: _PeerCatalogue, own: str, last_log: int, now: float) -> _PeerCatalogue | None:
+    """The catalogue with the innovations peers tried that the recent history names read again; None
+    when it must be read whole (too many lines, or a peer's experiment written outside an import)."""
+    lines = db.session.execute(db.select(ChangeLog.id, ChangeLog.record_type, ChangeLog.record_uid).where(
+        ChangeLog.id > max(0, min(known.log_mark, last_log) - REVISIT_LINES), ChangeLog.id <= last_log,
+        ChangeLog.record_type.in_(["innovations", "experiments"])).limit(CATALOGUE_REFRESH + 1)).all()
+    if len(lines) > CATALOGUE_REFRESH:
+        return None
+    # Our own new experiments change nothing here; a peer's written outside an import (a test's factory)
+    # does. Only new lines count: a bundle import writes its experiments' lines, and changes the state.
+    experiments = {uid for line, kind, uid in lines if kind == "experiments" and line > known.log_mark}
+    if experiments and db.session.scalar(db.select(Experiment.id).where(
+            Experiment.uid.in_(experiments), _from_peers(own)).limit(1)) is not None:
+        return None
+    uids = {uid for _line, kind, uid in lines if kind == "innovations"}
+    edited = [i for i in db.session.scalars(db.select(Innovation.id).where(Innovation.uid.in_(uids)))
+              if i in known.peered] if uids else []
+    mark = max(known.log_mark, last_log)
+    read = _read_tried(edited) if edited else {}
+    if all(read.get(i) == known.tried.get(i) for i in edited):  # nothing that matters changed
+        return _PeerCatalogue(known.state, mark, now, known.peered, known.tried, known.by_theme, known.by_word)
+    tried = {i: t for i, t in known.tried.items() if i not in edited}
+    tried.update(read)  # a deleted one leaves, a restored one comes back
+    fresh = _PeerCatalogue(known.state, mark, now, known.peered, tried)
+    fresh.index()
+    return fresh
 
 
 def _newest_of_themes(catalogue: _PeerCatalogue, theme_ids: Sequence[int], newest: int) -> list[int]:

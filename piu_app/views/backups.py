@@ -15,6 +15,7 @@ from flask_login import current_user, logout_user
 from ..database import is_sqlite
 from ..extensions import db
 from ..services import DomainError, backups, board_versions
+from ..services import peers as peer_service
 from ..services import room as room_service
 from ..services import users as user_service
 from .access import require_role
@@ -99,9 +100,11 @@ def restore(name: str):
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for(".index"))
-    # What the room keeps in memory (board versions, the notes phones see) was the replaced database's.
+    # What the room and the peers' pages keep in memory (board versions, the notes phones see, what peers
+    # tried) was the replaced database's.
     board_versions.forget()
     room_service.forget_shared()
+    peer_service.forget()
     flash(_("Sauvegarde du %(when)s restaurée.", when=_when(backup.taken_at))
           + (" " + _("Son schéma a été mis à jour.") if result.upgraded else "")
           + (" " + _("L'état précédent est gardé dans %(name)s.", name=result.safety.name) if result.safety else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from piu_app.extensions import db
-from piu_app.models import ImportBatch, LessonPerson, Territory
+from piu_app.models import ChangeLog, ImportBatch, LessonPerson, Territory
 from piu_app.services import InvalidInputError, NotFoundError, peers
 from piu_app.services import instance as instance_service
 from tests.factories import make_experiment, make_foreign, make_innovation, make_territory
@@ -323,7 +324,8 @@ def test_what_peers_tried_follows_imports_and_their_undo(ctx):
 
 def test_an_edit_of_our_innovation_that_a_peer_tried_changes_what_it_is_like_at_once(ctx):
     """What peers tried is kept in memory between pages; editing one of our innovations that a peer
-    tried (its name, its themes) is seen on the next page, through the history line the edit writes."""
+    tried (its name, its themes), deleting it or restoring it is seen on the next page, through the
+    history lines the edits write."""
     from piu_app.registry import RECORD_TYPES
     from piu_app.services import records
 
@@ -331,20 +333,64 @@ def test_an_edit_of_our_innovation_that_a_peer_tried_changes_what_it_is_like_at_
     tried = make_innovation(name="Compostage partagé", tagline="Des bacs", themes=["waste_circular"])
     place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
     _peer_experiment(tried, place, "Essai à Mbour", "2021-01-01")
-    db.session.flush()
+    db.session.commit()
     assert peers.similar_innovations(ours) == {}
+    published = peers._catalogue
+    assert tried.id in published.tried  # kept for the next pages
     records.update(RECORD_TYPES["innovations"], tried, {"name": "Lampadaires solaires de quartier",
                                                         "themes": ["energy_climate"]}, username="awa")
-    db.session.flush()
+    db.session.commit()
     likeness, why = peers.similar_innovations(ours)[tried.id]
     assert likeness == 2 + 2 and why == ["Même thématique : « Énergie, climat, bâtiments, éclairage »",
                                          "Mots en commun : « lampadaires », « solaires »"]
+    assert peers._catalogue.peered is published.peered  # refreshed, not read whole again
     records.delete(RECORD_TYPES["innovations"], tried, username="awa")
-    db.session.flush()
+    db.session.commit()
     assert peers.similar_innovations(ours) == {}
     records.restore(RECORD_TYPES["innovations"], tried, username="awa")
-    db.session.flush()
+    db.session.commit()
     assert set(peers.similar_innovations(ours)) == {tried.id}
+
+
+def test_an_edit_committed_after_a_later_line_was_seen_is_still_found(ctx):
+    """On PostgreSQL an edit may commit after a later history line was seen (ids come from a sequence):
+    the catalogue reads again the lines just before its mark, and looks again after REVISIT_SECONDS
+    even when the last line has not moved."""
+    from piu_app.registry import RECORD_TYPES
+    from piu_app.services import records
+
+    ours = make_innovation(name="Lampadaires solaires", tagline="Pour les rues", themes=["energy_climate"])
+    tried = make_innovation(name="Compostage partagé", tagline="Des bacs", themes=["waste_circular"])
+    _peer_experiment(tried, make_foreign("territories", name="Mbour", level="commune", country_code="SN"), "Essai à Mbour", "2021-01-01")
+    db.session.commit()
+    assert peers.similar_innovations(ours) == {}
+    stale = peers._catalogue
+    records.update(RECORD_TYPES["innovations"], tried, {"name": "Lampadaires solaires de quartier",
+                                                        "themes": ["energy_climate"]}, username="awa")
+    db.session.commit()
+    # as if the catalogue had seen the edit's line number before the edit was committed
+    last = db.session.scalar(db.select(db.func.max(ChangeLog.id)))
+    peers._catalogue = dataclasses.replace(stale, log_mark=last)
+    assert peers.similar_innovations(ours) == {}  # looked at a moment ago: trusted for REVISIT_SECONDS
+    peers._catalogue = dataclasses.replace(stale, log_mark=last, checked_at=0.0)
+    assert set(peers.similar_innovations(ours)) == {tried.id}
+
+
+def test_a_transaction_that_wrote_keeps_what_it_read_for_itself(ctx):
+    """What a transaction that has written reads may be rolled back: it is never kept for other pages."""
+    ours = make_innovation(name="Lampadaires solaires", tagline="Pour les rues", themes=["energy_climate"])
+    db.session.commit()
+    assert peers.similar_innovations(ours) == {}
+    before = peers._catalogue
+    lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"])
+    _peer_experiment(lamps, make_foreign("territories", name="Mbour", level="commune", country_code="SN"), "Essai à Mbour", "2021-01-01")
+    db.session.flush()
+    assert set(peers.similar_innovations(ours)) == {lamps.id}  # this transaction sees its own write …
+    assert peers._catalogue is before  # … and keeps it to itself
+    db.session.rollback()
+    assert peers.similar_innovations(ours) == {}
+    peers.forget()  # a restored backup
+    assert peers._catalogue.state == ()
 
 
 def test_our_own_new_experiment_does_not_make_pages_read_what_peers_tried_again(ctx):
@@ -354,14 +400,14 @@ def test_our_own_new_experiment_does_not_make_pages_read_what_peers_tried_again(
     place = make_foreign("territories", name="Mbour", level="commune", country_code="SN")
     lamps = make_foreign("innovations", name="Lampadaires solaires autonomes", themes=["energy_climate"])
     _peer_experiment(lamps, place, "Essai à Mbour", "2021-01-01")
-    db.session.flush()
+    db.session.commit()
     assert set(peers.similar_innovations(ours)) == {lamps.id}
     read = peers._catalogue.tried
     make_experiment(ours, title="Notre essai au marché")
-    db.session.flush()
+    db.session.commit()
     assert set(peers.similar_innovations(ours)) == {lamps.id}
     assert peers._catalogue.tried is read  # kept: nothing read again
     other = make_foreign("innovations", name="Lampadaires à détecteur", themes=["energy_climate"])
     _peer_experiment(other, place, "Essai à Joal", "2022-01-01")
-    db.session.flush()
+    db.session.commit()
     assert set(peers.similar_innovations(ours)) == {lamps.id, other.id}
