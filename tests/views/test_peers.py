@@ -135,9 +135,9 @@ def test_a_long_list_of_peers_shows_a_page_then_more_on_demand(app, reader):
     html = reader.get(f"/peers/innovations/{uid}").get_data(as_text=True)
     assert html.count("Essai pair n°") == step
     more = f'href="/peers/innovations/{uid}?n={2 * step}#memes-{step + 1}"'
-    assert more in html and f"Afficher {step} expérimentations de plus" in html
+    assert more in html and "Afficher plus d'expérimentations" in html
     html = reader.get(f"/peers/innovations/{uid}?n={2 * step}").get_data(as_text=True)
-    assert html.count("Essai pair n°") == step + 3 and "expérimentations de plus" not in html
+    assert html.count("Essai pair n°") == step + 3 and "Afficher plus d" not in html
     assert f'id="memes-{step + 1}"' in html  # the link opens the page at the first new one
     for hostile, shown in (("-5", step), ("abc", step), ("99999999999999999999", step + 3)):
         assert reader.get(f"/peers/innovations/{uid}?n={hostile}").get_data(as_text=True).count("Essai pair n°") \
