@@ -11,7 +11,7 @@ from werkzeug.test import Client
 
 from piu_app.database import writing
 from piu_app.extensions import db
-from piu_app.models import StickyNote, WorkshopParticipant
+from piu_app.models import Board, StickyNote, WorkshopParticipant
 from piu_app.room.app import create_room_app
 from piu_app.services import board_versions
 from piu_app.services import room as room_service
@@ -174,6 +174,50 @@ def test_an_unchanged_poll_is_a_304_without_flask(room: dict, monkeypatch: pytes
     changed = get(client, board_url(room, "/state"), headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert [n["text"] for n in changed.json["notes"]] == ["Une note"]
+
+
+def test_a_poll_is_tagged_with_the_version_read_before_its_notes(room: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A note committed while a poll is being answered raises the version: the answer must carry the
+    version read before the notes, or the phone would keep the older notes under the newer tag (every
+    later poll answered 304 until the next change)."""
+    client, fk = joined(room)
+    first = get(client, board_url(room, "/state")).headers["ETag"]
+    read = iter([7, 8, 8, 8, 8, 8])  # a post commits between the poll's first look and the rest
+    monkeypatch.setattr(board_versions, "current", lambda _board_id: next(read))
+    assert get(client, board_url(room, "/state")).headers["ETag"] == '"b7"' != first
+
+
+def test_one_thread_reads_a_board_s_notes_per_version(app: Flask, room: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While phones post, every poll finds a new version: the threads answering them at once read the
+    board's notes once, not once each."""
+    import threading
+    import time
+
+    reads: list[int] = []
+    original = room_service._note_rows
+
+    def slow_rows(board, *conditions):
+        reads.append(board.id)
+        time.sleep(0.2)
+        return original(board, *conditions)
+
+    monkeypatch.setattr(room_service, "_note_rows", slow_rows)
+    board_versions.forget()
+    room_service.forget_shared()
+    answers: list[str] = []
+
+    def poll() -> None:
+        with app.test_request_context():
+            board = db.session.get(Board, room["board_id"])
+            answers.append(room_service.shared_notes(board)[1])
+            db.session.remove()
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == ["[]"] * 4 and reads == [room["board_id"]]
 
 
 def test_private_writing_sends_a_phone_its_own_notes_only(app: Flask, room: dict) -> None:
