@@ -149,6 +149,25 @@ def notes_visible_to_all(board: Board) -> bool:
 
 # --- participants ---------------------------------------------------------------------------------------
 
+def open_workshop_id(code: Any, open_ids: set[int] | frozenset[int]) -> int:
+    """Return the id of the open workshop a join code names, as `workshop_by_code` does, reading only its
+    id: a phone's poll needs no more, and polls are most of what the room answers."""
+    code = normalise_code(code)
+    workshop_id = db.session.scalar(select(Workshop.id).where(Workshop.join_code == code,
+                                                              Workshop.deleted.is_(False))) if code else None
+    if workshop_id is None or workshop_id not in open_ids:
+        raise NotFoundError(_("Aucun atelier ouvert avec ce code. Vérifiez-le auprès de l'animateur."))
+    return workshop_id
+
+
+def participant_id_for(workshop_id: int, token: str | None) -> int | None:
+    """Return the id of the participant this phone's token belongs to, if it has joined (see participant_for)."""
+    if not token or not valid_token(token):
+        return None
+    return db.session.scalar(select(WorkshopParticipant.id).where(
+        WorkshopParticipant.workshop_id == workshop_id, WorkshopParticipant.device_hash == device_hash(token)))
+
+
 def participant_for(workshop: Workshop, token: str | None) -> WorkshopParticipant | None:
     """Return the participant this phone's token belongs to, if it has joined."""
     if not token or not valid_token(token):
@@ -197,11 +216,12 @@ def open_boards(workshop: Workshop) -> list[Board]:
                                                                                                   Board.id)))
 
 
-def board_of(workshop: Workshop, board_uid: Any) -> Board:
-    """Return a board of the workshop that the room may see (open or closed, never a draft)."""
+def board_of(workshop: Workshop | int, board_uid: Any) -> Board:
+    """Return a board of the workshop (or workshop id) that the room may see (open or closed, never a draft)."""
+    workshop_id = workshop if isinstance(workshop, int) else workshop.id
     board = None
     if isinstance(board_uid, str) and _UID_RE.fullmatch(board_uid):
-        board = db.session.scalar(select(Board).where(Board.uid == board_uid, Board.workshop_id == workshop.id,
+        board = db.session.scalar(select(Board).where(Board.uid == board_uid, Board.workshop_id == workshop_id,
                                                       Board.deleted.is_(False)))
     if board is None or board.state == "draft":
         raise NotFoundError(_("Ce tableau n'existe pas ou n'est pas encore ouvert."))
@@ -305,12 +325,13 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
     return weight
 
 
-def votes_used(board: Board, participant: WorkshopParticipant | None) -> dict[str, int]:
-    """Return {note uid: dots} this participant put on the board's notes."""
+def votes_used(board: Board, participant: WorkshopParticipant | int | None) -> dict[str, int]:
+    """Return {note uid: dots} this participant (or participant id) put on the board's notes."""
     if participant is None:
         return {}
+    participant_id = participant if isinstance(participant, int) else participant.id
     rows = db.session.execute(select(StickyNote.uid, NoteVote.weight).join(StickyNote).where(
-        StickyNote.board_id == board.id, NoteVote.participant_id == participant.id))
+        StickyNote.board_id == board.id, NoteVote.participant_id == participant_id))
     return {uid: weight for uid, weight in rows}
 
 
@@ -334,7 +355,8 @@ def _note_rows(board: Board, *conditions: Any) -> list[tuple]:
 # While phones post, the version changes several times a second and every poll finds a new one: one
 # thread reads the board's notes per version, the others wait for it and take its result (at 300 phones
 # the same notes were read by several threads at once: a fifth of the room's CPU).
-_shared: dict[int, tuple[int, list[dict[str, Any]], str]] = {}
+# Keyed by (id, uid): ids repeat across databases (tests; a restored backup also calls forget_shared).
+_shared: dict[tuple[int, str], tuple[int, list[dict[str, Any]], str]] = {}
 _shared_lock = threading.Lock()
 _reading: dict[int, threading.Lock] = {}
 
@@ -343,13 +365,14 @@ def shared_notes(board: Board, *, at_least: int | None = None) -> tuple[list[dic
     """Return the approved, visible notes of the board (the same for every phone) and their JSON, read at
     version `at_least` (default: the current one) or later."""
     version = board_versions.current(board.id) if at_least is None else at_least
-    hit = _shared.get(board.id)
+    key = (board.id, board.uid)
+    hit = _shared.get(key)
     if hit is not None and hit[0] >= version:  # read after that version was published: as new or newer
         return hit[1], hit[2]
     with _shared_lock:
         reading = _reading.setdefault(board.id, threading.Lock())
     with reading:
-        hit = _shared.get(board.id)
+        hit = _shared.get(key)
         if hit is not None and hit[0] >= version:  # another thread read it meanwhile
             return hit[1], hit[2]
         version = board_versions.current(board.id)  # read first: the content is then this version or newer
@@ -359,7 +382,7 @@ def shared_notes(board: Board, *, at_least: int | None = None) -> tuple[list[dic
                      in _note_rows(board, StickyNote.pending.is_(False))]
         text = json.dumps(notes, ensure_ascii=False, separators=(",", ":"))
         with _shared_lock:
-            _shared[board.id] = (version, notes, text)
+            _shared[key] = (version, notes, text)
     return notes, text
 
 
@@ -416,7 +439,7 @@ def board_state(board: Board, *, author: str, participant: WorkshopParticipant |
             "my_votes": my_votes}
 
 
-def board_state_json(board: Board, *, author: str, participant: WorkshopParticipant | None,
+def board_state_json(board: Board, *, author: str, participant: WorkshopParticipant | int | None,
                      now: dt.datetime | None = None) -> tuple[int, str]:
     """Return (version, the board_state JSON), splicing in the shared notes' JSON made once per version."""
     now = _now(now)
