@@ -336,6 +336,8 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]
+            if child.primary_key:
+                key_fields = list(child.primary_key)
             schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
             child_resources.append(_resource(child.name, (child.title, child.title_en)))
         # Links to records that stay here come out empty: the export reads them through the maps of
