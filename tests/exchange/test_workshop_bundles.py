@@ -8,6 +8,7 @@ wrote a note (participant, device key, client key, actor group), the votes thems
 from __future__ import annotations
 
 import csv
+import html
 import io
 import zipfile
 from pathlib import Path
@@ -43,6 +44,15 @@ def cities(register_template: Path, tmp_path: Path):
     def make_(code: str, **kw):
         return make_city(register_template, tmp_path, code, **kw)
     return make_
+
+
+def _editor_of(app):
+    from piu_app.services import users as user_service
+    from tests.conftest import PASSWORD, login
+
+    with inside(app):
+        user_service.create(username="editor", password=PASSWORD, role="editor")
+    return login(app.test_client(), "editor")
 
 
 def _table(bundle: Path, name: str) -> list[dict[str, str]]:
@@ -198,6 +208,19 @@ def test_a_peer_imports_the_workshop_read_only_and_a_reimport_or_an_undo_leaves_
             with pytest.raises(PermissionDeniedError):
                 attempt()
     after = _counts(b)
+
+    editor = _editor_of(b)  # what the peer's officer sees: the workshop and its notes, never a way to run it
+    page = html.unescape(editor.get(f"/workshops/{uids['workshop']}").get_data(as_text=True))
+    assert "Atelier des freins" in page and "Freins à l'innovation" in page and "ville-a" in page
+    assert "Carriers" in page or "Porteurs" in page
+    assert "Ouvrir ou fermer la salle" not in page and f"/workshops/{uids['workshop']}/edit" not in page
+    board_page = html.unescape(editor.get(f"/workshops/{uids['workshop']}/boards/{uids['anonymous']}")
+                               .get_data(as_text=True))
+    assert "Délais de paiement trop longs" in board_page and "Payer à 30 jours" in board_page
+    assert 'name="notes"' not in board_page and "/group" not in board_page
+    room = html.unescape(editor.get(f"/workshops/{uids['workshop']}/room").get_data(as_text=True))
+    assert "sa salle ne s'ouvre pas ici" in room and "/room/open" not in room
+    assert _counts(b) == after
 
     again, second = import_(b, bundle)  # the same bundle again: nothing to do
     assert second is None and again["created"] == again["updated"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import time
@@ -255,7 +256,10 @@ def test_a_workshop_of_another_city_is_read_only_and_its_room_never_opens(app, e
     for path, data in refused:
         page = _post(editor, path, data, follow_redirects=True).get_data(as_text=True)
         assert "ne peut être modifiée que là-bas" in page, path
-    assert editor.get(f"/workshops/{workshop}").status_code == 200  # still readable
+    detail = editor.get(f"/workshops/{workshop}")  # still readable, with no way to run or change it
+    assert detail.status_code == 200 and "Ouvrir ou fermer la salle" not in detail.get_data(as_text=True)
+    room = editor.get(f"/workshops/{workshop}/room").get_data(as_text=True)
+    assert "sa salle ne s'ouvre pas ici" in html.unescape(room) and "/room/open" not in room
     assert reader.get(f"/workshops/{workshop}/boards/{board_uid}").status_code == 200
     with app.test_request_context():
         assert count(StickyNote) == notes_before
