@@ -332,3 +332,29 @@ def test_a_note_uid_already_used_by_another_board_here_is_refused(cities, tmp_pa
         import_(b, bundle)
     assert "déjà celui d'un élément d'un autre tableau" in " ".join(refused.value.problems)
     assert _counts(b) == before
+
+
+def test_a_relayed_workshop_matches_its_origins_signed_rows(cities, tmp_path):
+    """C relays A's workshop to D, which met A before: every row C writes of it (the board's notes,
+    themes and columns, the counts C kept) is A's, so D verifies and takes them all."""
+    a, c, d = cities("ville-a"), cities("ville-c"), cities("ville-d")
+    with inside(a):
+        ws.create_workshop({"title": "Atelier d'avant", "visibility": "network"})
+    import_(d, export(a, tmp_path / "a0.zip"))  # D pins A's key
+    uids = _fill(a)
+    import_(c, export(a, tmp_path / "a1.zip"))
+    with inside(d):
+        plan, batch = exchange.import_bundle(export(c, tmp_path / "c.zip"), username="t",
+                                             uploads=Path(d.config["PIU_UPLOADS_DIR"]))
+        report = dict(batch.report)
+    assert report["signature"]["relays"]["ville-a"]["status"] == "verified"
+    assert [s for s in report["skipped"] if s["reason"].startswith("relay")] == []
+    with inside(d):
+        workshop = ws.get_workshop(uids["workshop"])
+        assert workshop.origin_instance == "ville-a"
+        assert {code: n for code, _label, n in ws.counts_by_actor_group(workshop)} == {"buyers": 1, "carriers": 2,
+                                                                                       "": 1}
+        board = ws.get_board(workshop, uids["anonymous"])
+        assert {n.text: n.vote_count for n in db.session.scalars(
+            select(StickyNote).where(StickyNote.board_id == board.id))} == {"Délais de paiement trop longs": 3,
+                                                                            "Foncier rare": 0}
