@@ -220,6 +220,13 @@ def test_a_peer_imports_the_workshop_read_only_and_a_reimport_or_an_undo_leaves_
     assert 'name="notes"' not in board_page and "/group" not in board_page
     room = html.unescape(editor.get(f"/workshops/{uids['workshop']}/room").get_data(as_text=True))
     assert "sa salle ne s'ouvre pas ici" in room and "/room/open" not in room
+    report_page = html.unescape(editor.get(f"/workshops/{uids['workshop']}/report").get_data(as_text=True))
+    markdown = editor.get(f"/workshops/{uids['workshop']}/report.md").get_data(as_text=True)
+    for text in (report_page, markdown):
+        assert "Délais de paiement trop longs" in text and "Payer à 30 jours" in text
+        assert "Camille" not in text and "Note masquée" not in text
+    assert "4 participants en tout." in markdown
+    assert any(line.startswith("- Porteurs") and line.endswith(": 2") for line in markdown.splitlines())
     assert _counts(b) == after
 
     again, second = import_(b, bundle)  # the same bundle again: nothing to do
