@@ -1025,6 +1025,9 @@ Produit par PIU {package['x-piu-app-version']} le {package['created']} (format {
 Ce paquet contient les fiches que {city} a choisi de partager. Les fiches privées, les brouillons et
 les coordonnées des personnes sans consentement n'y figurent jamais. Chaque fiche garde son
 identifiant (`uid`) et sa ville d'origine (`origin_instance`) : seule cette ville peut la modifier.
+Les ateliers partagés voyagent avec leurs tableaux, leurs thèmes et leurs post-it (texte et nombre de
+votes), jamais avec leurs participants (seulement leur nombre par groupe d'acteurs), les votes un à
+un, les post-it masqués ou en attente de modération, ni l'auteur d'un post-it.
 
 - `datapackage.json` : description Frictionless Data Package (tables, schémas, clés, empreintes SHA-256) ;
 - `data/*.csv` : une table par type de fiche (UTF-8, virgule, dates ISO 8601) ;
@@ -1053,7 +1056,9 @@ données »). Pour un tableau prêt à lire, exportez plutôt la liste en XLSX d
 **Sharing level: {level_en[level]}.** Licence: {_licence(licence)['title']}.
 This bundle holds the records {city} chose to share. Private records, drafts and contact details
 of persons without consent are never in it. Every record keeps its identifier (`uid`) and its
-origin city (`origin_instance`): only that city edits it. Open it in PIU (Exchange → Import a
+origin city (`origin_instance`): only that city edits it. Shared workshops carry their boards,
+themes and sticky notes (text and vote count); never their participants (only counts by actor
+group), single votes, hidden or unmoderated notes, or who wrote a note. Open it in PIU (Exchange → Import a
 bundle, or `piu import FILE.zip`); the tables are plain UTF-8 CSV described by `datapackage.json`.
 
 **Opening the CSVs in a spreadsheet program.** Cells hold the data as it was entered: a text may
