@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from frictionless import Package
 from sqlalchemy import func, select
 
 from piu_app.exchange.bundle_import import BundleError
@@ -154,6 +155,11 @@ def test_a_network_bundle_carries_what_the_rules_allow_and_nothing_personal(citi
                   "Secret interne", "Atelier interne", "Tableau interne", "Note du tableau interne",
                   "Note masquée", "Note en attente", "phone-client-key-0002", "facilitator-"):
         assert never.encode() not in content, never
+
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    report = Package(str(tmp_path / "unzipped" / "datapackage.json")).validate()
+    assert report.valid, report.flatten(["resourcePath", "rowNumber", "fieldName", "type", "note"])[:10]
 
     opendata = export(a, tmp_path / "public.zip", level="public")
     assert _table(opendata, "workshops") == [] and _table(opendata, "sticky_notes") == []
