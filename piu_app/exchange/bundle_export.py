@@ -578,8 +578,11 @@ def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
         for col in bf.TABLES[key].columns:
             if col.kind == "ref" and col.required and col.ref != key and col.ref in leaving:
                 target = bf.TABLES[col.ref].table
-                condition = and_(condition, or_(table.c.deleted.is_not(False), table.c[col.attr].in_(
-                    select(target.c.id).where(leaving[col.ref]))))
+                points_to_leaving = table.c[col.attr].in_(select(target.c.id).where(leaving[col.ref]))
+                # A tombstone keeps a link the database cannot leave empty (a sequence's workshop):
+                # it leaves only with that record, as a live one does.
+                condition = and_(condition, points_to_leaving if col.always
+                                 else or_(table.c.deleted.is_not(False), points_to_leaving))
         leaving[key] = condition
     return leaving
 
@@ -609,7 +612,8 @@ class _Redaction:
 def _redaction(rtable: bf.RecordTable) -> _Redaction:
     names = [c.name for c in rtable.columns]
     at = {name: i for i, name in enumerate(names)}
-    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
+    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set()) | {
+        c.name for c in rtable.columns if c.always}  # a tombstone keeps the links its row cannot be without
     plan = _Redaction([i for i, name in enumerate(names) if name not in keep], at["deleted"], rtable.name == "persons")
     if plan.persons:
         plan.visibility, plan.consent = at["visibility"], at["contact_consent"]

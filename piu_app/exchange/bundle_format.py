@@ -153,6 +153,7 @@ class Column:
     personal: bool = False
     pattern: str | None = None       # text: the shape every non-empty value must have (a regular expression)
     sibling: str | None = None       # the uid of a row of this other join table of the same owner (a note's column)
+    always: bool = False             # required in a tombstone too: a link the database cannot leave empty
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ def _record_table(rt: RecordType) -> RecordTable:
             length = None if f.kind == "ref" else f.max_length or _stored_length(table, f.column)
             columns.append(Column(name, FIELD_KINDS[f.kind], f.column, ref=f.ref, vocab=f.vocab, label=f.label,
                                   help=f.help, required=f.required, max_length=length, personal=f.personal,
-                                  minimum=f.min_value, maximum=f.max_value, pattern=f.pattern))
+                                  minimum=f.min_value, maximum=f.max_value, pattern=f.pattern,
+                                  always=f.kind == "ref" and f.required and not table.c[f.column].nullable))
     for extra in EXTRA_COLUMNS.get(rt.key, ()):
         columns.append(Column(extra, "bool", extra))
     one = singular(rt.key)

@@ -595,7 +595,7 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
                                   value=text[:40], kind=_kind_label(col.kind)))
                 continue
         if not text:
-            if col.required and (col.name in bf.IDENTITY or not deleted):
+            if col.required and (col.name in bf.IDENTITY or col.always or not deleted):
                 problems.append(_("%(col)s : valeur obligatoire manquante.", col=col.name))
             continue
         if col.max_length and len(values[col.name]) > col.max_length:
@@ -648,7 +648,7 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
         cell = f"row[{first + n}]"
         if not col.required:
             empty = "True"
-        elif col.name in bf.IDENTITY:
+        elif col.name in bf.IDENTITY or col.always:
             empty = "False"
         else:
             empty = "deleted"
@@ -1386,6 +1386,10 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
         elif col.kind == "ref":
             env[f"ids{n}"] = maps.id_of(col.ref or "")
             cells.append(f"(ids{n}.get(v) if (v := {text}) else None)")
+        elif col.kind in ("int", "float") and not rtable.table.c[col.attr].nullable:
+            # a number the database cannot leave empty (a sequence's position): empty (a tombstone) is its default
+            env[f"default{n}"] = rtable.table.c[col.attr].default.arg
+            cells.append(typed[col.kind].format(text).replace("else None", f"else default{n}"))
         else:
             cells.append(typed[col.kind].format(text))
     if any(bf.is_column_child(child) for child in rtable.children):

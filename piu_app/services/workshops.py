@@ -356,7 +356,7 @@ def add_session(workshop: Workshop, values: Mapping[str, Any], *, username: str)
     """Add a sequence at the end of the agenda."""
     _editable(workshop)
     session = WorkshopSession(workshop=workshop, origin_instance=workshop.origin_instance,
-                              visibility=workshop.visibility, position=len(workshop.sessions))
+                              visibility=workshop.visibility, position=len(live_sessions(workshop)))
     db.session.add(session)
     with db.session.no_autoflush:  # the speakers' lookup may flush: the title is set before them
         _assign_session(session, values, username=username)
@@ -374,13 +374,23 @@ def update_session(workshop: Workshop, session_uid: Any, values: Mapping[str, An
     _touch(workshop)
 
 
+def live_sessions(workshop: Workshop) -> list[WorkshopSession]:
+    """Return the workshop's agenda (a removed sequence stays as a tombstone, see `delete_session`)."""
+    return [s for s in workshop.sessions if not s.deleted]
+
+
 def delete_session(workshop: Workshop, session_uid: Any) -> None:
-    """Remove a sequence from the agenda (its boards stay, without a sequence)."""
+    """Remove a sequence from the agenda (its boards stay, without a sequence). It stays as a tombstone,
+    so that the cities that received it in a bundle remove it too."""
     _editable(workshop)
     session = _session_of(workshop, session_uid)
-    db.session.delete(session)
-    db.session.flush()
-    _renumber(workshop.sessions)
+    session.deleted = True
+    _touch(session)
+    for board in workshop.boards:
+        if board.session_id == session.id:
+            board.session = None
+            _touch(board)
+    _renumber(live_sessions(workshop))
     _touch(workshop)
 
 
@@ -388,7 +398,7 @@ def move_session(workshop: Workshop, session_uid: Any, direction: str) -> None:
     """Move a sequence one place up or down the agenda."""
     _editable(workshop)
     session = _session_of(workshop, session_uid)
-    order = [s for s in workshop.sessions if not s.deleted]
+    order = live_sessions(workshop)
     index = order.index(session)
     other = index - 1 if direction == "up" else index + 1 if direction == "down" else None
     if other is None:

@@ -304,6 +304,11 @@ HOSTILE = {
                    "vote_count : valeur hors limites (99999999999)"),
     "column-of-another-board": ("sticky_notes", lambda r: _set(r, "category_uid", "11111111-2222-4333-8444-555555555555"),
                                 "absent de son tableau dans le paquet"),
+    "sequence-tombstone-without-workshop": ("workshop_sessions", lambda r: (_set(r, "deleted", "true"),
+                                                                           _set(r, "workshop_uid", "")),
+                                            "workshop_uid : valeur obligatoire manquante"),
+    "board-of-a-workshop-nowhere": ("boards", lambda r: _set(r, "workshop_uid", "00000000-dead-4000-8000-000000000000"),
+                                    "le lien vers 00000000-dead-4000-8000-000000000000 ne mène à aucune fiche"),
     "note-twice-in-a-board": ("sticky_notes", lambda r: r.append(list(r[1])), "a deux lignes pour"),
     "note-in-two-boards": ("sticky_notes", lambda r: _on_another_board(r), "apparaît deux fois"),
 }
@@ -371,3 +376,37 @@ def test_a_relayed_workshop_matches_its_origins_signed_rows(cities, tmp_path):
         assert {n.text: n.vote_count for n in db.session.scalars(
             select(StickyNote).where(StickyNote.board_id == board.id))} == {"Délais de paiement trop longs": 3,
                                                                             "Foncier rare": 0}
+
+
+def test_a_sequence_removed_from_the_agenda_is_removed_at_the_peer(cities, tmp_path):
+    a, b = cities("ville-a"), cities("ville-b")
+    uids = _fill(a)
+    import_(b, export(a, tmp_path / "a1.zip"))
+    with inside(a):
+        workshop = ws.get_workshop(uids["workshop"])
+        session = ws.live_sessions(workshop)[0]
+        board = ws.get_board(workshop, uids["anonymous"])
+        ws.update_board(board, {"title": board.title, "prompt": board.prompt, "anonymous": "1",
+                                "session": session.uid})
+        ws.add_session(workshop, {"title": "Restitution", "kind": "plenary"}, username="t")
+    import_(b, export(a, tmp_path / "a2.zip"))
+    with inside(b):
+        workshop = ws.get_workshop(uids["workshop"])
+        assert [s.title for s in ws.live_sessions(workshop)] == ["Atelier post-it", "Restitution"]
+        assert ws.get_board(workshop, uids["anonymous"]).session.title == "Atelier post-it"
+    with inside(a):
+        workshop = ws.get_workshop(uids["workshop"])
+        ws.delete_session(workshop, ws.live_sessions(workshop)[0].uid)
+        assert [(s.title, s.position) for s in ws.live_sessions(workshop)] == [("Restitution", 0)]
+        assert ws.get_board(workshop, uids["anonymous"]).session is None
+    bundle = export(a, tmp_path / "a3.zip")
+    tombstone = next(s for s in _table(bundle, "workshop_sessions") if s["deleted"] == "true")
+    assert tombstone["title"] == "Atelier post-it" and tombstone["notes"] == ""
+    import_(b, bundle)
+    with inside(b):
+        workshop = ws.get_workshop(uids["workshop"])
+        assert [s.title for s in ws.live_sessions(workshop)] == ["Restitution"]
+        assert ws.get_board(workshop, uids["anonymous"]).session is None
+    editor = _editor_of(b)
+    page = html.unescape(editor.get(f"/workshops/{uids['workshop']}").get_data(as_text=True))
+    assert "Restitution" in page and "Atelier post-it" not in page
