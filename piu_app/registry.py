@@ -39,6 +39,7 @@ class Field:
     help: Any = None
     searchable: bool | None = None  # default: text kinds are indexed for full-text search
     personal: bool = False          # contact data: never written in the history, never exported without consent
+    pattern: str | None = None      # text: the shape every non-empty value must have (checked in bundles)
 
     @property
     def column(self) -> str:
@@ -425,6 +426,71 @@ RECORD_TYPES: dict[str, RecordType] = {rt.key: rt for rt in (
     INNOVATIONS, ORGANISATIONS, EXPERIMENTS, LESSONS, BARRIERS, PROCUREMENTS, FUNDING_AIDS, EXPERIMENT_FUNDINGS,
     REVIEWS, NEEDS, PLACES, SUPPORT_PROGRAMMES, PERSONS, TERRITORIES,
 )}
+
+# Workshops, their sequences and their boards are shared records that travel in bundles, but they
+# have their own pages (views/workshops.py), not the register's generic list, form, menu and search:
+# they are described here for the bundle only, and kept out of RECORD_TYPES on purpose.
+_WORKSHOP_FORMATS = "^(in_person|online|hybrid)$"
+_SESSION_KINDS = "^(testimonies|board|plenary|visit)$"
+_BOARD_KINDS = "^(barriers|needs|ideas|tools|criteria|free)$"
+
+WORKSHOPS = RecordType(
+    "workshops", m.Workshop, _l("Atelier"), _l("Ateliers"), title_attr="title", order_by=("title",),
+    fields=(
+        _f("title", _l("Titre"), required=True, max_length=200),
+        _f("programme", _l("Programme"), max_length=40),
+        _f("date", _l("Date"), "date"),
+        _ref("place", _l("Lieu"), "places"),
+        _ref("territory", _l("Territoire"), "territories"),
+        _f("format", _l("Format"), max_length=20, pattern=_WORKSHOP_FORMATS),
+        _THEMES,
+        _f("objective", _l("Objectif"), "textarea"),
+        _f("context", _l("Contexte"), "textarea"),
+        _f("synthesis", _l("Synthèse"), "textarea"),
+        _f("recommendations", _l("Recommandations"), "textarea"),
+        _f("commitments", _l("Engagements"), "textarea"),
+        _f("report_version", _l("Version du compte rendu"), max_length=20),
+    ),
+    citations=(
+        Citation("organisers", _l("Organisateurs"), _l("Ateliers organisés"), m.workshop_organisers, "workshop_id",
+                 "organisations", "organisation_id"),
+    ),
+)
+
+WORKSHOP_SESSIONS = RecordType(
+    "workshop_sessions", m.WorkshopSession, _l("Séquence d'atelier"), _l("Séquences d'atelier"),
+    title_attr="title", order_by=("title",),
+    fields=(
+        _ref("workshop", _l("Atelier"), "workshops", required=True),
+        _f("position", _l("Ordre"), "int", min_value=0, max_value=10_000),
+        _f("kind", _l("Type de séquence"), max_length=20, pattern=_SESSION_KINDS),
+        _f("title", _l("Titre"), required=True, max_length=200),
+        _f("start_time", _l("Heure de début"), max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+        _f("notes", _l("Notes"), "textarea"),
+    ),
+    citations=(
+        Citation("speakers", _l("Intervenants"), _l("Intervient dans"), m.workshop_session_speakers, "session_id",
+                 "persons", "person_id"),
+    ),
+)
+
+BOARDS = RecordType(
+    "boards", m.Board, _l("Tableau"), _l("Tableaux de post-it"), title_attr="title", order_by=("title",),
+    fields=(
+        _ref("workshop", _l("Atelier"), "workshops", required=True),
+        _ref("session", _l("Séquence"), "workshop_sessions"),
+        _f("position", _l("Ordre"), "int", min_value=0, max_value=10_000),
+        _f("title", _l("Titre"), required=True, max_length=200),
+        _f("prompt", _l("Question posée"), "textarea", max_length=1000),
+        _f("board_kind", _l("Type de tableau"), max_length=20, pattern=_BOARD_KINDS),
+        _f("anonymous", _l("Anonyme"), "bool"),
+        _f("synthesis", _l("Synthèse"), "textarea"),
+    ),
+)
+
+# Record types that travel in bundles without being register pages (see above).
+BUNDLE_ONLY_TYPES: dict[str, RecordType] = {rt.key: rt for rt in (WORKSHOPS, WORKSHOP_SESSIONS, BOARDS)}
+
 
 @dataclass(frozen=True)
 class BackRef:

@@ -55,9 +55,42 @@ def test_a_register_made_by_release_0001_upgrades_with_its_data(tmp_path):
         assert all(r.record.uid != hit.uid for r in search.search("eclairage solaire")[0])
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0015"
         assert conn.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0  # exchange tables exist
         assert conn.execute("SELECT home_territory_uid FROM instance_settings").fetchone()[0] == ""
+
+
+def test_a_0013_register_with_a_workshop_upgrades_to_0015_with_its_data(tmp_path):
+    """0015 adds the table of participant counts brought by bundles; the workshops, boards, notes and
+    participants of a register made by the previous release stay as they were."""
+    import flask_migrate
+
+    from piu_app import MIGRATIONS_DIR
+
+    app = create_app({"TESTING": True, "BACKUP_KEEP": 5}, instance_path=tmp_path)
+    upgrade_database(app, backup=False)
+    with app.app_context():
+        flask_migrate.downgrade(directory=MIGRATIONS_DIR, revision="0013")  # the schema of the previous release
+    with app.app_context(), writing():
+        demo.load()  # its workshop: sequences, a board, notes, participants
+        db.session.commit()
+        db.session.remove()
+    database = tmp_path / "piu.sqlite3"
+    tables = ("workshops", "workshop_sessions", "boards", "note_categories", "note_themes", "sticky_notes",
+              "note_votes", "workshop_participants")
+
+    def contents():
+        with sqlite3.connect(database) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in tables}  # noqa: S608
+
+    before = contents()
+    assert before["workshops"] and before["sticky_notes"] and before["workshop_participants"]
+    upgraded = create_app({"TESTING": True}, instance_path=tmp_path)
+    upgrade_database(upgraded)
+    assert contents() == before
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0015"
+        assert conn.execute("SELECT count(*) FROM workshop_participant_counts").fetchone()[0] == 0
 
 
 def test_downgrade_then_upgrade_round_trips(tmp_path):
@@ -267,7 +300,7 @@ def test_a_register_of_release_0013_upgrades_to_the_promoted_note_indexes_with_i
         cited = barriers.citations_of(db.session.scalars(db.select(Barrier).filter_by(uid=uid)).one())
         assert (cited.citations.lessons, cited.citations.notes, cited.citations.themes) == (1, 1, 1)
     with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0014"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0015"  # the head
         plan = " ".join(row[-1] for row in conn.execute(
             "EXPLAIN QUERY PLAN SELECT board_id, count(*) FROM sticky_notes WHERE promoted_kind = 'barrier' "
             "AND promoted_uid = ? AND hidden IS 0 AND pending IS 0 GROUP BY board_id", (uid,)))

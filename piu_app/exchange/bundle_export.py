@@ -336,6 +336,8 @@ def _write(writer: _ZipWriter, conn: Connection, summary: ExportSummary, level: 
             key_fields = [c.name for c in child.columns if c.name not in ("evidence", "match_note", "score")]
             if child.name == "review_scores":
                 key_fields = ["review_uid", "criterion"]
+            if child.primary_key:
+                key_fields = list(child.primary_key)
             schemas[child.name] = table_schema(child.name, child.columns, key_fields, level, owner=child.owner)
             child_resources.append(_resource(child.name, (child.title, child.title_en)))
         # Links to records that stay here come out empty: the export reads them through the maps of
@@ -576,8 +578,11 @@ def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
         for col in bf.TABLES[key].columns:
             if col.kind == "ref" and col.required and col.ref != key and col.ref in leaving:
                 target = bf.TABLES[col.ref].table
-                condition = and_(condition, or_(table.c.deleted.is_not(False), table.c[col.attr].in_(
-                    select(target.c.id).where(leaving[col.ref]))))
+                points_to_leaving = table.c[col.attr].in_(select(target.c.id).where(leaving[col.ref]))
+                # A tombstone keeps a link the database cannot leave empty (a sequence's workshop):
+                # it leaves only with that record, as a live one does.
+                condition = and_(condition, points_to_leaving if col.always
+                                 else or_(table.c.deleted.is_not(False), points_to_leaving))
         leaving[key] = condition
     return leaving
 
@@ -607,7 +612,8 @@ class _Redaction:
 def _redaction(rtable: bf.RecordTable) -> _Redaction:
     names = [c.name for c in rtable.columns]
     at = {name: i for i, name in enumerate(names)}
-    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set())
+    keep = set(bf.IDENTITY) | ({rtable.rt.title_attr} if rtable.name != "persons" else set()) | {
+        c.name for c in rtable.columns if c.always}  # a tombstone keeps the links its row cannot be without
     plan = _Redaction([i for i, name in enumerate(names) if name not in keep], at["deleted"], rtable.name == "persons")
     if plan.persons:
         plan.visibility, plan.consent = at["visibility"], at["contact_consent"]
@@ -1023,6 +1029,9 @@ Produit par PIU {package['x-piu-app-version']} le {package['created']} (format {
 Ce paquet contient les fiches que {city} a choisi de partager. Les fiches privées, les brouillons et
 les coordonnées des personnes sans consentement n'y figurent jamais. Chaque fiche garde son
 identifiant (`uid`) et sa ville d'origine (`origin_instance`) : seule cette ville peut la modifier.
+Les ateliers partagés voyagent avec leurs tableaux, leurs thèmes et leurs post-it (texte et nombre de
+votes), jamais avec leurs participants (seulement leur nombre par groupe d'acteurs), les votes un à
+un, les post-it masqués ou en attente de modération, ni l'auteur d'un post-it.
 
 - `datapackage.json` : description Frictionless Data Package (tables, schémas, clés, empreintes SHA-256) ;
 - `data/*.csv` : une table par type de fiche (UTF-8, virgule, dates ISO 8601) ;
@@ -1051,7 +1060,9 @@ données »). Pour un tableau prêt à lire, exportez plutôt la liste en XLSX d
 **Sharing level: {level_en[level]}.** Licence: {_licence(licence)['title']}.
 This bundle holds the records {city} chose to share. Private records, drafts and contact details
 of persons without consent are never in it. Every record keeps its identifier (`uid`) and its
-origin city (`origin_instance`): only that city edits it. Open it in PIU (Exchange → Import a
+origin city (`origin_instance`): only that city edits it. Shared workshops carry their boards,
+themes and sticky notes (text and vote count); never their participants (only counts by actor
+group), single votes, hidden or unmoderated notes, or who wrote a note. Open it in PIU (Exchange → Import a
 bundle, or `piu import FILE.zip`); the tables are plain UTF-8 CSV described by `datapackage.json`.
 
 **Opening the CSVs in a spreadsheet program.** Cells hold the data as it was entered: a text may

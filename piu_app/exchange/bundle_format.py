@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.types import NullType
 
@@ -40,8 +41,17 @@ from ..database import (
     stored_datetime_text,
     stored_text_sql,
 )
-from ..models import ReviewScore, Theme, VocabularyTerm
-from ..registry import RECORD_TYPES, RecordType
+from ..models import (
+    NoteCategory,
+    NoteTheme,
+    ReviewScore,
+    StickyNote,
+    Theme,
+    VocabularyTerm,
+    WorkshopParticipant,
+    WorkshopParticipantCount,
+)
+from ..registry import BUNDLE_ONLY_TYPES, RECORD_TYPES, TEXTAREA_MAX_LENGTH, RecordType
 from ..services.instance import CODE_PATTERN
 
 FORMAT_NAME = "piu-registre"
@@ -54,7 +64,10 @@ SCHEMA_BASE_URI = "https://piu.example.org/schemas/registre/1.0/"  # stable URI 
 # Record types in an order where every link points to a table already written (territories
 # point to their parent territory: that one link is set in a second pass).
 TABLE_ORDER = ("territories", "organisations", "persons", "places", "innovations", "needs", "experiments",
-               "barriers", "lessons", "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes")
+               "barriers", "lessons", "procurements", "funding_aids", "experiment_fundings", "reviews", "support_programmes",
+               "workshops", "workshop_sessions", "boards")
+# Every record type that travels: the register's, and workshops, sequences and boards (see registry).
+BUNDLE_TYPES: dict[str, RecordType] = {**RECORD_TYPES, **BUNDLE_ONLY_TYPES}
 
 IDENTITY = ("uid", "origin_instance", "created_at", "updated_at", "version", "deleted", "visibility", "lang",
             "licence", "source")
@@ -139,6 +152,8 @@ class Column:
     maximum: float | None = None
     personal: bool = False
     pattern: str | None = None       # text: the shape every non-empty value must have (a regular expression)
+    sibling: str | None = None       # the uid of a row of this other join table of the same owner (a note's column)
+    always: bool = False             # required in a tombstone too: a link the database cannot leave empty
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,8 @@ class ChildTable:
     title: str
     title_en: str
     key_size: int = 1                # the columns after the owner's uid that an owner may hold once (its key)
+    uid_keyed: bool = False          # rows with their own uid (a board's columns, themes, notes): unique in the bundle
+    primary_key: tuple[str, ...] = ()  # the schema's primary key when not every key column (see bundle_export)
 
     @property
     def owner_column(self) -> str:
@@ -209,7 +226,8 @@ def _record_table(rt: RecordType) -> RecordTable:
             length = None if f.kind == "ref" else f.max_length or _stored_length(table, f.column)
             columns.append(Column(name, FIELD_KINDS[f.kind], f.column, ref=f.ref, vocab=f.vocab, label=f.label,
                                   help=f.help, required=f.required, max_length=length, personal=f.personal,
-                                  minimum=f.min_value, maximum=f.max_value))
+                                  minimum=f.min_value, maximum=f.max_value, pattern=f.pattern,
+                                  always=f.kind == "ref" and f.required and not table.c[f.column].nullable))
     for extra in EXTRA_COLUMNS.get(rt.key, ()):
         columns.append(Column(extra, "bool", extra))
     one = singular(rt.key)
@@ -247,11 +265,130 @@ def _record_table(rt: RecordType) -> RecordTable:
                                            maximum=scores.max_value),
                                     Column("evidence", "text")),
                                    "Notes par critère", "Scores per criterion"))
+    children += WORKSHOP_PARTS.get(rt.key, ())
     return RecordTable(rt, tuple(columns), tuple(children))
 
 
-TABLES: dict[str, RecordTable] = {key: _record_table(RECORD_TYPES[key]) for key in TABLE_ORDER}
-assert set(TABLES) == set(RECORD_TYPES), "every record type travels in the bundle"
+# --------------------------------------------------------------------------- workshops' parts
+
+# What travels of a workshop besides its own row: counts of participants by actor group (never the
+# participants), and, with each board, its columns, its themes (their synthesis, what they became)
+# and its notes (text, column, theme, vote count). Never: hidden notes or notes waiting for the
+# moderator, a note's author (participant, actor group, device key), its client key, its time, or
+# the votes themselves. Each part is read from `part_source` and written to `part_table`.
+ACTOR_GROUP_VOCABULARY = "barrier_actor_group"
+MAX_PARTICIPANTS = 100_000
+MAX_NOTE_TEXT = 2000                 # services.workshops.MAX_NOTE_LENGTH
+MAX_VOTE_COUNT = 1_000_000
+_PROMOTED_KIND = "^(barrier|need|innovation)$"
+
+
+def _uid_column(name: str, *, required: bool = False, sibling: str | None = None) -> Column:
+    return Column(name, "text", name, required=required, max_length=36, pattern=UID_PATTERN, sibling=sibling)
+
+
+_BOARD = Column("board_uid", "ref", ref="boards", required=True)
+WORKSHOP_PARTS: dict[str, tuple[ChildTable, ...]] = {
+    "workshops": (
+        ChildTable("workshop_participant_counts", "workshops", (
+            Column("workshop_uid", "ref", ref="workshops", required=True),
+            Column("actor_group", "text", "actor_group", vocab=ACTOR_GROUP_VOCABULARY, max_length=40),
+            Column("participants", "int", "participants", required=True, minimum=1, maximum=MAX_PARTICIPANTS)),
+            "Participants par groupe d'acteurs", "Participants by actor group",
+            primary_key=("workshop_uid", "actor_group")),
+    ),
+    "boards": (
+        ChildTable("note_categories", "boards", (
+            _BOARD, _uid_column("uid", required=True),
+            Column("label", "text", "label", required=True, max_length=120),
+            Column("position", "int", "position", required=True, minimum=0, maximum=10_000),
+            Column("maps_to", "text", "maps_to", vocab=ACTOR_GROUP_VOCABULARY, max_length=40)),
+            "Colonnes des tableaux", "Board columns", uid_keyed=True, primary_key=("uid",)),
+        ChildTable("note_themes", "boards", (
+            _BOARD, _uid_column("uid", required=True),
+            Column("label", "text", "label", required=True, max_length=200),
+            Column("position", "int", "position", required=True, minimum=0, maximum=10_000),
+            Column("synthesis", "text", "synthesis", max_length=TEXTAREA_MAX_LENGTH),
+            Column("promoted_kind", "text", "promoted_kind", max_length=20, pattern=_PROMOTED_KIND),
+            _uid_column("promoted_uid")),
+            "Thèmes des tableaux", "Board themes", uid_keyed=True, primary_key=("uid",)),
+        ChildTable("sticky_notes", "boards", (
+            _BOARD, _uid_column("uid", required=True),
+            _uid_column("category_uid", sibling="note_categories"),
+            _uid_column("theme_uid", sibling="note_themes"),
+            Column("text", "text", "text", required=True, max_length=MAX_NOTE_TEXT),
+            Column("position", "int", "position", required=True, minimum=0, maximum=1_000_000),
+            Column("vote_count", "int", "vote_count", required=True, minimum=0, maximum=MAX_VOTE_COUNT),
+            Column("promoted_kind", "text", "promoted_kind", max_length=20, pattern=_PROMOTED_KIND),
+            _uid_column("promoted_uid")),
+            "Post-it", "Sticky notes", uid_keyed=True, primary_key=("uid",)),
+    ),
+}
+_PART_TABLES: dict[str, Table] = {"workshop_participant_counts": WorkshopParticipantCount.__table__,
+                                  "note_categories": NoteCategory.__table__, "note_themes": NoteTheme.__table__,
+                                  "sticky_notes": StickyNote.__table__}
+_PART_OWNERS = {"workshop_participant_counts": "workshop_id", "note_categories": "board_id",
+                "note_themes": "board_id", "sticky_notes": "board_id"}
+# Columns a written part needs that never travel (a note's client key is its uid: unique per board).
+PART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sticky_notes": {"author_key": "", "author_actor_group": "", "typed_by_facilitator": False, "pending": False,
+                     "hidden": False},
+}
+_PART_SOURCES: dict[str, Any] = {}
+
+
+def is_workshop_part(child: ChildTable) -> bool:
+    return child.name in _PART_TABLES
+
+
+def part_table(child: ChildTable) -> tuple[Table, str]:
+    """The table a workshop's part is written to, and its column pointing to the owner."""
+    return _PART_TABLES[child.name], _PART_OWNERS[child.name]
+
+
+def part_source(child: ChildTable) -> Any:
+    """What a workshop's part reads from (a subquery with the bundle's column names): the counts of a
+    workshop made here come from its participants, those of another city's from what its bundle said;
+    a board's notes leave without the hidden ones and those waiting for the moderator, their column
+    and theme named by uid."""
+    if child.name in _PART_SOURCES:
+        return _PART_SOURCES[child.name]
+    if child.name == "workshop_participant_counts":
+        p, stored = WorkshopParticipant.__table__, WorkshopParticipantCount.__table__
+        source = union_all(
+            select(p.c.workshop_id, p.c.actor_group, func.count().label("participants"))
+            .group_by(p.c.workshop_id, p.c.actor_group),
+            select(stored.c.workshop_id, stored.c.actor_group, stored.c.participants),
+        ).subquery("participant_counts")
+    elif child.name == "sticky_notes":
+        n = StickyNote.__table__
+        category, theme = NoteCategory.__table__.alias("note_column"), NoteTheme.__table__.alias("note_group")
+        source = (select(n.c.board_id, n.c.uid, category.c.uid.label("category_uid"), theme.c.uid.label("theme_uid"),
+                         n.c.text, n.c.position, n.c.vote_count, n.c.promoted_kind, n.c.promoted_uid)
+                  .select_from(n.outerjoin(category, category.c.id == n.c.category_id)
+                               .outerjoin(theme, theme.c.id == n.c.theme_id))
+                  .where(n.c.hidden.is_(False), n.c.pending.is_(False))).subquery("shared_notes")
+    else:
+        source = _PART_TABLES[child.name]
+    _PART_SOURCES[child.name] = source
+    return source
+
+
+# A board another city shared is read-only here: it arrives closed, its notes shown.
+_ARRIVING = {"boards": {"state": "closed", "revealed": True}}
+
+
+def local_defaults(rtable: RecordTable) -> dict[str, Any]:
+    """Values of the columns of a record that never travel (a workshop's join code, a board's live
+    state), as a record arriving from a bundle gets them: the model's defaults."""
+    written = {c.attr for c in rtable.columns} | {"draft", "sort_key", "content_digest", "features"}
+    values = {c.name: c.default.arg for c in rtable.table.c
+              if c.name not in written and not c.primary_key and c.default is not None and c.default.is_scalar}
+    return values | _ARRIVING.get(rtable.name, {})
+
+
+TABLES: dict[str, RecordTable] = {key: _record_table(BUNDLE_TYPES[key]) for key in TABLE_ORDER}
+assert set(TABLES) == set(BUNDLE_TYPES), "every record type travels in the bundle"
 
 # An attachment's `sha256` must be 64 lowercase hex digits equal to the hash of `documents/<sha256>`;
 # its media type and size are taken from those bytes, never from the cells.
@@ -317,8 +454,11 @@ class UidMaps:
 
 
 def child_db_table(child: ChildTable) -> tuple[Table, str, dict[str, str]]:
-    """Return the database table of a join table, its owner column and bundle → database columns."""
-    rt = RECORD_TYPES[child.owner]
+    """Return the database table of a join table, its owner column and bundle → database columns
+    (a workshop's part: what it is read from, see `part_source`)."""
+    if is_workshop_part(child):
+        return part_source(child), _PART_OWNERS[child.name], {c.name: c.attr for c in child.columns[1:]}
+    rt = BUNDLE_TYPES[child.owner]
     if child.name.endswith("_themes"):
         table = rt.model.themes.property.secondary
         owner_col = next(c.name for c in table.c if c.name != "theme_id")

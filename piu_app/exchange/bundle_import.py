@@ -473,6 +473,8 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         children: dict[str, dict[str, list[tuple]]] = {}
         for child in rtable.children:
             children[child.name] = _child_rows(bundle, resources, child, plan, in_bundle, vocab, conn)
+        if any(child.uid_keyed for child in rtable.children):
+            _check_parts(plan, rtable, children, conn)
         if relayed:
             _check_relayed(plan, rtable, incoming, relayed, children)
         _decide(plan, rtable, local, incoming, digests, children, conn)
@@ -593,7 +595,7 @@ def _check_row(plan: Plan, table: str, line: int, columns: tuple[bf.Column, ...]
                                   value=text[:40], kind=_kind_label(col.kind)))
                 continue
         if not text:
-            if col.required and (col.name in bf.IDENTITY or not deleted):
+            if col.required and (col.name in bf.IDENTITY or col.always or not deleted):
                 problems.append(_("%(col)s : valeur obligatoire manquante.", col=col.name))
             continue
         if col.max_length and len(values[col.name]) > col.max_length:
@@ -646,7 +648,7 @@ def _row_check_function(table: str, columns: tuple[bf.Column, ...], in_bundle: M
         cell = f"row[{first + n}]"
         if not col.required:
             empty = "True"
-        elif col.name in bf.IDENTITY:
+        elif col.name in bf.IDENTITY or col.always:
             empty = "False"
         else:
             empty = "deleted"
@@ -748,6 +750,40 @@ def _child_rows(bundle: Bundle, resources: Mapping[str, Any], child: bf.ChildTab
                                      table=child.name, uid=owner[:40], key=" / ".join(after[:size])[:80]))
                 break
     return per_owner
+
+
+def _check_parts(plan: Plan, rtable: bf.RecordTable, children: Mapping[str, Mapping[str, list[tuple]]],
+                 conn: Connection) -> None:
+    """Refuse the rows of a board's columns, themes and notes (rows with their own uid) whose uid
+    appears twice in the bundle or already names a row of another board here, and notes whose
+    column or theme is not one of their own board's in the bundle."""
+    owners = rtable.table
+    for child in rtable.children:
+        if not child.uid_keyed:
+            continue
+        seen: dict[str, str] = {}
+        for owner, rows in children[child.name].items():
+            for row in rows:
+                if seen.setdefault(row[0], owner) != owner:
+                    plan.errors.append(_("%(table)s : l'identifiant %(uid)s apparaît deux fois.",
+                                         table=child.name, uid=row[0]))
+        table, owner_col = bf.part_table(child)
+        uids = sorted(seen)
+        for i in range(0, len(uids), 5000):
+            for uid, owner in conn.execute(select(table.c.uid, owners.c.uid).join_from(
+                    table, owners, owners.c.id == table.c[owner_col]).where(table.c.uid.in_(uids[i:i + 5000]))):
+                if seen[uid] != owner:
+                    plan.errors.append(_("%(table)s : l'identifiant %(uid)s est déjà celui d'un élément d'un autre "
+                                         "tableau de ce registre.", table=child.name, uid=uid))
+        for n, col in enumerate(child.columns[1:]):
+            if not col.sibling:
+                continue
+            for owner, rows in children[child.name].items():
+                known = {row[0] for row in children[col.sibling].get(owner, ())}
+                for row in rows:
+                    if row[n] and row[n] not in known:
+                        plan.errors.append(_("%(table)s : la ligne %(uid)s renvoie à %(target)s, absent de son "
+                                             "tableau dans le paquet.", table=child.name, uid=row[0], target=row[n]))
 
 
 def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str, str]],
@@ -1130,7 +1166,8 @@ def _incoming_rows(plan: Plan) -> dict[str, int]:
         for child in rtable.children:
             if not bf.is_column_child(child):
                 rows = sum(len(r) for r in plan.children.get(child.name, {}).values())
-                incoming[bf.child_db_table(child)[0].name] = rows
+                table = bf.part_table(child)[0] if bf.is_workshop_part(child) else bf.child_db_table(child)[0]
+                incoming[table.name] = rows
         for log in (ChangeLog.__table__.name, ImportChange.__table__.name):
             incoming[log] = incoming.get(log, 0) + writing
     return incoming
@@ -1197,7 +1234,9 @@ def write_records(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, ro
                    bf.local_rows(conn, rtable, maps, ids=[id_ for id_, _v in changed])}
     if new_rows:
         new_ids = reserve_ids(conn, table, len(new_rows))
-        insert_rows(conn, table, ["id", *columns], [(id_, *v) for id_, v in zip(new_ids, new_rows, strict=True)])
+        local = bf.local_defaults(rtable)  # columns that never travel: what a new record has
+        insert_rows(conn, table, ["id", *columns, *local], [(id_, *v, *local.values())
+                                                            for id_, v in zip(new_ids, new_rows, strict=True)])
         maps.add(rtable.name, [(id_, v[uid_at]) for id_, v in zip(new_ids, new_rows, strict=True)])
     for id_, values in changed:
         values.pop("uid", None)
@@ -1347,6 +1386,10 @@ def _db_row_function(rtable: bf.RecordTable, maps: bf.UidMaps) -> tuple[list[str
         elif col.kind == "ref":
             env[f"ids{n}"] = maps.id_of(col.ref or "")
             cells.append(f"(ids{n}.get(v) if (v := {text}) else None)")
+        elif col.kind in ("int", "float") and not rtable.table.c[col.attr].nullable:
+            # a number the database cannot leave empty (a sequence's position): empty (a tombstone) is its default
+            env[f"default{n}"] = rtable.table.c[col.attr].default.arg
+            cells.append(typed[col.kind].format(text).replace("else None", f"else default{n}"))
         else:
             cells.append(typed[col.kind].format(text))
     if any(bf.is_column_child(child) for child in rtable.children):
@@ -1375,6 +1418,9 @@ def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, 
                 codes = ";".join(values[0] for values in per_owner.get(uid_by_id[id_], []))
                 conn.execute(update(rtable.table).where(rtable.table.c.id == id_).values(features=codes))
             continue
+        if bf.is_workshop_part(child):
+            _write_part(conn, child, ids, uid_by_id, per_owner, ids if replaced is None else replaced)
+            continue
         table, owner_col, mapping = bf.child_db_table(child)
         old = ids if replaced is None else replaced
         for i in range(0, len(old), 5000):
@@ -1400,6 +1446,40 @@ def _write_children(conn: Connection, rtable: bf.RecordTable, maps: bf.UidMaps, 
                     incomplete.add(id_)
         insert_rows(conn, table, [owner_col, *(attr for attr, _convert in targets)], new_rows)
     return incomplete
+
+
+def _write_part(conn: Connection, child: bf.ChildTable, ids: list[int], uid_by_id: Mapping[int, str],
+                per_owner: Mapping[str, list[tuple]], old: list[int]) -> None:
+    """Write a workshop's part (`bf.WORKSHOP_PARTS`) for the records `ids`, replacing the rows of `old`
+    as a whole. A note names its column and theme by uid: they are written before it (the plan
+    checked that each names one of its own board's)."""
+    table, owner_col = bf.part_table(child)
+    for i in range(0, len(old), 5000):
+        conn.execute(delete(table).where(table.c[owner_col].in_(old[i:i + 5000])))
+    columns = child.columns[1:]
+    siblings: dict[str, dict[str, int]] = {}
+    for col in columns:
+        if col.sibling:
+            stable = bf.part_table(next(c for c in bf.TABLES[child.owner].children if c.name == col.sibling))[0]
+            siblings[col.name] = {uid: id_ for chunk in range(0, len(ids), 5000) for uid, id_ in conn.execute(
+                select(stable.c.uid, stable.c.id).where(stable.c.board_id.in_(ids[chunk:chunk + 5000])))}
+    defaults = bf.PART_DEFAULTS.get(child.name, {})
+    # a note's `category_uid` is read through a join (see `bf.part_source`) and written as its `category_id`
+    names = [owner_col, *(col.name.removesuffix("_uid") + "_id" if col.sibling else col.attr for col in columns),
+             *defaults]
+    if child.name == "sticky_notes":
+        names += ["client_key", "created_at"]
+    now = utcnow().replace(microsecond=0)
+    rows = []
+    for id_ in ids:
+        for values in per_owner.get(uid_by_id[id_], ()):
+            cells = [siblings[col.name].get(text) if col.sibling and text else None if col.sibling
+                     else bf.read_value(col.kind, text) for col, text in zip(columns, values, strict=True)]
+            row = [id_, *cells, *defaults.values()]
+            if child.name == "sticky_notes":
+                row += [values[0], now]  # the note's uid as its client key; the time of the import
+            rows.append(row)
+    insert_rows(conn, table, names, rows)
 
 
 def _write_documents(conn: Connection, plan: Plan, uploads: Path, batch_id: int) -> list[str]:
@@ -1445,6 +1525,8 @@ def reindex(touched: Mapping[str, list[int]], batch: int = 2000) -> None:
     """Bring the search index up to date for records an import wrote (or an undo put back)."""
     db.session.flush()
     for key, ids in touched.items():
+        if key not in RECORD_TYPES:
+            continue  # workshops, sequences and boards are not in the register's search
         for i in range(0, len(ids), batch):
             search_service.index_ids(RECORD_TYPES[key], ids[i:i + batch])
 

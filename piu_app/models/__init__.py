@@ -21,7 +21,10 @@ from .workshops import (
     StickyNote,
     Workshop,
     WorkshopParticipant,
+    WorkshopParticipantCount,
     WorkshopSession,
+    workshop_organisers,
+    workshop_session_speakers,
 )
 
 __all__ = [
@@ -32,5 +35,6 @@ __all__ = [
     "InstanceSettings", "User", "ROLES", "VocabularyTerm",
     "ImportBatch", "ImportChange", "ImportConflict", "SpreadsheetMapping", "PeerKey", "SignedManifest",
     "Barrier", "lesson_barriers", "Workshop", "WorkshopSession", "WorkshopParticipant", "Board",
-    "NoteCategory", "NoteTheme", "StickyNote", "NoteVote",
+    "NoteCategory", "NoteTheme", "StickyNote", "NoteVote", "WorkshopParticipantCount",
+    "workshop_organisers", "workshop_session_speakers",
 ]

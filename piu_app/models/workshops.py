@@ -179,6 +179,19 @@ class WorkshopParticipant(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class WorkshopParticipantCount(db.Model):
+    """How many people of an actor group took part in a workshop of another city, as its bundle said.
+
+    Participants never travel: a bundle carries these counts only (computed from the participants
+    at export). Kept for the workshops an import brought; a workshop made here counts its own
+    participants instead."""
+
+    __tablename__ = "workshop_participant_counts"
+    workshop_id: Mapped[int] = mapped_column(ForeignKey("workshops.id", ondelete="CASCADE"), primary_key=True)
+    actor_group: Mapped[str] = mapped_column(String(40), primary_key=True)  # vocab barrier_actor_group; "" = none
+    participants: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class StickyNote(db.Model):
     """A post-it. `client_key` is made on the phone: a resent note with the same key is the same note.
 

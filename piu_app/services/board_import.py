@@ -30,7 +30,7 @@ from ..database import fold
 from ..exchange.spreadsheets import SpreadsheetError, read_table
 from ..models import Board, NoteCategory, NoteVote, StickyNote, VocabularyTerm, db
 from . import InvalidInputError, board_versions
-from .records import control_character
+from .records import check_editable, control_character
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_NOTES = 5_000
@@ -215,6 +215,7 @@ def _key(digest: str, line: int) -> str:
 
 def preview(board: Board, parsed: Parsed) -> Preview:
     """Say what `apply` would do with this file on this board (nothing is written)."""
+    check_editable(board.workshop)  # a board of another city is read-only here
     existing = {fold(c.label).strip(): c.label for c in board.categories}
     new_columns: list[str] = []
     for note in parsed.notes:
@@ -246,6 +247,7 @@ def apply(board: Board, parsed: Parsed) -> int:
     imported into this board."""
     if board.deleted:
         raise BoardImportError(_("Ce tableau a été supprimé."))
+    check_editable(board.workshop)
     plan = preview(board, parsed)
     if plan.errors:
         raise BoardImportError(_("Le fichier n'est pas importé : corrigez ces lignes, puis recommencez. %(errors)s",

@@ -35,7 +35,7 @@ from ..models import (
     utcnow,
 )
 from . import ConflictError, InvalidInputError, NotFoundError, board_versions, vocabularies
-from .records import control_character
+from .records import check_editable, control_character
 
 # Join codes: digits and capitals without look-alikes (no 0/O, 1/I/L), six of them (31⁶ ≈ 887 million).
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -84,7 +84,10 @@ def normalise_code(code: Any) -> str:
 
 
 def ensure_join_code(workshop: Workshop) -> str:
-    """Give the workshop a join code if it has none, unique among the workshops that hold one."""
+    """Give the workshop a join code if it has none, unique among the workshops that hold one.
+
+    A workshop of another city (imported from its bundle) is read-only here: its room never opens."""
+    check_editable(workshop)
     if workshop.join_code:
         return workshop.join_code
     for _attempt in range(50):
@@ -179,6 +182,7 @@ def participant_for(workshop: Workshop, token: str | None) -> WorkshopParticipan
 def join(workshop: Workshop, *, token: str, name: Any = "", organisation: Any = "", actor_group: Any = "",
          consent_named: Any = False) -> WorkshopParticipant:
     """Join the workshop from a phone, or update what this phone said of itself (same token, same row)."""
+    check_editable(workshop)
     if not valid_token(token):
         raise InvalidInputError(_("Cet appareil n'a pas de jeton valide : rechargez la page."))
     name = _text(name, label=_("Nom"), max_length=NAME_MAX)
@@ -245,6 +249,7 @@ def _category(board: Board, category_uid: Any) -> NoteCategory | None:
 def post_note(board: Board, participant: WorkshopParticipant, *, author: str, text: Any, category_uid: Any,
               client_key: Any, now: dt.datetime | None = None) -> tuple[StickyNote, bool]:
     """Post a note; a resent note (same client key) is the same note. Return (note, created)."""
+    check_editable(board.workshop)
     if not isinstance(client_key, str) or not _CLIENT_KEY_RE.fullmatch(client_key):
         raise InvalidInputError(_("Clé de note invalide : rechargez la page."))
     existing = db.session.scalar(select(StickyNote).where(StickyNote.board_id == board.id,
@@ -289,6 +294,7 @@ def _visible_note(board: Board, note_uid: Any) -> StickyNote:
 def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta: Any,
          now: dt.datetime | None = None) -> int:
     """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it."""
+    check_editable(board.workshop)
     if delta not in (1, -1) or isinstance(delta, bool):
         raise InvalidInputError(_("Vote invalide."))
     if not accepts_votes(board, now):

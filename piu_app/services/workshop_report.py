@@ -30,7 +30,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..exchange.spreadsheets import csv_bytes
-from ..models import Board, StickyNote, Workshop, WorkshopParticipant, WorkshopSession, db, utcnow
+from ..models import (
+    Board,
+    StickyNote,
+    Workshop,
+    WorkshopParticipant,
+    WorkshopParticipantCount,
+    WorkshopSession,
+    db,
+    utcnow,
+)
 from . import NotFoundError
 from . import vocabularies as vocabulary_service
 
@@ -179,6 +188,11 @@ def build(workshop: Workshop, *, lang: str = "fr") -> Report:
     named.sort(key=lambda p: (not p.facilitator, p.name.casefold()))
     counted = Counter(group_label(p.actor_group) or _("Groupe non précisé")
                       for p in participants if p.id not in consented)
+    # A workshop of another city: its participants never travel, only their counts by actor group.
+    brought = db.session.execute(select(WorkshopParticipantCount.actor_group, WorkshopParticipantCount.participants)
+                                 .where(WorkshopParticipantCount.workshop_id == workshop.id)).all()
+    for code, count in brought:
+        counted[group_label(code) or _("Groupe non précisé")] += count
     return Report(
         uid=workshop.uid, title=workshop.title, date=workshop.date,
         place=workshop.place.name if workshop.place else "",
@@ -192,7 +206,7 @@ def build(workshop: Workshop, *, lang: str = "fr") -> Report:
         boards=[_board(b, notes_by_board[b.id], consented, group_label) for b in boards],
         synthesis=workshop.synthesis, recommendations=workshop.recommendations, commitments=workshop.commitments,
         named=named, counted=sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])),
-        participant_total=len(participants), report_version=workshop.report_version,
+        participant_total=len(participants) + sum(count for _code, count in brought), report_version=workshop.report_version,
         generated_at=utcnow().replace(microsecond=0),
     )
 

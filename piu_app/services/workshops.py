@@ -38,6 +38,7 @@ from ..models import (
     Theme,
     Workshop,
     WorkshopParticipant,
+    WorkshopParticipantCount,
     WorkshopSession,
     db,
     new_uid,
@@ -342,6 +343,7 @@ def _speakers(value: Any, *, username: str) -> list[Person]:
 def _assign_session(session: WorkshopSession, values: Mapping[str, Any], *, username: str) -> None:
     session.kind = _choice(values.get("kind") or "board", SESSION_KINDS, _("Type de séquence"))
     session.title = _text(values.get("title"), _("Titre"), max_length=TITLE_MAX, required=True)
+    session.sort_key = fold(session.title)[:200]  # as an import from a bundle writes it
     start = _text(values.get("start_time"), _("Heure"), max_length=5)
     if start and not _TIME.match(start):
         raise InvalidInputError(_("Heure : au format HH:MM, par exemple 09:30."))
@@ -354,7 +356,7 @@ def add_session(workshop: Workshop, values: Mapping[str, Any], *, username: str)
     """Add a sequence at the end of the agenda."""
     _editable(workshop)
     session = WorkshopSession(workshop=workshop, origin_instance=workshop.origin_instance,
-                              visibility=workshop.visibility, position=len(workshop.sessions))
+                              visibility=workshop.visibility, position=len(live_sessions(workshop)))
     db.session.add(session)
     with db.session.no_autoflush:  # the speakers' lookup may flush: the title is set before them
         _assign_session(session, values, username=username)
@@ -372,13 +374,23 @@ def update_session(workshop: Workshop, session_uid: Any, values: Mapping[str, An
     _touch(workshop)
 
 
+def live_sessions(workshop: Workshop) -> list[WorkshopSession]:
+    """Return the workshop's agenda (a removed sequence stays as a tombstone, see `delete_session`)."""
+    return [s for s in workshop.sessions if not s.deleted]
+
+
 def delete_session(workshop: Workshop, session_uid: Any) -> None:
-    """Remove a sequence from the agenda (its boards stay, without a sequence)."""
+    """Remove a sequence from the agenda (its boards stay, without a sequence). It stays as a tombstone,
+    so that the cities that received it in a bundle remove it too."""
     _editable(workshop)
     session = _session_of(workshop, session_uid)
-    db.session.delete(session)
-    db.session.flush()
-    _renumber(workshop.sessions)
+    session.deleted = True
+    _touch(session)
+    for board in workshop.boards:
+        if board.session_id == session.id:
+            board.session = None
+            _touch(board)
+    _renumber(live_sessions(workshop))
     _touch(workshop)
 
 
@@ -386,7 +398,7 @@ def move_session(workshop: Workshop, session_uid: Any, direction: str) -> None:
     """Move a sequence one place up or down the agenda."""
     _editable(workshop)
     session = _session_of(workshop, session_uid)
-    order = [s for s in workshop.sessions if not s.deleted]
+    order = live_sessions(workshop)
     index = order.index(session)
     other = index - 1 if direction == "up" else index + 1 if direction == "down" else None
     if other is None:
@@ -416,6 +428,7 @@ def create_board(workshop: Workshop, template_key: str, *, title: Any = None) ->
                   prompt=str(template.prompt), anonymous=True, private_until_reveal=False, moderated=False,
                   votes_per_participant=5, votes_per_note=1, note_max_length=280, timer_seconds=0,
                   state="draft", revealed=False, voting_open=False, frozen=False, revision=0)
+    board.sort_key = fold(board.title)[:200]
     board.categories = [NoteCategory(label=str(label), maps_to=maps_to, position=i)
                         for i, (label, maps_to) in enumerate(template.categories)]
     db.session.add(board)
@@ -432,6 +445,7 @@ def update_board(board: Board, values: Mapping[str, Any]) -> None:
     """Change a board's title, prompt and rules (anonymity is fixed once a note exists: it was announced)."""
     _editable(board.workshop)
     board.title = _text(values.get("title"), _("Titre"), max_length=TITLE_MAX, required=True)
+    board.sort_key = fold(board.title)[:200]
     board.prompt = _text(values.get("prompt"), _("Question posée"), max_length=1000, multiline=True)
     anonymous = bool(values.get("anonymous"))
     if anonymous != board.anonymous and _notes_exist(board):
@@ -986,10 +1000,14 @@ def participants(workshop: Workshop) -> list[WorkshopParticipant]:
 
 
 def counts_by_actor_group(workshop: Workshop) -> list[tuple[str, str, int]]:
-    """Return (code, label, count) for each actor group present, then those without a group."""
+    """Return (code, label, count) for each actor group present, then those without a group (a workshop of
+    another city: the counts its bundle brought, since its participants never travel)."""
     counts = Counter(dict(db.session.execute(
         select(WorkshopParticipant.actor_group, func.count()).where(WorkshopParticipant.workshop_id == workshop.id)
         .group_by(WorkshopParticipant.actor_group)).all()))
+    counts.update(dict(db.session.execute(
+        select(WorkshopParticipantCount.actor_group, WorkshopParticipantCount.participants)
+        .where(WorkshopParticipantCount.workshop_id == workshop.id)).all()))
     result = [(code, str(label), counts[code]) for code, label in ACTOR_GROUPS if counts.get(code)]
     if counts.get(""):
         result.append(("", _("Sans groupe indiqué"), counts[""]))

@@ -26,10 +26,10 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import is_disk_full, release_journal
+from ..exchange import bundle_format as bf
 from ..exchange.bundle_import import BundleError, reasons, signature_summary
 from ..extensions import db
 from ..forms.exchange import ExportForm, ImportForm
-from ..registry import RECORD_TYPES
 from ..services import DomainError
 from ..services import exchange as exchange_service
 from ..services import imports as imports_service
@@ -86,7 +86,7 @@ def _disk_full_message() -> str:
 
 
 def _table_labels() -> dict[str, str]:
-    labels = {key: str(rt.label_plural) for key, rt in RECORD_TYPES.items()}
+    labels = {key: str(rtable.rt.label_plural) for key, rtable in bf.TABLES.items()}
     labels["documents"] = _("Pièces jointes")
     return labels
 

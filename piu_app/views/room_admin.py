@@ -56,9 +56,9 @@ def room(uid: str):
 @require_role("editor")
 def open_room(uid: str):
     workshop = room_service.workshop_by_uid(uid)
-    room_service.ensure_join_code(workshop)
-    db.session.commit()
     try:
+        room_service.ensure_join_code(workshop)
+        db.session.commit()
         listener_for(current_app._get_current_object()).open(workshop.id)  # type: ignore[attr-defined]
     except DomainError as exc:
         flash(exc.message, "error")

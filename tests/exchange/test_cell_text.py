@@ -13,7 +13,7 @@ import threading
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import DateTime, select
+from sqlalchemy import DateTime, func, select
 from sqlalchemy.dialects import sqlite
 
 from piu_app.database import stored_date_text, stored_datetime_text
@@ -205,6 +205,20 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
     persons_table = bf.TABLES["persons"].table
     conn.execute(update(persons_table).where(persons_table.c.uid == odd_consent.uid)
                  .values(contact_consent=bf.type_coerce("", bf.NullType())))
+    # a shared board's notes (the demonstration workshop's first board): texts that must be quoted or
+    # that only Python writes, a hidden note; and a note's column and theme read through joins
+    from piu_app.models import Board, NoteCategory, StickyNote
+    board_id = conn.execute(select(Board.__table__.c.id).order_by(Board.__table__.c.id)).scalar()
+    category_id = conn.execute(select(NoteCategory.__table__.c.id).where(NoteCategory.board_id == board_id)).scalar()
+    conn.execute(StickyNote.__table__.insert(), [
+        {"board_id": board_id, "text": text or "vide", "client_key": f"hostile-{i}", "position": i, "vote_count": i,
+         "category_id": category_id if i % 2 else None, "hidden": i == 3}
+        for i, text in enumerate(HOSTILE_TEXTS)])
+    # a removed sequence: a tombstone that keeps its workshop (a link its row cannot be without)
+    from piu_app.models import WorkshopSession
+    sessions = WorkshopSession.__table__
+    conn.execute(update(sessions).where(sessions.c.id == conn.execute(select(func.min(sessions.c.id))).scalar())
+                 .values(deleted=True, notes="ne doit pas partir non plus"))
     gone = make_innovation(name="Supprimée", visibility="network", description="ne doit pas partir")
     conn.execute(update(table).where(table.c.uid == gone.uid).values(deleted=True))
     db.session.flush()
@@ -236,6 +250,13 @@ def test_the_rows_the_database_writes_are_the_rows_python_writes(ctx, tmp_path, 
     persons = database_members["data/persons.csv"].decode()
     assert "a@b.sn" not in persons and "e@f.sn" not in persons and "c@d.sn" in persons
     assert "vide@x.sn" not in persons
+    tombstones = [line for line in database_members["data/workshop_sessions.csv"].decode().splitlines()
+                  if ',"true",' in line]
+    assert len(tombstones) == 1 and "ne doit pas partir" not in tombstones[0]
+    assert tombstones[0].split('","')[10]  # workshop_uid, right after the identity columns
+    notes = database_members["data/sticky_notes.csv"].decode()
+    assert '"a ""quoted"" word, then a comma"' in notes and "separator\x01inside" in notes
+    assert "crlf\r\nend" not in notes and "carriage\rreturn" in notes  # the hidden note stays here
 
 
 _FLOAT_ENGINE = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import time
@@ -11,6 +12,7 @@ import pytest
 from piu_app.database import writing
 from piu_app.extensions import db
 from piu_app.models import Board, NoteTheme, StickyNote, Workshop, WorkshopParticipant
+from piu_app.services import PermissionDeniedError
 from piu_app.services import workshops as ws
 from tests.conftest import csrf_token
 
@@ -212,3 +214,59 @@ def test_the_board_page_stays_light_and_fast_with_500_notes(app, editor, worksho
     assert len(html.encode()) < 450_000, len(html.encode())  # under 800 bytes a note, with its five actions
     assert elapsed < 2.0, elapsed
     assert "<script>" not in html and " style=" not in html  # the CSP allows no inline script or style
+
+
+def test_a_workshop_of_another_city_is_read_only_and_its_room_never_opens(app, editor, reader, workshop):
+    """A peer's workshop (imported from its bundle) can be read, never run or changed here."""
+    from piu_app.room.listener import listener_for
+    from piu_app.services import board_import
+    from piu_app.services import room as room_service
+
+    board_uid = _board(editor, workshop)
+    with app.app_context():
+        category = _one(Board, uid=board_uid).categories[0].uid
+    _post(editor, f"/workshops/{workshop}/boards/{board_uid}/state", {"action": "open"})
+    _post(editor, f"/workshops/{workshop}/boards/{board_uid}/notes", {"text": "Délais de paiement", "category": category})
+
+    def count(model):
+        return db.session.scalar(db.select(db.func.count()).select_from(model))
+
+    with app.app_context():
+        with writing():
+            _one(Workshop, uid=workshop).origin_instance = "lyon-peer"  # as an import leaves it
+        db.session.commit()
+        notes_before = count(StickyNote)
+        note = _one(StickyNote, text="Délais de paiement").uid
+        workshop_id = _one(Workshop, uid=workshop).id
+
+    response = _post(editor, f"/workshops/{workshop}/room/open", follow_redirects=True)
+    assert "ne peut être modifiée que là-bas" in response.get_data(as_text=True)
+    assert not listener_for(app).is_open(workshop_id)
+    refused = [
+        (f"/workshops/{workshop}/boards/{board_uid}/notes", {"text": "Intrus", "category": category}),
+        (f"/workshops/{workshop}/boards/{board_uid}/group", {"action": "new", "label": "Thème", "notes": note}),
+        (f"/workshops/{workshop}/boards/{board_uid}/notes/action", {"vote_add": note}),
+        (f"/workshops/{workshop}/boards/{board_uid}/themes", {"action": "create", "label": "Autre"}),
+        (f"/workshops/{workshop}/boards/{board_uid}/state", {"action": "close"}),
+        (f"/workshops/{workshop}/boards", {"template": "barriers"}),
+        (f"/workshops/{workshop}/sessions", {"title": "Séquence", "kind": "plenary"}),
+        (f"/workshops/{workshop}/synthesis", {"synthesis": "Réécrite"}),
+        (f"/workshops/{workshop}/participants", {"name": "Camille"}),
+    ]
+    for path, data in refused:
+        page = _post(editor, path, data, follow_redirects=True).get_data(as_text=True)
+        assert "ne peut être modifiée que là-bas" in page, path
+    detail = editor.get(f"/workshops/{workshop}")  # still readable, with no way to run or change it
+    assert detail.status_code == 200 and "Ouvrir ou fermer la salle" not in detail.get_data(as_text=True)
+    room = editor.get(f"/workshops/{workshop}/room").get_data(as_text=True)
+    assert "sa salle ne s'ouvre pas ici" in html.unescape(room) and "/room/open" not in room
+    assert reader.get(f"/workshops/{workshop}/boards/{board_uid}").status_code == 200
+    with app.test_request_context():
+        assert count(StickyNote) == notes_before
+        assert count(NoteTheme) == 0 and count(Board) == 1
+        assert _one(StickyNote, uid=note).vote_count == 0
+        assert _one(Workshop, uid=workshop).synthesis == "" and _one(Workshop, uid=workshop).join_code == ""
+        with pytest.raises(PermissionDeniedError):
+            room_service.ensure_join_code(_one(Workshop, uid=workshop))
+        with pytest.raises(PermissionDeniedError):
+            board_import.preview(_one(Board, uid=board_uid), board_import.parse(b"texte\nUn post-it\n"))
