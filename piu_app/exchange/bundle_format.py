@@ -27,6 +27,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
     type_coerce,
     union_all,
@@ -42,6 +43,7 @@ from ..database import (
     stored_text_sql,
 )
 from ..models import (
+    Board,
     NoteCategory,
     NoteTheme,
     ReviewScore,
@@ -361,13 +363,18 @@ def part_source(child: ChildTable) -> Any:
             select(stored.c.workshop_id, stored.c.actor_group, stored.c.participants),
         ).subquery("participant_counts")
     elif child.name == "sticky_notes":
-        n = StickyNote.__table__
+        n, board = StickyNote.__table__, Board.__table__.alias("note_board")
         category, theme = NoteCategory.__table__.alias("note_column"), NoteTheme.__table__.alias("note_group")
+        # Never a hidden note, nor one waiting for the moderator, nor those of a board whose notes stay
+        # private until a reveal that has not come: the room itself has not shown them yet.
         source = (select(n.c.board_id, n.c.uid, category.c.uid.label("category_uid"), theme.c.uid.label("theme_uid"),
                          n.c.text, n.c.position, n.c.vote_count, n.c.promoted_kind, n.c.promoted_uid)
-                  .select_from(n.outerjoin(category, category.c.id == n.c.category_id)
+                  .select_from(n.join(board, board.c.id == n.c.board_id)
+                               .outerjoin(category, category.c.id == n.c.category_id)
                                .outerjoin(theme, theme.c.id == n.c.theme_id))
-                  .where(n.c.hidden.is_(False), n.c.pending.is_(False))).subquery("shared_notes")
+                  .where(n.c.hidden.is_(False), n.c.pending.is_(False),
+                         or_(board.c.private_until_reveal.is_(False), board.c.revealed.is_(True)))
+                  ).subquery("shared_notes")
     else:
         source = _PART_TABLES[child.name]
     _PART_SOURCES[child.name] = source

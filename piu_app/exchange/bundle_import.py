@@ -396,6 +396,7 @@ class Plan:
     trust: str = "unverified"
     relays: dict[str, signing.RelayProof] = field(default_factory=dict)  # origin -> proof, of relayed records
     unverified: dict[str, int] = field(default_factory=dict)  # origin -> records taken without proof
+    workshop_of_session: dict[str, str] = field(default_factory=dict)  # sequence uid -> its workshop's uid
 
     def counts(self) -> dict[str, dict[str, int]]:
         found = {}
@@ -443,6 +444,7 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
         relayed: dict[str, str] = {}  # uid -> row fingerprint, of the records of a third city
         header = [c.name for c in rtable.columns]
         at = {name: i for i, name in enumerate(header)}
+        parts_of_workshops: list[tuple[int, str, str, str, str]] = []  # (line, uid, origin, workshop, sequence)
         check = _row_check_function(key, rtable.columns, in_bundle, vocab, conn)
         title = next((c for c in rtable.columns if c.name == rtable.rt.title_attr), None)
         for line, row in _rows(bundle, resources, key, header, plan):
@@ -470,11 +472,16 @@ def plan_import(bundle: Bundle, own_code: str) -> Plan:
                 digests[uid] = _digest(row)
             if values["origin_instance"] not in (bundle.origin_instance, own_code):
                 relayed[uid] = signing.row_fingerprint(row)
+            if key in _WORKSHOP_PARTS:
+                parts_of_workshops.append((line, uid, values["origin_instance"], row[at["workshop_uid"]],
+                                           row[at["session_uid"]] if "session_uid" in at else ""))
         children: dict[str, dict[str, list[tuple]]] = {}
         for child in rtable.children:
             children[child.name] = _child_rows(bundle, resources, child, plan, in_bundle, vocab, conn)
         if any(child.uid_keyed for child in rtable.children):
             _check_parts(plan, rtable, children, conn)
+        if parts_of_workshops:
+            _check_workshop_of(plan, key, parts_of_workshops, conn)
         if relayed:
             _check_relayed(plan, rtable, incoming, relayed, children)
         _decide(plan, rtable, local, incoming, digests, children, conn)
@@ -784,6 +791,40 @@ def _check_parts(plan: Plan, rtable: bf.RecordTable, children: Mapping[str, Mapp
                     if row[n] and row[n] not in known:
                         plan.errors.append(_("%(table)s : la ligne %(uid)s renvoie à %(target)s, absent de son "
                                              "tableau dans le paquet.", table=child.name, uid=row[0], target=row[n]))
+
+
+_WORKSHOP_PARTS = ("workshop_sessions", "boards")
+
+
+def _check_workshop_of(plan: Plan, key: str, rows: list[tuple[int, str, str, str, str]], conn: Connection) -> None:
+    """Refuse a sequence or a board whose workshop (in the bundle or here) is another city's, and a board
+    whose sequence is another workshop's: a peer's bundle must never add a board to one of our workshops
+    (nor move one of its own into a workshop that is not its city's)."""
+    incoming = plan.decisions.get("workshops", {})
+    origins = {uid: d.origin for uid, d in incoming.items()}
+    wanted = sorted({workshop for _l, _u, _o, workshop, _s in rows if workshop and workshop not in origins})
+    workshops, sessions = bf.TABLES["workshops"].table, bf.TABLES["workshop_sessions"].table
+    for i in range(0, len(wanted), 5000):
+        origins.update(conn.execute(select(workshops.c.uid, workshops.c.origin_instance)
+                                    .where(workshops.c.uid.in_(wanted[i:i + 5000]))).all())
+    for line, uid, origin, workshop, _sequence in rows:
+        if workshop and origins.get(workshop, origin) != origin:
+            plan.errors.append(_("%(table)s, ligne %(line)d : %(uid)s est de %(origin)s, mais son atelier %(workshop)s "
+                                 "est d'une autre ville : un paquet n'ajoute rien aux ateliers d'une autre ville.",
+                                 table=key, line=line, uid=uid, origin=origin, workshop=workshop))
+        if key == "workshop_sessions":
+            plan.workshop_of_session[uid] = workshop
+    if key != "boards":
+        return
+    wanted = sorted({s for _l, _u, _o, _w, s in rows if s and s not in plan.workshop_of_session})
+    for i in range(0, len(wanted), 5000):
+        plan.workshop_of_session.update(conn.execute(
+            select(sessions.c.uid, workshops.c.uid).join_from(sessions, workshops, workshops.c.id == sessions.c.workshop_id)
+            .where(sessions.c.uid.in_(wanted[i:i + 5000]))).all())
+    for line, uid, _origin, workshop, sequence in rows:
+        if sequence and plan.workshop_of_session.get(sequence, workshop) != workshop:
+            plan.errors.append(_("boards, ligne %(line)d : la séquence %(sequence)s du tableau %(uid)s est celle d'un "
+                                 "autre atelier.", line=line, sequence=sequence, uid=uid))
 
 
 def _decide(plan: Plan, rtable: bf.RecordTable, local: Mapping[str, tuple[int, int, str, str]],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ..database import fold
 from ..models import (
@@ -30,6 +30,7 @@ from ..models import (
     Board,
     Experiment,
     ImportBatch,
+    InstanceSettings,
     Lesson,
     NoteTheme,
     StickyNote,
@@ -215,17 +216,49 @@ def _live_barrier_ids(uids: Iterable[str]) -> dict[str, int]:
 _IN_CHUNK = 5000  # values of one IN list (PostgreSQL takes 65 535 parameters, SQLite 32 766)
 
 
-def _workshop_citations(barrier_uids: Sequence[str] | None) -> tuple[dict[int, Citations], dict[int, _BoardPlace],
-                                                                      list[tuple[int, int, int, int]]]:
+class _Private(dict):
+    """{id: city} of the private barriers (a city's own, never shared): only their city's lessons and
+    workshops may cite them; a peer's bundle that names one (it cannot know it honestly) counts for nothing."""
+
+    own: str = ""
+
+    def allows(self, barrier_id: int, city: str) -> bool:
+        return barrier_id not in self or self[barrier_id] == (city or self.own)
+
+
+def _tombstones_and_private(ids: Sequence[int] | None) -> tuple[set[int], _Private]:
+    """The deleted barriers (of `ids` if given), and the private ones: one statement (few rows: a city's
+    own unshared barriers and its tombstones), this city's code read with them."""
+    own_code = select(InstanceSettings.instance_code).limit(1).scalar_subquery()
+    query = select(Barrier.id, Barrier.deleted, Barrier.origin_instance, own_code).where(
+        or_(Barrier.deleted.is_(True), Barrier.visibility == "private"))
+    if ids is not None:
+        query = query.where(Barrier.id.in_(ids))
+    deleted, private = set(), _Private()
+    for id_, is_deleted, origin, own in db.session.execute(query):
+        private.own = own or ""
+        if is_deleted:
+            deleted.add(id_)
+        else:
+            private[id_] = origin
+    for id_, origin in private.items():
+        private[id_] = origin or private.own
+    return deleted, private
+
+
+def _workshop_citations(barrier_uids: Sequence[str] | None, private: _Private | None = None
+                        ) -> tuple[dict[int, Citations], dict[int, _BoardPlace], list[tuple[int, int, int, int]]]:
     """Citations by workshop notes and themes: per barrier id, the boards' places, and the rows
     (barrier id, board id, notes, themes)."""
+    if private is None:
+        _deleted, private = _tombstones_and_private(None)
     notes, themes = _promoted(StickyNote, barrier_uids), _promoted(NoteTheme, barrier_uids)
     places = _board_places(board for _uid, board, _n in (*notes, *themes))
     barrier_ids = _live_barrier_ids(uid for uid, board, _n in (*notes, *themes) if board in places)
     per_board: dict[tuple[int, int], list[int]] = {}
     for n, rows in enumerate((notes, themes)):
         for uid, board, count in rows:
-            if board in places and uid in barrier_ids:
+            if board in places and uid in barrier_ids and private.allows(barrier_ids[uid], places[board].city):
                 per_board.setdefault((barrier_ids[uid], board), [0, 0])[n] += count
     found: dict[int, Citations] = {}
     for (barrier_id, board), (n_notes, n_themes) in per_board.items():
@@ -249,16 +282,18 @@ def citation_counts(barrier_ids: Iterable[int] | None = None) -> dict[int, Citat
     if ids is not None and not ids:
         return {}
     uids = None if ids is None else list(db.session.scalars(select(Barrier.uid).where(Barrier.id.in_(ids))))
-    found, _places, _rows = _workshop_citations(uids)
+    deleted, private = _tombstones_and_private(ids)
+    found, _places, _rows = _workshop_citations(uids, private)
     for barrier_id, city, territory, count in _lesson_rows(ids):
+        if not private.allows(barrier_id, city):
+            continue
         c = found.setdefault(barrier_id, Citations(barrier_id))
         c.lessons += count
         if city:
             c.cities.add(city)
         if territory:
             c.territories.add(territory)
-    deleted = select(Barrier.id).where(Barrier.deleted.is_(True))  # few: tombstones
-    for barrier_id in db.session.scalars(deleted if ids is None else deleted.where(Barrier.id.in_(ids))):
+    for barrier_id in deleted:
         found.pop(barrier_id, None)
     return found
 
@@ -318,9 +353,12 @@ def _cited(ids: list[int], counts: dict[int, Citations]) -> list[CitedBarrier]:
 
 def citations_of(barrier: Barrier) -> CitedBarrier:
     """Where one barrier is cited (its detail page), with the workshops that cite it."""
-    found, places, rows = _workshop_citations([barrier.uid])
+    _deleted, private = _tombstones_and_private([barrier.id])
+    found, places, rows = _workshop_citations([barrier.uid], private)
     c = found.get(barrier.id, Citations(barrier.id))
     for _id, city, territory, count in _lesson_rows([barrier.id]):
+        if not private.allows(barrier.id, city):
+            continue
         c.lessons += count
         if city:
             c.cities.add(city)

@@ -216,6 +216,7 @@ def _key(digest: str, line: int) -> str:
 def preview(board: Board, parsed: Parsed) -> Preview:
     """Say what `apply` would do with this file on this board (nothing is written)."""
     check_editable(board.workshop)  # a board of another city is read-only here
+    check_editable(board)
     existing = {fold(c.label).strip(): c.label for c in board.categories}
     new_columns: list[str] = []
     for note in parsed.notes:
@@ -248,6 +249,7 @@ def apply(board: Board, parsed: Parsed) -> int:
     if board.deleted:
         raise BoardImportError(_("Ce tableau a été supprimé."))
     check_editable(board.workshop)
+    check_editable(board)
     plan = preview(board, parsed)
     if plan.errors:
         raise BoardImportError(_("Le fichier n'est pas importé : corrigez ces lignes, puis recommencez. %(errors)s",

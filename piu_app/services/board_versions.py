@@ -17,7 +17,7 @@ import threading
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ..models import Board, db
+from ..models import Board, db, utcnow
 
 _lock = threading.Lock()
 _versions: dict[int, int] = {}
@@ -35,8 +35,14 @@ def current(board_id: int) -> int:
 
 
 def bump(board: Board) -> None:
-    """Raise the board's version with the change being written (call inside the writing transaction)."""
+    """Raise the board's version with the change being written (call inside the writing transaction).
+
+    The board's record version rises too: its notes, columns and themes travel with it in bundles,
+    and a peer (or a city that relays it) takes a board's new content only with a higher version
+    (a note hidden here must disappear there too)."""
     board.revision = (board.revision or 0) + 1
+    board.version = (board.version or 0) + 1
+    board.updated_at = utcnow()
     pending: dict[int, int] = db.session.info.setdefault(_PENDING_KEY, {})
     pending[board.id] = board.revision
 

@@ -250,6 +250,7 @@ def post_note(board: Board, participant: WorkshopParticipant, *, author: str, te
               client_key: Any, now: dt.datetime | None = None) -> tuple[StickyNote, bool]:
     """Post a note; a resent note (same client key) is the same note. Return (note, created)."""
     check_editable(board.workshop)
+    check_editable(board)
     if not isinstance(client_key, str) or not _CLIENT_KEY_RE.fullmatch(client_key):
         raise InvalidInputError(_("Clé de note invalide : rechargez la page."))
     existing = db.session.scalar(select(StickyNote).where(StickyNote.board_id == board.id,
@@ -295,6 +296,7 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
          now: dt.datetime | None = None) -> int:
     """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it."""
     check_editable(board.workshop)
+    check_editable(board)
     if delta not in (1, -1) or isinstance(delta, bool):
         raise InvalidInputError(_("Vote invalide."))
     if not accepts_votes(board, now):

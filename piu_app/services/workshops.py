@@ -147,8 +147,11 @@ def label_of(choices: Sequence[tuple[str, Any]], code: str) -> str:
     return next((str(text) for c, text in choices if c == code), code)
 
 
-def _editable(workshop: Workshop) -> None:
-    record_service.check_editable(workshop)
+def _editable(*records: Any) -> None:
+    """Refuse to change a record of another city: a workshop, and a board with its own (a peer's board
+    can only be under a peer's workshop, but the import and this guard both check it)."""
+    for record in records:
+        record_service.check_editable(record)
 
 
 def _touch(record: Any) -> None:
@@ -443,7 +446,7 @@ def _notes_exist(board: Board) -> bool:
 
 def update_board(board: Board, values: Mapping[str, Any]) -> None:
     """Change a board's title, prompt and rules (anonymity is fixed once a note exists: it was announced)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     board.title = _text(values.get("title"), _("Titre"), max_length=TITLE_MAX, required=True)
     board.sort_key = fold(board.title)[:200]
     board.prompt = _text(values.get("prompt"), _("Question posée"), max_length=1000, multiline=True)
@@ -465,7 +468,6 @@ def update_board(board: Board, values: Mapping[str, Any]) -> None:
                                     low=0, high=MAX_TIMER_MINUTES)
     session_uid = values.get("session")
     board.session = _session_of(board.workshop, session_uid) if session_uid else None
-    _touch(board)
     board_versions.bump(board)
 
 
@@ -473,7 +475,7 @@ def update_categories(board: Board, rows: Sequence[tuple[str, Any, Any]], *, new
                       new_maps_to: Any = "") -> None:
     """Rename columns and their mapping ((uid, label, maps_to) rows); an emptied label removes a column
     without notes; `new_label` adds one at the end."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     by_uid = {c.uid: c for c in board.categories}
     used = set(db.session.scalars(select(StickyNote.category_id).where(StickyNote.board_id == board.id).distinct()))
     for uid, label, maps_to in rows:
@@ -496,7 +498,6 @@ def update_categories(board: Board, rows: Sequence[tuple[str, Any, Any]], *, new
         board.categories.append(NoteCategory(
             label=new_label, maps_to=_choice(new_maps_to, ACTOR_GROUPS, _("Groupe d'acteurs"), allow_empty=True)))
     _renumber(board.categories)
-    _touch(board)
     board_versions.bump(board)
 
 
@@ -518,7 +519,7 @@ def accepts_votes(board: Board, now: dt.datetime | None = None) -> bool:
 
 def change_state(board: Board, action: str, *, minutes: Any = None, now: dt.datetime | None = None) -> None:
     """Apply one of the facilitator's live actions to a board (open, reveal, voting, timer, freeze, close)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     now = now or utcnow()
     if action not in BOARD_ACTIONS:
         raise InvalidInputError(_("Action inconnue."))
@@ -554,7 +555,6 @@ def change_state(board: Board, action: str, *, minutes: Any = None, now: dt.date
     elif action == "close":
         board.state = "closed"
         board.voting_open = False
-    _touch(board)
     board_versions.bump(board)
 
 
@@ -562,7 +562,7 @@ def change_state(board: Board, action: str, *, minutes: Any = None, now: dt.date
 
 def add_note(board: Board, *, text: Any, category_uid: Any = "", actor_group: Any = "") -> StickyNote:
     """Type a note for someone without a phone (approved at once; refused on a closed board)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     if board.state == "closed":
         raise ConflictError(_("Le tableau est clos."))
     text = _text(text, _("Post-it"), max_length=board.note_max_length, required=True, multiline=True)
@@ -585,7 +585,7 @@ def add_note(board: Board, *, text: Any, category_uid: Any = "", actor_group: An
 
 def moderate(board: Board, note_uid: Any, action: str) -> StickyNote:
     """Approve a pending note, hide a note from everyone but the facilitator, or show it again."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     note = note_of(board, note_uid)
     if action == "approve":
         note.pending = False
@@ -602,7 +602,7 @@ def moderate(board: Board, note_uid: Any, action: str) -> StickyNote:
 
 def add_votes(board: Board, note_uid: Any, count: Any) -> StickyNote:
     """Add (or take back, if negative) dots typed by the facilitator for people without a phone."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     note = note_of(board, note_uid)
     count = _int(count, _("Votes"), low=-MAX_VOTES, high=MAX_VOTES)
     if count == 0:
@@ -648,7 +648,7 @@ def _notes(board: Board, uids: Iterable[Any]) -> list[StickyNote]:
 
 def create_theme(board: Board, label: Any, note_uids: Iterable[Any] = ()) -> NoteTheme:
     """Create a theme, with the chosen notes in it (taken from wherever they were)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     uids = list(note_uids)
     notes = _notes(board, uids) if uids else []
     theme = _new_theme(board, label)
@@ -659,14 +659,14 @@ def create_theme(board: Board, label: Any, note_uids: Iterable[Any] = ()) -> Not
 
 
 def rename_theme(board: Board, theme_uid: Any, label: Any) -> None:
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     theme_of(board, theme_uid).label = _text(label, _("Nom du thème"), max_length=TITLE_MAX, required=True)
     board_versions.bump(board)
 
 
 def delete_theme(board: Board, theme_uid: Any) -> None:
     """Remove a theme; its notes stay on the board, without a theme."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     theme = theme_of(board, theme_uid)
     for note in db.session.scalars(select(StickyNote).filter_by(theme_id=theme.id)):
         note.theme_id = None
@@ -676,7 +676,7 @@ def delete_theme(board: Board, theme_uid: Any) -> None:
 
 def merge_themes(board: Board, target_uid: Any, source_uids: Iterable[Any]) -> NoteTheme:
     """Move the notes of the source themes into the target and remove the sources (syntheses are joined)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     target = theme_of(board, target_uid)
     sources = [theme_of(board, uid) for uid in dict.fromkeys(source_uids) if uid and uid != target.uid]
     if not sources:
@@ -696,7 +696,7 @@ def merge_themes(board: Board, target_uid: Any, source_uids: Iterable[Any]) -> N
 
 def split_theme(board: Board, theme_uid: Any, note_uids: Iterable[Any], label: Any) -> NoteTheme:
     """Move the chosen notes of a theme to a new theme."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     theme = theme_of(board, theme_uid)
     notes = _notes(board, note_uids)
     if any(n.theme_id != theme.id for n in notes):
@@ -710,7 +710,7 @@ def split_theme(board: Board, theme_uid: Any, note_uids: Iterable[Any], label: A
 
 def move_notes(board: Board, note_uids: Iterable[Any], theme_uid: Any) -> None:
     """Put notes in a theme ("" takes them out of any theme)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     theme = theme_of(board, theme_uid) if theme_uid else None
     for note in _notes(board, note_uids):
         note.theme_id = theme.id if theme else None
@@ -718,15 +718,14 @@ def move_notes(board: Board, note_uids: Iterable[Any], theme_uid: Any) -> None:
 
 
 def save_theme_synthesis(board: Board, theme_uid: Any, text: Any) -> None:
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     theme_of(board, theme_uid).synthesis = _text(text, _("Synthèse"), max_length=TEXTAREA_MAX_LENGTH, multiline=True)
     board_versions.bump(board)
 
 
 def save_board_synthesis(board: Board, text: Any) -> None:
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     board.synthesis = _text(text, _("Synthèse"), max_length=TEXTAREA_MAX_LENGTH, multiline=True)
-    _touch(board)
     board_versions.bump(board)
 
 
@@ -834,7 +833,7 @@ def suggestions(view: BoardView, *, threshold: float = grouping.DEFAULT_THRESHOL
 
 def accept_suggestion(board: Board, note_uids: Iterable[Any], label: Any) -> NoteTheme:
     """Make a theme of a suggested group (only its notes still without a theme are taken)."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     notes = [n for n in _notes(board, note_uids) if n.theme_id is None]
     if not notes:
         raise ConflictError(_("Ces post-it sont déjà dans des thèmes : rechargez la page."))
@@ -1060,7 +1059,7 @@ def promote(board: Board, *, kind: str, note_uid: Any = "", theme_uid: Any = "",
             description: Any = "", existing_uid: Any = "", username: str) -> tuple[str, str]:
     """Turn a note or a theme into a register record (a barrier, a need, an innovation to follow up), or
     link it to an existing barrier; return (kind, uid) of the record."""
-    _editable(board.workshop)
+    _editable(board.workshop, board)
     workshop = board.workshop
     subject = promotion_subject(board, note_uid, theme_uid)
     kind = _choice(kind, PROMOTION_KINDS, _("Type de fiche"))

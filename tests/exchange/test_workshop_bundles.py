@@ -410,3 +410,75 @@ def test_a_sequence_removed_from_the_agenda_is_removed_at_the_peer(cities, tmp_p
     editor = _editor_of(b)
     page = html.unescape(editor.get(f"/workshops/{uids['workshop']}").get_data(as_text=True))
     assert "Restitution" in page and "Atelier post-it" not in page
+
+
+def test_a_peer_cannot_add_a_board_or_a_sequence_to_one_of_our_workshops(cities, tmp_path):
+    """A bundle whose board or sequence names a workshop of ours (even a private one) is refused whole:
+    its board would become ours to edit, split from its city's, and its undo would take our notes."""
+    a, b = cities("ville-a"), cities("ville-b")
+    _fill(a)
+    with inside(b):
+        ours = ws.create_workshop({"title": "Atelier interne de B", "visibility": "private"}).uid
+    bundle = export(a, tmp_path / "a.zip")
+    for table in ("boards", "workshop_sessions"):
+        hostile = _tampered(bundle, tmp_path / f"{table}.zip", table,
+                            lambda rows: [_set(rows, "workshop_uid", ours, row=n) for n in range(1, len(rows))])
+        before = _counts(b)
+        with pytest.raises(BundleError) as refused:
+            import_(b, hostile)
+        assert "un paquet n'ajoute rien aux ateliers d'une autre ville" in " ".join(refused.value.problems)
+        assert _counts(b) == before
+
+
+def test_a_board_of_another_city_is_read_only_even_under_one_of_our_workshops(cities):
+    """The guards check the board itself, not only its workshop."""
+    b = cities("ville-b")
+    with inside(b):
+        ours = ws.create_workshop({"title": "Atelier de B"})
+        board = ws.create_board(ours, "blank")
+        _open(board)
+        board.origin_instance = "ville-a"  # as a hostile bundle once could make it
+        with pytest.raises(PermissionDeniedError):
+            ws.add_note(board, text="Une note")
+        with pytest.raises(PermissionDeniedError):
+            room_service.post_note(board, None, author=AUTHOR_KEY, text="Une note", category_uid="",
+                                   client_key=CLIENT_KEY)
+
+
+def test_hiding_a_note_makes_a_new_version_of_its_board_for_peers(cities, tmp_path):
+    """A note hidden here must disappear at peers, and at the cities they relay it to: every change of
+    a board's notes raises the board's version, which is what a bundle's reader compares."""
+    a, b = cities("ville-a"), cities("ville-b")
+    uids = _fill(a)
+    import_(b, export(a, tmp_path / "a1.zip"))
+    with inside(a):
+        board = ws.get_board(ws.get_workshop(uids["workshop"]), uids["anonymous"])
+        before = board.version
+        ws.moderate(board, uids["phone_note"], "hide")
+        db.session.commit()
+        assert board.version > before
+    import_(b, export(a, tmp_path / "a2.zip"))
+    with inside(b):
+        board = ws.get_board(ws.get_workshop(uids["workshop"]), uids["anonymous"])
+        assert uids["phone_note"] not in set(db.session.scalars(select(StickyNote.uid).where(
+            StickyNote.board_id == board.id)))
+
+
+def test_notes_of_a_board_not_revealed_yet_stay_home(cities, tmp_path):
+    """A board whose notes stay private until the facilitator reveals them: before the reveal, the room
+    itself has not shown them, so no bundle carries them; after it, they travel like the others."""
+    a = cities("ville-a")
+    with inside(a):
+        workshop = ws.create_workshop({"title": "Atelier à huis clos", "visibility": "network"})
+        board = ws.create_board(workshop, "barriers")
+        board.private_until_reveal = True
+        _open(board)
+        ws.add_note(board, text="Pas encore révélée")
+        db.session.commit()
+        board_uid = board.uid
+    assert "Pas encore révélée" not in {n["text"] for n in _table(export(a, tmp_path / "a1.zip"), "sticky_notes")}
+    with inside(a):
+        board = db.session.scalars(select(Board).filter_by(uid=board_uid)).one()
+        board.revealed = True
+        db.session.commit()
+    assert "Pas encore révélée" in {n["text"] for n in _table(export(a, tmp_path / "a2.zip"), "sticky_notes")}

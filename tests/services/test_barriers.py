@@ -197,6 +197,23 @@ def test_citations_count_lessons_notes_and_themes_where_they_were_cited(ctx):
     assert [r.barrier for r in barrier_service.most_cited()] == [foncier]
 
 
+def test_a_peer_cannot_cite_one_of_our_private_barriers(ctx):
+    """A private barrier never left this city: a peer's lesson or workshop that names it (a hand-made
+    bundle can) counts for nothing; our own citations still count."""
+    secret = _barrier("Frein interne", visibility="private")
+    _cite(_lesson("Notre leçon"), secret)
+    peer_lesson = make_foreign("lessons", origin="dune-blanche", title="Leçon du pair")
+    peer_lesson.barriers.append(secret)
+    peer_board = _workshop("Atelier du pair", origin="dune-blanche")
+    _note(peer_board, secret, 1)
+    _note(_workshop("Notre atelier"), secret, 2)
+    db.session.flush()
+    c = barrier_service.citation_counts()[secret.id]
+    assert (c.lessons, c.notes, c.cities) == (1, 1, {"test-city"})
+    cited = barrier_service.citations_of(secret)
+    assert (cited.total, [w.title for w in cited.workshops]) == (2, ["Notre atelier"])
+
+
 def test_the_ranking_filters_by_actor_group_and_nature(ctx):
     a = _barrier("Frein A", actor_group="buyers", nature="risk_culture")
     b = _barrier("Frein B", actor_group="territory", nature="risk_culture")
