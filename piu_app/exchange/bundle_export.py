@@ -580,9 +580,11 @@ def _leaving(allowed: Iterable[str]) -> dict[str, Any]:
                 target = bf.TABLES[col.ref].table
                 points_to_leaving = table.c[col.attr].in_(select(target.c.id).where(leaving[col.ref]))
                 # A tombstone keeps a link the database cannot leave empty (a sequence's workshop):
-                # it leaves only with that record, as a live one does.
-                condition = and_(condition, points_to_leaving if col.always
-                                 else or_(table.c.deleted.is_not(False), points_to_leaving))
+                # it leaves only with that record, as a live one does. Written `+ 0` so that no index
+                # serves it (as in `_shared_here`): given the link's index, SQLite read the few
+                # workshops first and then sorted their sequences again for the pages' id order.
+                condition = and_(condition, (table.c[col.attr] + 0).in_(select(target.c.id).where(leaving[col.ref]))
+                                 if col.always else or_(table.c.deleted.is_not(False), points_to_leaving))
         leaving[key] = condition
     return leaving
 

@@ -162,7 +162,9 @@ class WorkshopParticipant(db.Model):
     cookie itself."""
 
     __tablename__ = "workshop_participants"
-    __table_args__ = (UniqueConstraint("workshop_id", "device_hash"),)
+    # (workshop, actor group): a bundle's participant counts are grouped from the index, never sorted
+    __table_args__ = (UniqueConstraint("workshop_id", "device_hash"),
+                      Index("ix_workshop_participants_workshop_group", "workshop_id", "actor_group"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uid)
     workshop_id: Mapped[int] = mapped_column(ForeignKey("workshops.id", ondelete="CASCADE"), index=True)
