@@ -800,9 +800,10 @@ def _check_workshop_of(plan: Plan, key: str, rows: list[tuple[int, str, str, str
     """Refuse a sequence or a board whose workshop (in the bundle or here) is another city's, and a board
     whose sequence is another workshop's: a peer's bundle must never add a board to one of our workshops
     (nor move one of its own into a workshop that is not its city's)."""
-    incoming = plan.decisions.get("workshops", {})
-    origins = {uid: d.origin for uid, d in incoming.items()}
-    wanted = sorted({workshop for _l, _u, _o, workshop, _s in rows if workshop and workshop not in origins})
+    # A workshop already here is whose its row here says (a bundle's row cannot make ours a peer's: it is
+    # never written over ours); a new one is whose the bundle says.
+    origins = {uid: d.origin for uid, d in plan.decisions.get("workshops", {}).items()}
+    wanted = sorted({workshop for _l, _u, _o, workshop, _s in rows if workshop})
     workshops, sessions = bf.TABLES["workshops"].table, bf.TABLES["workshop_sessions"].table
     for i in range(0, len(wanted), 5000):
         origins.update(conn.execute(select(workshops.c.uid, workshops.c.origin_instance)

@@ -428,6 +428,13 @@ def test_a_peer_cannot_add_a_board_or_a_sequence_to_one_of_our_workshops(cities,
             import_(b, hostile)
         assert "un paquet n'ajoute rien aux ateliers d'une autre ville" in " ".join(refused.value.problems)
         assert _counts(b) == before
+    # nor by claiming, in its own workshops table, that our workshop is its city's
+    claimed = _tampered(hostile, tmp_path / "claimed.zip", "workshops",
+                        lambda rows: [_set(rows, "uid", ours, row=n) for n in range(1, len(rows))])
+    with pytest.raises(BundleError) as refused:
+        import_(b, claimed)
+    assert "un paquet n'ajoute rien aux ateliers d'une autre ville" in " ".join(refused.value.problems)
+    assert _counts(b) == before
 
 
 def test_a_board_of_another_city_is_read_only_even_under_one_of_our_workshops(cities):
