@@ -430,9 +430,9 @@ RECORD_TYPES: dict[str, RecordType] = {rt.key: rt for rt in (
 # Workshops, their sequences and their boards are shared records that travel in bundles, but they
 # have their own pages (views/workshops.py), not the register's generic list, form, menu and search:
 # they are described here for the bundle only, and kept out of RECORD_TYPES on purpose.
-_WORKSHOP_FORMATS = "^(in_person|online|hybrid)$"
-_SESSION_KINDS = "^(testimonies|board|plenary|visit)$"
-_BOARD_KINDS = "^(barriers|needs|ideas|tools|criteria|free)$"
+_WORKSHOP_FORMATS = "^(" + "|".join(m.workshops.WORKSHOP_FORMATS) + ")$"
+_SESSION_KINDS = "^(" + "|".join(m.workshops.SESSION_KINDS) + ")$"
+_BOARD_KINDS = "^(" + "|".join(m.workshops.BOARD_KINDS) + ")$"
 
 WORKSHOPS = RecordType(
     "workshops", m.Workshop, _l("Atelier"), _l("Ateliers"), title_attr="title", order_by=("title",),

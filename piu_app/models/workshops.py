@@ -30,6 +30,12 @@ from .actors import Organisation, Person, Place, Territory
 from .base import SharedRecord, db, new_uid, utcnow
 from .innovations import Theme, theme_table
 
+# The codes of a workshop's format, a sequence's kind and a board's kind: the services label them, the
+# bundle accepts nothing else.
+WORKSHOP_FORMATS = ("in_person", "online", "hybrid")
+SESSION_KINDS = ("testimonies", "board", "plenary", "visit")
+BOARD_KINDS = ("barriers", "needs", "ideas", "tools", "criteria", "free")
+
 workshop_themes = theme_table("workshop")
 
 workshop_organisers = Table(

@@ -25,7 +25,6 @@ from typing import Any
 
 from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -42,10 +41,10 @@ from ..models import (
 )
 from . import NotFoundError
 from . import vocabularies as vocabulary_service
+from . import workshops as workshop_service
 
-FORMATS = {"in_person": _l("En présentiel"), "online": _l("En ligne"), "hybrid": _l("Hybride")}
-SESSION_KINDS = {"testimonies": _l("Témoignages"), "board": _l("Atelier post-it"), "plenary": _l("Restitution"),
-                 "visit": _l("Visite")}
+FORMATS = dict(workshop_service.FORMATS)
+SESSION_KINDS = dict(workshop_service.SESSION_KINDS)
 ACTOR_GROUP_VOCABULARY = "barrier_actor_group"
 # Characters XML 1.0 (and so DOCX) cannot hold; the inputs refuse them, this guards older or imported rows.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

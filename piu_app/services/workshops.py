@@ -44,6 +44,8 @@ from ..models import (
     new_uid,
     utcnow,
 )
+from ..models.workshops import SESSION_KINDS as SESSION_CODES
+from ..models.workshops import WORKSHOP_FORMATS
 from ..registry import INNOVATIONS, NEEDS, PERSONS, TEXTAREA_MAX_LENGTH
 from . import ConflictError, InvalidInputError, NotFoundError, board_versions, grouping
 from . import barriers as barrier_service
@@ -60,9 +62,12 @@ MAX_PARTICIPANTS_FILE = 1_000_000
 MAX_PARTICIPANT_ROWS = 5000
 MAX_CATEGORIES = 12
 
-FORMATS = (("in_person", _l("En présentiel")), ("online", _l("En ligne")), ("hybrid", _l("Hybride")))
-SESSION_KINDS = (("testimonies", _l("Témoignages")), ("board", _l("Atelier post-it")),
-                 ("plenary", _l("Restitution")), ("visit", _l("Visite")))
+# Labels of the codes the model lists (a code without its label fails here, at import).
+_FORMAT_LABELS = {"in_person": _l("En présentiel"), "online": _l("En ligne"), "hybrid": _l("Hybride")}
+_SESSION_LABELS = {"testimonies": _l("Témoignages"), "board": _l("Atelier post-it"), "plenary": _l("Restitution"),
+                   "visit": _l("Visite")}
+FORMATS = tuple((code, _FORMAT_LABELS[code]) for code in WORKSHOP_FORMATS)
+SESSION_KINDS = tuple((code, _SESSION_LABELS[code]) for code in SESSION_CODES)
 # The five actor groups of the barrier catalogue (vocabulary barrier_actor_group).
 ACTOR_GROUPS = (
     ("buyers", _l("Acheteurs (collectivités, aménageurs, promoteurs)")),
