@@ -100,12 +100,7 @@ def ensure_join_code(workshop: Workshop) -> str:
 
 def workshop_by_code(code: Any, open_ids: set[int] | frozenset[int]) -> Workshop:
     """Return the open workshop a join code names (NotFoundError otherwise: a closed room is no room)."""
-    code = normalise_code(code)
-    workshop = db.session.scalar(select(Workshop).where(Workshop.join_code == code, Workshop.deleted.is_(False))) \
-        if code else None
-    if workshop is None or workshop.id not in open_ids:
-        raise NotFoundError(_("Aucun atelier ouvert avec ce code. Vérifiez-le auprès de l'animateur."))
-    return workshop
+    return db.session.get(Workshop, open_workshop_id(code, open_ids))
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -173,10 +168,8 @@ def participant_id_for(workshop_id: int, token: str | None) -> int | None:
 
 def participant_for(workshop: Workshop, token: str | None) -> WorkshopParticipant | None:
     """Return the participant this phone's token belongs to, if it has joined."""
-    if not token or not valid_token(token):
-        return None
-    return db.session.scalar(select(WorkshopParticipant).where(
-        WorkshopParticipant.workshop_id == workshop.id, WorkshopParticipant.device_hash == device_hash(token)))
+    participant_id = participant_id_for(workshop.id, token)
+    return None if participant_id is None else db.session.get(WorkshopParticipant, participant_id)
 
 
 def join(workshop: Workshop, *, token: str, name: Any = "", organisation: Any = "", actor_group: Any = "",
