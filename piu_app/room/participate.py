@@ -169,10 +169,12 @@ def _participant(workshop: Workshop) -> WorkshopParticipant | None:
     return room_service.participant_for(workshop, g.device_token)
 
 
-def _board(workshop: Workshop, board_uid: str) -> Board:
+def _board(workshop: Workshop | int, board_uid: str, code: str = "") -> Board:
+    """The board of the workshop (or workshop id, with its join `code`) that the room may see."""
     board = room_service.board_of(workshop, board_uid)
+    join_code = code if isinstance(workshop, int) else workshop.join_code
     # From now on an unchanged poll of this board is answered before Flask (see app.RoomWSGI).
-    current_app.extensions["piu_room_wsgi"].poll_boards[(workshop.join_code, board.uid)] = board.id
+    current_app.extensions["piu_room_wsgi"].poll_boards[(join_code, board.uid)] = board.id
     return board
 
 
@@ -317,8 +319,7 @@ def state(code: str, board_uid: str):
     participant_id = room_service.participant_id_for(workshop_id, g.device_token)
     if participant_id is None:
         raise _NotJoinedError
-    board = room_service.board_of(workshop_id, board_uid)
-    current_app.extensions["piu_room_wsgi"].poll_boards[(room_service.normalise_code(code), board.uid)] = board.id
+    board = _board(workshop_id, board_uid, room_service.normalise_code(code))
     version, body = room_service.board_state_json(board, author=_author(), participant=participant_id)
     etag = f'"b{version}"'
     if request.headers.get("If-None-Match") == etag:
