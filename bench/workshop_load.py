@@ -157,6 +157,8 @@ class Stats:
         self.steady_from = 0.0  # once every phone has joined: the room at work
         self.steady_poll: list[float] = []
         self.steady_post: list[float] = []
+        self.poll_bytes = 0  # what the full polls (200) carried over the network
+        self.delta_polls = 0
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -172,6 +174,7 @@ class Phone:
         self.writer: asyncio.StreamWriter | None = None
         self.host = f"{HOST}:{port}"
         self.seen: list[str] = []
+        self.since = ""
 
     async def _connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
@@ -264,14 +267,22 @@ class Phone:
     async def poll(self) -> None:
         path = f"/r/{self.info['code']}/b/{self.info['board']}/state"
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
-        if self.etag:
+        if self.etag:  # as room.js does: the version held, and the chain it belongs to (an answer of changes)
             headers["If-None-Match"] = self.etag
+            path += f"?since={self.since}"
         status, answer_headers, data = await self.timed(self.stats.poll, "GET", path, headers=headers)
         if status == 200:
             self.etag = answer_headers.get("etag", "")
             body = gzip.decompress(data) if answer_headers.get("content-encoding") == "gzip" else data
-            notes = json.loads(body)["notes"]
-            self.seen = [n["id"] for n in notes[-50:]]
+            self.stats.poll_bytes += len(data)
+            state = json.loads(body)
+            self.since = f"{state['chain']}.{state['v']}"
+            fresh = [n["id"] for n in state["notes"]]
+            if state["delta"]:
+                self.stats.delta_polls += 1
+                gone = set(state["gone"]) | set(fresh)
+                fresh = [uid for uid in self.seen if uid not in gone] + fresh
+            self.seen = fresh[-50:]
         elif status != 304:
             self.stats.error(f"poll {status}")
 
@@ -469,6 +480,8 @@ def main() -> int:
           f"p95 {_pct(stats.steady_poll, 95):.1f} p99 {_pct(stats.steady_poll, 99):.1f} ms; "
           f"post n={len(stats.steady_post)} p50 {_pct(stats.steady_post, 50):.1f} "
           f"p95 {_pct(stats.steady_post, 95):.1f} p99 {_pct(stats.steady_post, 99):.1f} ms")
+    print(f"polls answered with changes only {stats.delta_polls}; poll answers (200) carried "
+          f"{stats.poll_bytes / 1e6:.1f} MB on the wire")
     print(f"pages n={len(stats.other):6d}  p50 {_pct(stats.other, 50):6.1f} ms  p95 {_pct(stats.other, 95):6.1f} ms")
     for kind, (p50, p95, p99, n) in inside.items():
         print(f"  in the server, {kind:8s} n={n:6d}  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  p99 {p99:6.1f} ms")

@@ -45,6 +45,7 @@ DEVICE_COOKIE_DAYS = 30
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "room"
 ASSETS = ("room.css", "room.js")
 GZIP_MIN_BYTES = 600
+PAGE_NOTES = 100  # the board page without JavaScript: the latest notes of the others, then a link to all
 
 
 def select_locale() -> str:
@@ -299,8 +300,14 @@ def _board_page(ws: Workshop, board: Board, participant: WorkshopParticipant, *,
     mine, votes = set(state["mine"]), state["my_votes"]
     shared = [{**n, "mine": n["id"] in mine, "my_votes": votes.get(n["id"], 0)} for n in state["notes"]]
     own = [{**n, "mine": True, "my_votes": 0} for n in state["own"]] + [n for n in shared if n["mine"]]
+    others = [n for n in shared if not n["mine"]]
+    # Without JavaScript the page shows the latest notes and a link to all of them: a board of 1 500 notes is
+    # 250 KB of HTML for an old phone, and the room renders this page for every phone that joins (with
+    # JavaScript the first poll brings the whole board anyway).
+    more = len(others) if len(others) > PAGE_NOTES and "all" not in request.args else 0
     return render_template("room/board.html", workshop=ws, board=board, participant=participant, state=state,
-                           own=own, others=[n for n in shared if not n["mine"]], labels=labels, client_key=secrets.token_urlsafe(16), error=error, text=text,
+                           own=own, others=others[-PAGE_NOTES:] if more else others, more=more, labels=labels,
+                           client_key=secrets.token_urlsafe(16), error=error, text=text,
                            category=category), status
 
 
@@ -320,7 +327,8 @@ def state(code: str, board_uid: str):
     if participant_id is None:
         raise _NotJoinedError
     board = _board(workshop_id, board_uid, room_service.normalise_code(code))
-    version, body = room_service.board_state_json(board, author=_author(), participant=participant_id)
+    version, body = room_service.board_state_json(board, author=_author(), participant=participant_id,
+                                                  since=request.args.get("since"))
     etag = f'"b{version}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})

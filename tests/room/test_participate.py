@@ -209,7 +209,7 @@ def test_one_thread_reads_a_board_s_notes_per_version(app: Flask, room: dict, mo
     def poll() -> None:
         with app.test_request_context():
             board = db.session.get(Board, room["board_id"])
-            answers.append(room_service.shared_notes(board)[1])
+            answers.append(room_service.shared_notes(board).text)
             db.session.remove()
 
     threads = [threading.Thread(target=poll) for _ in range(4)]
@@ -283,3 +283,23 @@ def test_the_first_load_weighs_under_30_kb(room: dict) -> None:
         total += len(answer.data)
     assert total < 30 * 1024, total
     assert get(client, "/s/../room.py").status_code == 404
+
+
+def test_without_javascript_a_full_board_shows_the_latest_notes_and_a_link_to_all(app: Flask, room: dict) -> None:
+    from piu_app.room.participate import PAGE_NOTES
+
+    author, author_fk = joined(room)
+    for i in range(PAGE_NOTES + 5):
+        answer = author.post(board_url(room, "/notes"), base_url=BASE, headers={"Accept": "application/json"},
+                             data={"fk": author_fk, "text": f"Note numéro {i:03d}", "category": room["categories"][0],
+                                   "client_key": f"k{i:03d}" + "x" * 20})
+        assert answer.status_code == 201
+    reader, reader_fk = joined(room)
+    page = get(reader, board_url(room)).get_data(as_text=True)
+    shown = re.findall(r"Note numéro (\d{3})", page)
+    assert shown == [f"{i:03d}" for i in range(5, PAGE_NOTES + 5)]  # the latest, in board order
+    assert f"toutes les notes ({PAGE_NOTES + 5})" in page and "all=1" in page
+    # Each shown note still carries its vote form with this phone's key.
+    assert page.count(f'name="fk" value="{reader_fk}"') >= PAGE_NOTES
+    everything = get(reader, board_url(room, "?all=1")).get_data(as_text=True)
+    assert len(re.findall(r"Note numéro (\d{3})", everything)) == PAGE_NOTES + 5 and "toutes les notes" not in everything

@@ -75,15 +75,56 @@
     });
     return b;
   }
-  function render() {
+  // The shared notes the phone holds (by id, in board order) and their elements in the board's list: a poll
+  // brings only what changed since the phone's version, and only those notes are redrawn.
+  var byId = {}, order = [], els = {}, mine = {}, dots = {};
+  function apply(j) {
+    var changed = {}, full = !j.delta || !last || j.chain !== last.chain;
+    if (full) { byId = {}; order = []; }
+    j.notes.forEach(function (n) { if (!byId[n.id]) { order.push(n.id); } byId[n.id] = n; changed[n.id] = 1; });
+    (j.gone || []).forEach(function (id) { if (byId[id]) { delete byId[id]; changed[id] = 1; } });
+    if (j.gone && j.gone.length) { order = order.filter(function (id) { return byId[id]; }); }
+    var was = last;
+    last = j;
+    var nowMine = {};
+    j.mine.forEach(function (id) { nowMine[id] = true; });
+    Object.keys(j.my_votes).concat(Object.keys(dots)).forEach(function (id) {
+      if ((j.my_votes[id] || 0) !== (dots[id] || 0)) { changed[id] = 1; }
+    });
+    Object.keys(nowMine).concat(Object.keys(mine)).forEach(function (id) { if (!nowMine[id] !== !mine[id]) { changed[id] = 1; } });
+    mine = nowMine; dots = j.my_votes;
+    // Rules that draw every note's buttons: a change redraws the whole list.
+    var same = was && ["visible", "voting", "votes_per_note"].every(function (k) { return was[k] === j[k]; }) &&
+      !was.votes_left === !j.votes_left;
+    render(full || !same ? null : changed);
+  }
+  function note(id) { var n = byId[id]; n.mine = !!mine[id]; n.my_votes = dots[id] || 0; return n; }
+  function render(changed) {
     if (!last) { return; }
-    var unsent = load().map(function (n) { return {text: n.text, cat: n.category, mine: true, unsent: true}; });
-    var a = document.createDocumentFragment(), b = document.createDocumentFragment(), mine = {};
-    last.mine.forEach(function (id) { mine[id] = true; });
+    var a = document.createDocumentFragment();
     last.own.forEach(function (n) { n.mine = true; n.my_votes = 0; a.appendChild(li(n)); });
-    last.notes.forEach(function (n) { n.mine = !!mine[n.id]; n.my_votes = last.my_votes[n.id] || 0; (n.mine ? a : b).appendChild(li(n)); });
-    unsent.forEach(function (n) { a.appendChild(li(n)); });
-    own.replaceChildren(a); list.replaceChildren(b);
+    order.forEach(function (id) { if (mine[id]) { a.appendChild(li(note(id))); } });
+    load().forEach(function (n) { a.appendChild(li({text: n.text, cat: n.category, mine: true, unsent: true})); });
+    own.replaceChildren(a);
+    if (!changed) {
+      var b = document.createDocumentFragment();
+      els = {};
+      order.forEach(function (id) { if (!mine[id]) { els[id] = b.appendChild(li(note(id))); } });
+      list.replaceChildren(b);
+      var more = document.getElementById("more"); if (more) { more.hidden = true; }  // every note is here now
+    } else {
+      Object.keys(changed).forEach(function (id) {
+        var old = els[id];
+        if (byId[id] && !mine[id]) {
+          var el = li(note(id));
+          if (old) { list.replaceChild(el, old); } else { list.appendChild(el); }
+          els[id] = el;
+        } else if (old) { list.removeChild(old); delete els[id]; }
+      });
+    }
+    controls();
+  }
+  function controls() {
     var hidden = document.getElementById("hidden-note"); if (hidden) { hidden.hidden = last.visible; }
     var left = document.getElementById("left"); if (left) { left.textContent = d.lLeft + " " + last.votes_left; }
     var open = last.accepting && !(last.timer_ends_at && last.timer_ends_at <= Date.now() + offset);
@@ -93,9 +134,9 @@
   function poll(now) {
     if (timer) { clearTimeout(timer); timer = null; }
     if (document.hidden && !now) { return; }
-    var h = {"Accept": "application/json"};
-    if (last && etag) { h["If-None-Match"] = etag; }
-    fetch(d.state, {headers: h, credentials: "same-origin", cache: "no-store"})
+    var h = {"Accept": "application/json"}, url = d.state;
+    if (last && etag) { h["If-None-Match"] = etag; url += "?since=" + last.chain + "." + last.v; }
+    fetch(url, {headers: h, credentials: "same-origin", cache: "no-store"})
       .then(function (r) {
         if (r.status === 304) { return null; }
         if (!r.ok) { throw new Error(r.status); }
@@ -103,7 +144,7 @@
         return r.json();
       })
       .then(function (j) {
-        if (j) { last = j; offset = j.now - Date.now(); render(); }
+        if (j) { offset = j.now - Date.now(); apply(j); }
         if (!load().length) { show(); }
         schedule();
       }, function () { show("off"); schedule(); });
@@ -117,7 +158,7 @@
     var q = load();
     q.push({client_key: key(), text: value, category: cat ? cat.value : ""});
     save(q); text.value = ""; try { localStorage.removeItem(draftKey); } catch (err) { /* ignore */ }
-    render(); show(); flush();
+    render({}); show(); flush();
   });
   text.addEventListener("input", function () { try { localStorage.setItem(draftKey, text.value); } catch (e) { /* ignore */ } });
   if (!text.value) { text.value = localStorage.getItem(draftKey) || ""; }
@@ -126,7 +167,7 @@
     if (!ends) { t.textContent = ""; return; }
     var s = Math.max(0, Math.round((ends - Date.now() - offset) / 1000));
     t.textContent = "⏱ " + Math.floor(s / 60) + ":" + ("0" + s % 60).slice(-2);
-    if (!s && last) { render(); }
+    if (!s && last) { controls(); }
   }, 1000);
   window.addEventListener("online", flush);
   offset = Number(document.getElementById("timer").dataset.now) - Date.now();

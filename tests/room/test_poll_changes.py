@@ -1,0 +1,111 @@
+"""A phone's poll carries only what changed since the version it holds (services/room.SharedNotes).
+
+The property: whatever happens on the board between two polls (notes posted, voted, moved, edited, hidden,
+shown again, the whole list hidden and revealed again, versions skipped), a phone that applies the answer
+to what it held ends with exactly the board's shared notes: none missing, none stale, none left over.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from piu_app.database import writing
+from piu_app.extensions import db
+from piu_app.models import Board
+from piu_app.services import room as room_service
+from piu_app.services import workshops
+from piu_app.services.room import SharedNotes
+
+from .test_participate import BASE, board_url, get, joined, room  # noqa: F401 - the room fixture
+
+UIDS = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(12)]
+
+
+def _apply(held: dict | None, answer: dict) -> dict:
+    """What room.js does with an answer: replace the list, or patch it with the changes and the gone."""
+    if held is None or not answer["delta"]:
+        notes = {}
+    else:
+        notes = dict(held["notes"])
+    for note in answer["notes"]:
+        notes[note["id"]] = note
+    for uid in answer.get("gone", []):
+        notes.pop(uid, None)
+    return {"chain": answer["chain"], "v": answer["v"], "notes": notes}
+
+
+def _answer(chain: SharedNotes, since: str | None, tag: int) -> dict:
+    changes = room_service._since(chain, since)
+    if changes is None:
+        return {"chain": chain.chain, "v": tag, "delta": False, "notes": chain.notes}
+    return {"chain": chain.chain, "v": tag, "delta": True, **json.loads("{" + changes + "}")}
+
+
+# A board's life: each step is the shared list at the next version (a step may skip versions).
+note = st.fixed_dictionaries({"text": st.sampled_from(["a", "b", "é 🙂"]), "cat": st.sampled_from(["", "c1", "c2"]),
+                              "votes": st.integers(0, 3)})
+step = st.tuples(st.integers(1, 3), st.dictionaries(st.sampled_from(UIDS), note, max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(step, min_size=1, max_size=12), polls=st.data())
+def test_a_phone_that_applies_the_changes_holds_the_board(steps, polls) -> None:
+    version, chain, phone = 5, None, None
+    for skip, shared in steps:
+        version += skip
+        chain = SharedNotes(version, [{"id": uid, **n} for uid, n in sorted(shared.items())], chain)
+        if polls.draw(st.booleans()):  # this phone polls now (or sleeps through several versions)
+            since = None if phone is None else f"{phone['chain']}.{phone['v']}"
+            # The answer is tagged with a version read before the notes: it may be older than the content.
+            tag = polls.draw(st.integers(max(chain.base, phone["v"] if phone else chain.base), version))
+            phone = _apply(phone, _answer(chain, since, tag))
+            assert phone["notes"] == {n["id"]: n for n in chain.notes}
+    since = None if phone is None else f"{phone['chain']}.{phone['v']}"
+    final = _apply(phone, _answer(chain, since, chain.version))
+    assert final["notes"] == {n["id"]: n for n in chain.notes}
+
+
+def test_a_version_of_another_chain_or_out_of_range_gets_the_whole_list() -> None:
+    first = SharedNotes(10, [{"id": UIDS[0], "text": "a", "cat": "", "votes": 0}], None)
+    later = SharedNotes(12, first.notes + [{"id": UIDS[1], "text": "b", "cat": "", "votes": 0}], first)
+    assert later.chain == first.chain and json.loads("{" + later.since(first.chain, 10) + "}") == {
+        "notes": [later.notes[1]], "gone": []}
+    other = SharedNotes(12, later.notes, None)  # a restart, a restored backup: a new chain
+    for since in (f"{other.chain}.9", f"{other.chain}.13", f"{first.chain}.12", "x", "", None, 12,
+                  f"{other.chain}.{'9' * 40}", f"{other.chain}.-1", f"{other.chain.upper()}.12"):
+        assert room_service._since(other, since) is None, since
+    assert room_service._since(other, f"{other.chain}.12") == '"notes":[],"gone":[]'
+
+
+def test_a_poll_brings_only_what_changed_through_the_room(app: Flask, room: dict) -> None:  # noqa: F811
+    alice, alice_fk = joined(room)
+    bob, bob_fk = joined(room)
+
+    def post(client, fk, text, key):
+        client.post(board_url(room, "/notes"), base_url=BASE, headers={"Accept": "application/json"},
+                    data={"fk": fk, "text": text, "category": room["categories"][0], "client_key": key})
+
+    post(alice, alice_fk, "Première note", "a" * 20)
+    first = get(bob, board_url(room, "/state")).json
+    assert first["delta"] is False and [n["text"] for n in first["notes"]] == ["Première note"]
+    since = f"{first['chain']}.{first['v']}"
+    post(alice, alice_fk, "Deuxième note", "b" * 20)
+    changes = get(bob, board_url(room, f"/state?since={since}")).json
+    assert changes["delta"] is True and [n["text"] for n in changes["notes"]] == ["Deuxième note"]
+    assert changes["gone"] == [] and changes["chain"] == first["chain"] and changes["v"] > first["v"]
+    # The facilitator hides the first note: it leaves every phone's list.
+    with app.test_request_context(), writing():
+        board = db.session.get(Board, room["board_id"])
+        workshops.moderate(board, first["notes"][0]["id"], "hide")
+        db.session.commit()
+    since = f"{changes['chain']}.{changes['v']}"
+    hidden = get(bob, board_url(room, f"/state?since={since}")).json
+    assert hidden["delta"] is True and hidden["notes"] == [] and hidden["gone"] == [first["notes"][0]["id"]]
+    # A phone that sends garbage, or a version it cannot hold, gets the whole list.
+    for since in ("../../etc", "'; DROP TABLE notes;--", f"{first['chain']}.999999", "0" * 5000):
+        whole = get(bob, board_url(room, "/state"), query_string={"since": since}).json
+        assert whole["delta"] is False and [n["text"] for n in whole["notes"]] == ["Deuxième note"]
