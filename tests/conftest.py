@@ -224,3 +224,14 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         figures = json.loads(path.read_text())
         terminalreporter.write_line(f"hostile bundles ({path.suffix.lstrip('.')}): {figures['inputs']} inputs, "
                                     f"{figures.get('refused', 0)} refused, {figures.get('accepted', 0)} accepted")
+
+
+# The longest tests (minutes each in the CI job: `--durations` of a whole run) go first, so that the test
+# workers (pytest -n auto) take them at the start and share the rest, instead of one worker finishing a
+# fuzz lane alone at the end.
+_LONGEST_FIRST = ("test_bundle_fuzz.py::test_a_mutated_bundle", "test_kill_9_during_backups",
+                  "test_merge_properties.py::test_three_cities")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(name in item.nodeid for name in _LONGEST_FIRST))

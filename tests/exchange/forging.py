@@ -25,7 +25,7 @@ def refresh_checksums(members: Members) -> Members:
             if isinstance(resource, dict) and isinstance(resource.get("path"), str) and resource["path"] in by_name:
                 resource["hash"] = "sha256:" + hashlib.sha256(by_name[resource["path"]]).hexdigest()
                 resource["bytes"] = len(by_name[resource["path"]])
-        members = [(n, json.dumps(descriptor, ensure_ascii=False, indent=1).encode() if n == "datapackage.json" else b)
+        members = [(n, json.dumps(descriptor, ensure_ascii=False).encode() if n == "datapackage.json" else b)
                    for n, b in members]
     lines = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in members
                     if n not in ("checksums.sha256", "signature/bundle.sig"))  # what the signature covers
@@ -61,7 +61,7 @@ def forge_signature(members: Members, how: str) -> Members:
         if manifest is not None:
             message = signing.manifest_message(hashlib.sha256(manifest).hexdigest())
             signature["manifest_signature"] = key.sign(message).hex()
-    members = [(n, json.dumps(descriptor, ensure_ascii=False, indent=1).encode() if n == "datapackage.json" else b)
+    members = [(n, json.dumps(descriptor, ensure_ascii=False).encode() if n == "datapackage.json" else b)
                for n, b in members]
     members = refresh_checksums([(n, b) for n, b in members if n != signing.BUNDLE_SIGNATURE])
     if how == "absent":
