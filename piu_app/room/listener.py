@@ -18,6 +18,8 @@ from typing import Any
 
 from flask import Flask
 
+from ..services import room_memory
+
 log = logging.getLogger("piu.room")
 WINDOWS_SELECT_LIMIT = 500  # select() watches 512 sockets on Windows; keep room for listeners and the trigger
 _VIRTUAL = ("docker", "veth", "br-", "virbr", "vmnet", "vmware", "virtualbox", "vboxnet", "vethernet", "hyper-v",
@@ -109,6 +111,7 @@ class RoomListener:
             self.open_ids.discard(workshop_id)
             if self._wsgi is not None:
                 self._wsgi.forget_boards()
+            room_memory.forget()  # the codes, devices and boards it kept for that room
             if not self.open_ids and self._server is not None:
                 self._stop()
 

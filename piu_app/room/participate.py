@@ -321,14 +321,19 @@ def board(code: str, board_uid: str):
 @bp.get("/r/<code>/b/<board_uid>/state")
 def state(code: str, board_uid: str):
     """The board as JSON for the phone's script; ETag = the board's version (304 comes from RoomWSGI).
-    Ids are read rather than whole rows: a poll is most of what the room answers."""
+    Answered from what the room keeps in memory (services/room_memory.py): a poll is most of what the room
+    answers, and once the room runs it reads nothing from the database."""
     workshop_id = room_service.open_workshop_id(code, _open_ids())
     participant_id = room_service.participant_id_for(workshop_id, g.device_token)
     if participant_id is None:
         raise _NotJoinedError
-    board = _board(workshop_id, board_uid, room_service.normalise_code(code))
-    version, body = room_service.board_state_json(board, author=_author(), participant=participant_id,
-                                                  since=request.args.get("since"))
+    join_code = room_service.normalise_code(code)
+    board_id = current_app.extensions["piu_room_wsgi"].poll_boards.get((join_code, board_uid))
+    if board_id is None:
+        board_id = _board(workshop_id, board_uid, join_code).id
+    version, body = room_service.board_state_json(board_id, board_uid=board_uid, workshop_id=workshop_id,
+                                                  author=_author(),
+                                                  participant=participant_id, since=request.args.get("since"))
     etag = f'"b{version}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
@@ -368,7 +373,8 @@ def vote(code: str, board_uid: str):
     raw = request.form.get("delta")
     delta = 1 if raw == "1" else -1 if raw == "-1" else 0
     try:
-        weight = room_service.vote(board, participant, note_uid=request.form.get("note"), delta=delta)
+        weight = room_service.vote(board, participant, note_uid=request.form.get("note"), delta=delta,
+                                   author=_author())
     except DomainError as exc:
         db.session.rollback()
         if _wants_json():

@@ -8,11 +8,16 @@ never sees a version whose content is not readable yet. A poll compares the phon
 
 One process serves both doors (the officer's pages and the room listener), so one dict is enough.
 After a restart the first poll of a board reads its stored revision once.
+
+It also remembers who made the last changes: the version of the facilitator's last change to a board, and
+of each phone's own last change. A phone's answer may lag half a second behind the other phones' notes and
+votes (services/room_memory.py), never behind its own or the facilitator's.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -22,6 +27,12 @@ from ..models import Board, db, utcnow
 _lock = threading.Lock()
 _versions: dict[int, int] = {}
 _PENDING_KEY = "piu_board_versions_pending"
+_BY_KEY = "piu_board_versions_by"
+# board id → version of the last change not made by a phone (the facilitator's: a reveal, a hidden note…)
+_officer_at: dict[int, int] = {}
+# (board id, phone's author key) → version of that phone's last note or vote
+_phone_at: dict[tuple[int, str], int] = {}
+_OFFICER = ""
 
 
 def current(board_id: int) -> int:
@@ -34,7 +45,7 @@ def current(board_id: int) -> int:
         return _versions.setdefault(board_id, stored)
 
 
-def bump(board: Board) -> None:
+def bump(board: Board, *, phone: str = "") -> None:
     """Raise the board's version with the change being written (call inside the writing transaction).
 
     The board's record version rises too: its notes, columns and themes travel with it in bundles,
@@ -45,6 +56,14 @@ def bump(board: Board) -> None:
     board.updated_at = utcnow()
     pending: dict[int, int] = db.session.info.setdefault(_PENDING_KEY, {})
     pending[board.id] = board.revision
+    by: dict[int, str] = db.session.info.setdefault(_BY_KEY, {})
+    by[board.id] = phone if by.get(board.id, phone) == phone else _OFFICER  # two phones' changes: everyone's
+
+
+def must_show(board_id: int, phone: str) -> int:
+    """Return the version a phone's answer must reflect at least: the facilitator's last change to the board,
+    and the phone's own last note or vote."""
+    return max(_officer_at.get(board_id, 0), _phone_at.get((board_id, phone), 0))
 
 
 def forget(board_id: int | None = None) -> None:
@@ -52,20 +71,30 @@ def forget(board_id: int | None = None) -> None:
     with _lock:
         if board_id is None:
             _versions.clear()
+            _officer_at.clear()
+            _phone_at.clear()
         else:
             _versions.pop(board_id, None)
+            _officer_at.pop(board_id, None)
 
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
+    by = session.info.pop(_BY_KEY, None) or {}
     if pending:
         with _lock:
             for board_id, version in pending.items():
                 if version > _versions.get(board_id, -1):
                     _versions[board_id] = version
+                phone = by.get(board_id, _OFFICER)
+                seen = _officer_at if phone == _OFFICER else _phone_at
+                key: Any = board_id if phone == _OFFICER else (board_id, phone)
+                if version > seen.get(key, -1):
+                    seen[key] = version
 
 
 @event.listens_for(Session, "after_rollback")
 def _discard(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_BY_KEY, None)

@@ -17,7 +17,6 @@ import hmac
 import json
 import re
 import secrets
-import threading
 from typing import Any
 
 from flask_babel import gettext as _
@@ -34,7 +33,7 @@ from ..models import (
     db,
     utcnow,
 )
-from . import ConflictError, InvalidInputError, NotFoundError, board_versions, vocabularies
+from . import ConflictError, InvalidInputError, NotFoundError, board_versions, room_memory, vocabularies
 from .records import check_editable, control_character
 
 # Join codes: digits and capitals without look-alikes (no 0/O, 1/I/L), six of them (31⁶ ≈ 887 million).
@@ -151,8 +150,8 @@ def open_workshop_id(code: Any, open_ids: set[int] | frozenset[int]) -> int:
     """Return the id of the open workshop a join code names, as `workshop_by_code` does, reading only its
     id: a phone's poll needs no more, and polls are most of what the room answers."""
     code = normalise_code(code)
-    workshop_id = db.session.scalar(select(Workshop.id).where(Workshop.join_code == code,
-                                                              Workshop.deleted.is_(False))) if code else None
+    workshop_id = room_memory.workshop_id(code, lambda: db.session.scalar(select(Workshop.id).where(
+        Workshop.join_code == code, Workshop.deleted.is_(False)))) if code else None
     if workshop_id is None or workshop_id not in open_ids:
         raise NotFoundError(_("Aucun atelier ouvert avec ce code. Vérifiez-le auprès de l'animateur."))
     return workshop_id
@@ -162,8 +161,9 @@ def participant_id_for(workshop_id: int, token: str | None) -> int | None:
     """Return the id of the participant this phone's token belongs to, if it has joined (see participant_for)."""
     if not token or not valid_token(token):
         return None
-    return db.session.scalar(select(WorkshopParticipant.id).where(
-        WorkshopParticipant.workshop_id == workshop_id, WorkshopParticipant.device_hash == device_hash(token)))
+    hashed = device_hash(token)
+    return room_memory.participant_id(workshop_id, hashed, lambda: db.session.scalar(select(WorkshopParticipant.id).where(
+        WorkshopParticipant.workshop_id == workshop_id, WorkshopParticipant.device_hash == hashed)))
 
 
 def participant_for(workshop: Workshop, token: str | None) -> WorkshopParticipant | None:
@@ -272,7 +272,7 @@ def post_note(board: Board, participant: WorkshopParticipant, *, author: str, te
         if stored is None or stored.author_key != author:  # pragma: no cover
             raise
         return stored, False
-    board_versions.bump(board)
+    board_versions.bump(board, phone=author)
     return note, True
 
 
@@ -285,9 +285,10 @@ def _visible_note(board: Board, note_uid: Any) -> StickyNote:
     return note
 
 
-def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta: Any,
+def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta: Any, author: str = "",
          now: dt.datetime | None = None) -> int:
-    """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it."""
+    """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it.
+    `author` is the phone's author key (its next answer must show this dot)."""
     check_editable(board.workshop)
     check_editable(board)
     if delta not in (1, -1) or isinstance(delta, bool):
@@ -321,145 +322,29 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
         db.session.delete(mine)
     db.session.flush()
     note.vote_count = StickyNote.vote_count + delta  # in SQL: concurrent voters never lose a dot
-    board_versions.bump(board)
+    board_versions.bump(board, phone=author)
     db.session.flush()
     return weight
 
 
 def votes_used(board: Board, participant: WorkshopParticipant | int | None) -> dict[str, int]:
     """Return {note uid: dots} this participant (or participant id) put on the board's notes."""
-    if participant is None:
-        return {}
-    participant_id = participant if isinstance(participant, int) else participant.id
-    rows = db.session.execute(select(StickyNote.uid, NoteVote.weight).join(StickyNote).where(
-        StickyNote.board_id == board.id, NoteVote.participant_id == participant_id))
-    return {uid: weight for uid, weight in rows}
-
-
-def _note_json(uid: str, text: str, category_uid: str | None, votes: int, *, pending: bool = False) -> dict[str, Any]:
-    note: dict[str, Any] = {"id": uid, "text": text, "cat": category_uid or "", "votes": votes}
-    if pending:
-        note["pending"] = True
-    return note
-
-
-def _note_rows(board: Board, *conditions: Any) -> list[tuple]:
-    return list(db.session.execute(
-        select(StickyNote.uid, StickyNote.text, NoteCategory.uid, StickyNote.vote_count, StickyNote.pending)
-        .outerjoin(NoteCategory, StickyNote.category_id == NoteCategory.id)
-        .where(StickyNote.board_id == board.id, StickyNote.hidden.is_(False), *conditions)
-        .order_by(StickyNote.position, StickyNote.id)))
-
-
-# The notes every phone sees, per board, held in memory as a chain of versions: the current list (and its
-# JSON, made once per version) and, for each note, the version at which it last changed or left the list.
-# A phone sends the chain and version it holds (`since`) and gets only what changed after it: a few hundred
-# bytes instead of every note of the board (at 500 phones and 1 500 notes, 90 KB of JSON per poll, every
-# 2 s, on the room's Wi-Fi). A phone from another chain (a restart, a restored backup) gets the whole list.
-#
-# While phones post, the version changes several times a second and every poll finds a new one: one
-# thread reads the board's notes per version, the others wait for it and take its result (at 300 phones
-# the same notes were read by several threads at once: a fifth of the room's CPU).
-# Keyed by (id, uid): ids repeat across databases (tests; a restored backup also calls forget_shared).
-
-
-class SharedNotes:
-    """One board's shared notes at one version, and what changed in them since the chain began."""
-
-    __slots__ = ("version", "chain", "base", "notes", "text", "changed", "gone", "_by_version")
-
-    def __init__(self, version: int, notes: list[dict[str, Any]], previous: SharedNotes | None) -> None:
-        self.version = version
-        self.notes = notes
-        self.text = json.dumps(notes, ensure_ascii=False, separators=(",", ":"))
-        if previous is None:  # a new chain: every phone's first poll of it gets the whole list
-            self.chain, self.base = secrets.token_hex(4), version
-            self.changed = {n["id"]: version for n in notes}
-            self.gone: dict[str, int] = {}
-        else:
-            self.chain, self.base = previous.chain, previous.base
-            before = {n["id"]: n for n in previous.notes}
-            self.changed = {uid: previous.changed[uid] if before.get(uid) == n else version
-                            for uid, n in ((n["id"], n) for n in notes)}
-            self.gone = {uid: at for uid, at in previous.gone.items() if uid not in self.changed}
-            for uid in before.keys() - self.changed.keys():
-                self.gone[uid] = version
-        self._by_version: dict[int, str] = {}
-
-    def since(self, chain: str, version: int) -> str | None:
-        """Return the JSON of what changed after `version` of `chain` ({"notes": [...], "gone": [...]}
-        without braces), or None if the phone must take the whole list (another chain, or too old)."""
-        if chain != self.chain or version < self.base or version > self.version:
-            return None
-        cached = self._by_version.get(version)
-        if cached is None:
-            changed = [n for n in self.notes if self.changed[n["id"]] > version]
-            gone = [uid for uid, at in self.gone.items() if at > version]
-            cached = ('"notes":' + json.dumps(changed, ensure_ascii=False, separators=(",", ":"))
-                      + ',"gone":' + json.dumps(gone, separators=(",", ":")))
-            if len(self._by_version) < 64:  # phones poll from a handful of recent versions
-                self._by_version[version] = cached
-        return cached
-
-
-_shared: dict[tuple[int, str], SharedNotes] = {}
-_shared_lock = threading.Lock()
-_reading: dict[int, threading.Lock] = {}
-
-
-def shared_notes(board: Board, *, at_least: int | None = None) -> SharedNotes:
-    """Return the approved, visible notes of the board (the same for every phone), read at version
-    `at_least` (default: the current one) or later."""
-    version = board_versions.current(board.id) if at_least is None else at_least
-    key = (board.id, board.uid)
-    hit = _shared.get(key)
-    if hit is not None and hit.version >= version:  # read after that version was published: as new or newer
-        return hit
-    with _shared_lock:
-        reading = _reading.setdefault(board.id, threading.Lock())
-    with reading:
-        hit = _shared.get(key)
-        if hit is not None and hit.version >= version:  # another thread read it meanwhile
-            return hit
-        version = board_versions.current(board.id)  # read first: the content is then this version or newer
-        notes = []
-        if notes_visible_to_all(board):
-            notes = [_note_json(uid, text, cat, votes) for uid, text, cat, votes, _p
-                     in _note_rows(board, StickyNote.pending.is_(False))]
-        made = SharedNotes(version, notes, hit)
-        with _shared_lock:
-            _shared[key] = made
-    return made
+    return room_memory.votes_of(board.id, _participant_id(participant))
 
 
 def forget_shared() -> None:
-    """Drop the shared notes held in memory (tests; a restored backup)."""
-    with _shared_lock:
-        _shared.clear()
-        _reading.clear()
+    """Drop what the room keeps in memory (tests; a restored backup)."""
+    room_memory.forget()
 
 
 def notes_for_phone(board: Board, author: str) -> list[dict[str, Any]]:
     """Return every note a phone may see: the shared ones and its own (pending ones too), never a hidden one."""
-    notes = shared_notes(board).notes
-    personal = _personal(board, author)
-    mine = set(personal["mine"])
-    return [{**n, "mine": n["id"] in mine} for n in notes] + [{**n, "mine": True} for n in personal["own"]]
+    state = board_state(board, author=author, participant=None)
+    mine = set(state["mine"])
+    return [{**n, "mine": n["id"] in mine} for n in state["notes"]] + [{**n, "mine": True} for n in state["own"]]
 
 
-def _personal(board: Board, author: str) -> dict[str, Any]:
-    """The phone's own notes: the uids of those every phone sees, and in full those only it sees."""
-    shared = notes_visible_to_all(board)
-    mine, own = [], []
-    for uid, text, cat, votes, pending in _note_rows(board, StickyNote.author_key == author):
-        if shared and not pending:
-            mine.append(uid)
-        else:
-            own.append(_note_json(uid, text, cat, votes, pending=pending))
-    return {"mine": mine, "own": own}
-
-
-def _board_header(board: Board, version: int, now: dt.datetime, my_votes: dict[str, int]) -> dict[str, Any]:
+def _board_header(board: Board | room_memory.BoardRules, version: int, now: dt.datetime, my_votes: dict[str, int]) -> dict[str, Any]:
     return {
         "v": version,
         "state": board.state,
@@ -473,46 +358,47 @@ def _board_header(board: Board, version: int, now: dt.datetime, my_votes: dict[s
     }
 
 
-def board_state(board: Board, *, author: str, participant: WorkshopParticipant | None,
+def board_state(board: Board, *, author: str, participant: WorkshopParticipant | int | None,
                 now: dt.datetime | None = None) -> dict[str, Any]:
     """Return the board as a phone sees it: rules and state, `notes` (shared), `own` (notes only this phone
-    sees: its pending ones, all of them before the reveal), `mine` (its uids among the shared), `my_votes`."""
-    now = _now(now)
-    version = board_versions.current(board.id)  # before anything is read: what follows is as new or newer
-    my_votes = votes_used(board, participant)
-    notes = shared_notes(board, at_least=version).notes
-    return {**_board_header(board, version, now, my_votes), **_personal(board, author), "notes": notes,
-            "my_votes": my_votes}
+    sees: its pending ones, all of them before the reveal), `mine` (its uids among the shared), `my_votes`.
+    Other phones' latest notes and votes may be missing for up to room_memory.SHARED_MAX_AGE; this phone's
+    own, and the facilitator's changes, never are."""
+    need = board_versions.must_show(board.id, author)
+    snap = room_memory.snapshot(board.id, uid=board.uid, need=need)
+    if snap.rules is None:
+        raise NotFoundError(_("Ce tableau n'existe pas ou n'est pas encore ouvert."))
+    view = room_memory.phone_view(snap, author, _participant_id(participant), need=need)
+    return {**_board_header(snap.rules, snap.version, _now(now), view.my_votes), "mine": view.mine,
+            "own": view.own, "notes": snap.notes, "my_votes": view.my_votes, "chain": snap.chain}
 
 
-def board_state_json(board: Board, *, author: str, participant: WorkshopParticipant | int | None,
+def _participant_id(participant: WorkshopParticipant | int | None) -> int | None:
+    return participant if participant is None or isinstance(participant, int) else participant.id
+
+
+def board_state_json(board_id: int, *, board_uid: str, workshop_id: int, author: str, participant: int | None,
                      since: Any = None, now: dt.datetime | None = None) -> tuple[int, str]:
-    """Return (version, the board_state JSON), with the shared notes' JSON made once per version.
+    """Return (version, the board_state JSON) of a board of the workshop that the room may see, from what
+    the room keeps in memory (no query once the room runs).
 
-    `since` is what the phone holds ("chain.version", from its last answer's `chain` and `v`): if this
-    chain can say what changed after it, `notes` carries only the notes added or changed since, `gone` the
-    uids that left the shared list, and `delta` is true; otherwise `notes` is the whole list."""
-    now = _now(now)
-    # The ETag is the version read before anything else: the content that follows is that version or newer,
-    # so a phone never keeps an older content under a newer version's ETag (it would be answered 304).
-    version = board_versions.current(board.id)
-    my_votes = votes_used(board, participant)
-    shared = shared_notes(board, at_least=version)
-    head = {**_board_header(board, version, now, my_votes), **_personal(board, author), "my_votes": my_votes,
-            "chain": shared.chain}
+    `since` is what the phone holds ("chain.version", from its last answer's `chain` and `v`): if the chain
+    can say what changed after it, `notes` carries only the notes added or changed since, `gone` the uids
+    that left the shared list, and `delta` is true; otherwise `notes` is the whole list. The version is the
+    snapshot's, read before its content: a phone never keeps older content under a newer version's tag."""
+    need = board_versions.must_show(board_id, author)
+    snap = room_memory.snapshot(board_id, uid=board_uid, need=need)
+    rules = snap.rules
+    if rules is None or rules.uid != board_uid or rules.deleted or rules.state == "draft" or rules.workshop_id != workshop_id:
+        raise NotFoundError(_("Ce tableau n'existe pas ou n'est pas encore ouvert."))
+    view = room_memory.phone_view(snap, author, participant, need=need)
+    head = {**_board_header(rules, snap.version, _now(now), view.my_votes), "mine": view.mine, "own": view.own,
+            "my_votes": view.my_votes, "chain": snap.chain}
     body = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
-    delta = _since(shared, since)
+    delta = room_memory.changes_since(snap, since)
     if delta is None:
-        return version, body[:-1] + ',"delta":false,"notes":' + shared.text + "}"
-    return version, body[:-1] + ',"delta":true,' + delta + "}"
-
-
-_SINCE_RE = re.compile(r"([0-9a-f]{8})\.([0-9]{1,18})")
-
-
-def _since(shared: SharedNotes, since: Any) -> str | None:
-    match = _SINCE_RE.fullmatch(since) if isinstance(since, str) else None
-    return shared.since(match.group(1), int(match.group(2))) if match else None
+        return snap.version, body[:-1] + ',"delta":false,"notes":' + snap.text + "}"
+    return snap.version, body[:-1] + ',"delta":true,' + delta + "}"
 
 
 def _epoch_ms(moment: dt.datetime | None) -> int | None:

@@ -47,7 +47,7 @@ from ..models import (
 from ..models.workshops import SESSION_KINDS as SESSION_CODES
 from ..models.workshops import WORKSHOP_FORMATS
 from ..registry import INNOVATIONS, NEEDS, PERSONS, TEXTAREA_MAX_LENGTH
-from . import ConflictError, InvalidInputError, NotFoundError, board_versions, grouping
+from . import ConflictError, InvalidInputError, NotFoundError, board_versions, grouping, room_memory
 from . import barriers as barrier_service
 from . import instance as instance_service
 from . import records as record_service
@@ -996,6 +996,7 @@ def remove_participant(workshop: Workshop, participant_uid: Any) -> None:
     """Remove someone from the list (their anonymous notes stay; named notes lose their name)."""
     _editable(workshop)
     db.session.delete(participant_of(workshop, participant_uid))
+    room_memory.participants_changed()  # the room forgets the phone once this commits
 
 
 def participants(workshop: Workshop) -> list[WorkshopParticipant]:

@@ -11,9 +11,9 @@ from werkzeug.test import Client
 
 from piu_app.database import writing
 from piu_app.extensions import db
-from piu_app.models import Board, StickyNote, WorkshopParticipant
+from piu_app.models import StickyNote, WorkshopParticipant
 from piu_app.room.app import create_room_app
-from piu_app.services import board_versions
+from piu_app.services import board_versions, room_memory
 from piu_app.services import room as room_service
 from tests.room.factories import make_board, make_workshop
 
@@ -22,7 +22,10 @@ BASE = f"http://{HOST}"
 
 
 @pytest.fixture
-def room(app: Flask) -> Iterator[dict]:
+def room(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    # Every poll sees every change at once (the room lets other phones' changes lag half a second: a test
+    # of its own, tests/room/test_poll_changes.py).
+    monkeypatch.setattr(room_memory, "SHARED_MAX_AGE", 0)
     board_versions.forget()
     room_service.forget_shared()
     with app.test_request_context(), writing():
@@ -182,8 +185,16 @@ def test_a_poll_is_tagged_with_the_version_read_before_its_notes(room: dict, mon
     later poll answered 304 until the next change)."""
     client, fk = joined(room)
     first = get(client, board_url(room, "/state")).headers["ETag"]
-    read = iter([7, 8, 8, 8, 8, 8])  # a post commits between the poll's first look and the rest
-    monkeypatch.setattr(board_versions, "current", lambda _board_id: next(read))
+    read_notes = []
+    real_rows = room_memory.note_rows
+
+    def rows(*args, **kwargs):
+        read_notes.append(True)
+        return real_rows(*args, **kwargs)
+
+    monkeypatch.setattr(room_memory, "note_rows", rows)
+    # A post commits while the poll reads the notes: version 7 before, 8 after.
+    monkeypatch.setattr(board_versions, "current", lambda _board_id: 8 if read_notes else 7)
     assert get(client, board_url(room, "/state")).headers["ETag"] == '"b7"' != first
 
 
@@ -194,22 +205,21 @@ def test_one_thread_reads_a_board_s_notes_per_version(app: Flask, room: dict, mo
     import time
 
     reads: list[int] = []
-    original = room_service._note_rows
+    original = room_memory.note_rows
 
-    def slow_rows(board, *conditions):
-        reads.append(board.id)
+    def slow_rows(board_id, *conditions):
+        reads.append(board_id)
         time.sleep(0.2)
-        return original(board, *conditions)
+        return original(board_id, *conditions)
 
-    monkeypatch.setattr(room_service, "_note_rows", slow_rows)
+    monkeypatch.setattr(room_memory, "note_rows", slow_rows)
     board_versions.forget()
     room_service.forget_shared()
     answers: list[str] = []
 
     def poll() -> None:
         with app.test_request_context():
-            board = db.session.get(Board, room["board_id"])
-            answers.append(room_service.shared_notes(board).text)
+            answers.append(room_memory.snapshot(room["board_id"]).text)
             db.session.remove()
 
     threads = [threading.Thread(target=poll) for _ in range(4)]

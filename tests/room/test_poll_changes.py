@@ -1,4 +1,4 @@
-"""A phone's poll carries only what changed since the version it holds (services/room.SharedNotes).
+"""A phone's poll carries only what changed since the version it holds (services/room_memory.BoardSnapshot).
 
 The property: whatever happens on the board between two polls (notes posted, voted, moved, edited, hidden,
 shown again, the whole list hidden and revealed again, versions skipped), a phone that applies the answer
@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 from piu_app.database import writing
 from piu_app.extensions import db
 from piu_app.models import Board
-from piu_app.services import room as room_service
 from piu_app.services import workshops
-from piu_app.services.room import SharedNotes
+from piu_app.services.room_memory import BoardSnapshot, changes_since
 
 from .test_participate import BASE, board_url, get, joined, room  # noqa: F401 - the room fixture
 
@@ -38,8 +37,8 @@ def _apply(held: dict | None, answer: dict) -> dict:
     return {"chain": answer["chain"], "v": answer["v"], "notes": notes}
 
 
-def _answer(chain: SharedNotes, since: str | None, tag: int) -> dict:
-    changes = room_service._since(chain, since)
+def _answer(chain: BoardSnapshot, since: str | None, tag: int) -> dict:
+    changes = changes_since(chain, since)
     if changes is None:
         return {"chain": chain.chain, "v": tag, "delta": False, "notes": chain.notes}
     return {"chain": chain.chain, "v": tag, "delta": True, **json.loads("{" + changes + "}")}
@@ -57,7 +56,7 @@ def test_a_phone_that_applies_the_changes_holds_the_board(steps, polls) -> None:
     version, chain, phone = 5, None, None
     for skip, shared in steps:
         version += skip
-        chain = SharedNotes(version, [{"id": uid, **n} for uid, n in sorted(shared.items())], chain)
+        chain = BoardSnapshot(1, version, None, [{"id": uid, **n} for uid, n in sorted(shared.items())], chain)
         if polls.draw(st.booleans()):  # this phone polls now (or sleeps through several versions)
             since = None if phone is None else f"{phone['chain']}.{phone['v']}"
             # The answer is tagged with a version read before the notes: it may be older than the content.
@@ -70,15 +69,15 @@ def test_a_phone_that_applies_the_changes_holds_the_board(steps, polls) -> None:
 
 
 def test_a_version_of_another_chain_or_out_of_range_gets_the_whole_list() -> None:
-    first = SharedNotes(10, [{"id": UIDS[0], "text": "a", "cat": "", "votes": 0}], None)
-    later = SharedNotes(12, first.notes + [{"id": UIDS[1], "text": "b", "cat": "", "votes": 0}], first)
+    first = BoardSnapshot(1, 10, None, [{"id": UIDS[0], "text": "a", "cat": "", "votes": 0}], None)
+    later = BoardSnapshot(1, 12, None, first.notes + [{"id": UIDS[1], "text": "b", "cat": "", "votes": 0}], first)
     assert later.chain == first.chain and json.loads("{" + later.since(first.chain, 10) + "}") == {
         "notes": [later.notes[1]], "gone": []}
-    other = SharedNotes(12, later.notes, None)  # a restart, a restored backup: a new chain
+    other = BoardSnapshot(1, 12, None, later.notes, None)  # a restart, a restored backup: a new chain
     for since in (f"{other.chain}.9", f"{other.chain}.13", f"{first.chain}.12", "x", "", None, 12,
-                  f"{other.chain}.{'9' * 40}", f"{other.chain}.-1", f"{other.chain.upper()}.12"):
-        assert room_service._since(other, since) is None, since
-    assert room_service._since(other, f"{other.chain}.12") == '"notes":[],"gone":[]'
+                  f"{other.chain}.{'9' * 40}", f"{other.chain}.-1", "ABCDEFGH.12", f"{other.chain}x.12"):
+        assert changes_since(other, since) is None, since
+    assert changes_since(other, f"{other.chain}.12") == '"notes":[],"gone":[]'
 
 
 def test_a_poll_brings_only_what_changed_through_the_room(app: Flask, room: dict) -> None:  # noqa: F811
@@ -109,3 +108,40 @@ def test_a_poll_brings_only_what_changed_through_the_room(app: Flask, room: dict
     for since in ("../../etc", "'; DROP TABLE notes;--", f"{first['chain']}.999999", "0" * 5000):
         whole = get(bob, board_url(room, "/state"), query_string={"since": since}).json
         assert whole["delta"] is False and [n["text"] for n in whole["notes"]] == ["Deuxième note"]
+
+
+def test_others_notes_may_lag_half_a_second_but_never_ones_own_nor_the_facilitators(
+        app: Flask, room: dict, monkeypatch) -> None:  # noqa: F811
+    """At 500 phones the board is read once per half second, not once per poll: another phone's note may
+    reach a phone one poll later, but a phone's own note and dot, and what the facilitator does, show at once."""
+    from piu_app.services import room_memory
+
+    monkeypatch.setattr(room_memory, "SHARED_MAX_AGE", 3600)  # as if every poll came within the half second
+    alice, alice_fk = joined(room)
+    bob, bob_fk = joined(room)
+    cat = room["categories"][0]
+
+    def post(client, fk, text, key):
+        answer = client.post(board_url(room, "/notes"), base_url=BASE, headers={"Accept": "application/json"},
+                             data={"fk": fk, "text": text, "category": cat, "client_key": key})
+        assert answer.status_code == 201
+
+    post(bob, bob_fk, "La note de Bob", "b" * 20)
+    before = get(bob, board_url(room, "/state"))
+    assert [n["text"] for n in before.json["notes"]] == ["La note de Bob"]
+    post(alice, alice_fk, "La note d'Alice", "a" * 20)
+    # Bob may still be answered with what he has (304: nothing new for him yet); Alice sees her note at once.
+    assert get(bob, board_url(room, "/state"), headers={"If-None-Match": before.headers["ETag"]}).status_code == 304
+    assert "La note d'Alice" in [n["text"] for n in get(alice, board_url(room, "/state")).json["notes"]]
+    # Bob's own dot shows on the count of his answer at once (and brings Alice's note with it).
+    bob_note = before.json["notes"][0]["id"]
+    assert bob.post(board_url(room, "/votes"), base_url=BASE, headers={"Accept": "application/json"},
+                    data={"fk": bob_fk, "note": bob_note, "delta": "1"}).status_code == 200
+    after = get(bob, board_url(room, "/state"), headers={"If-None-Match": before.headers["ETag"]}).json
+    assert after["my_votes"] == {bob_note: 1}
+    assert {n["text"]: n["votes"] for n in after["notes"]} == {"La note de Bob": 1, "La note d'Alice": 0}
+    # The facilitator hides Bob's note: Alice's next answer no longer has it, whatever its age.
+    with app.test_request_context(), writing():
+        workshops.moderate(db.session.get(Board, room["board_id"]), bob_note, "hide")
+        db.session.commit()
+    assert [n["text"] for n in get(alice, board_url(room, "/state")).json["notes"]] == ["La note d'Alice"]
