@@ -343,11 +343,21 @@ def state(code: str, board_uid: str):
     return response
 
 
+def _writing(code: str, board_uid: str) -> tuple[int, str, WorkshopParticipant, Board]:
+    """(workshop id, join code, participant, board) for a phone's note or vote: the workshop's row is not
+    read (a post is one short write; the room keeps the code's workshop id and the device's participant id)."""
+    workshop_id = room_service.open_workshop_id(code, _open_ids())
+    participant_id = room_service.participant_id_for(workshop_id, g.device_token)
+    participant = db.session.get(WorkshopParticipant, participant_id) if participant_id is not None else None
+    if participant is None:
+        raise _NotJoinedError
+    join_code = room_service.normalise_code(code)
+    return workshop_id, join_code, participant, _board(workshop_id, board_uid, join_code)
+
+
 @bp.post("/r/<code>/b/<board_uid>/notes")
 def post_note(code: str, board_uid: str):
-    ws = _workshop(code)
-    participant = _need_participant(ws)
-    board = _board(ws, board_uid)
+    workshop_id, join_code, participant, board = _writing(code, board_uid)
     form = request.form
     try:
         note, created = room_service.post_note(board, participant, author=_author(), text=form.get("text"),
@@ -357,19 +367,17 @@ def post_note(code: str, board_uid: str):
         db.session.rollback()
         if _wants_json():
             return jsonify({"error": exc.message}), _status(exc)
-        return _board_page(ws, board, participant, status=400, error=exc.message, text=form.get("text", "")[:5000],
-                           category=form.get("category", ""))
+        return _board_page(db.session.get(Workshop, workshop_id), board, participant, status=400,
+                           error=exc.message, text=form.get("text", "")[:5000], category=form.get("category", ""))
     db.session.commit()
     if _wants_json():
         return jsonify({"id": note.uid, "created": created, "pending": note.pending}), 201 if created else 200
-    return redirect(url_for(".board", code=ws.join_code, board_uid=board.uid) + "#mine")
+    return redirect(url_for(".board", code=join_code, board_uid=board.uid) + "#mine")
 
 
 @bp.post("/r/<code>/b/<board_uid>/votes")
 def vote(code: str, board_uid: str):
-    ws = _workshop(code)
-    participant = _need_participant(ws)
-    board = _board(ws, board_uid)
+    workshop_id, join_code, participant, board = _writing(code, board_uid)
     raw = request.form.get("delta")
     delta = 1 if raw == "1" else -1 if raw == "-1" else 0
     try:
@@ -379,8 +387,9 @@ def vote(code: str, board_uid: str):
         db.session.rollback()
         if _wants_json():
             return jsonify({"error": exc.message}), _status(exc)
-        return _board_page(ws, board, participant, status=_status(exc), error=exc.message)
+        return _board_page(db.session.get(Workshop, workshop_id), board, participant, status=_status(exc),
+                           error=exc.message)
     db.session.commit()
     if _wants_json():
         return jsonify({"my_votes": weight})
-    return redirect(url_for(".board", code=ws.join_code, board_uid=board.uid) + "#board")
+    return redirect(url_for(".board", code=join_code, board_uid=board.uid) + "#board")

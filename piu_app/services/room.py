@@ -239,11 +239,17 @@ def _category(board: Board, category_uid: Any) -> NoteCategory | None:
     raise InvalidInputError(_("Catégorie inconnue."))
 
 
+def _check_room_board(board: Board) -> None:
+    """Refuse a write to a board of another city or in the trash. Its workshop's row is not read again: a
+    room opens only for one of our own workshops (`ensure_join_code`), and a board of another city's
+    workshop is another city's board (bundles refuse any other pairing)."""
+    check_editable(board)
+
+
 def post_note(board: Board, participant: WorkshopParticipant, *, author: str, text: Any, category_uid: Any,
               client_key: Any, now: dt.datetime | None = None) -> tuple[StickyNote, bool]:
     """Post a note; a resent note (same client key) is the same note. Return (note, created)."""
-    check_editable(board.workshop)
-    check_editable(board)
+    _check_room_board(board)
     if not isinstance(client_key, str) or not _CLIENT_KEY_RE.fullmatch(client_key):
         raise InvalidInputError(_("Clé de note invalide : rechargez la page."))
     existing = db.session.scalar(select(StickyNote).where(StickyNote.board_id == board.id,
@@ -289,8 +295,7 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
          now: dt.datetime | None = None) -> int:
     """Add (delta=1) or take back (delta=-1) one dot on a note; return the dots this phone has on it.
     `author` is the phone's author key (its next answer must show this dot)."""
-    check_editable(board.workshop)
-    check_editable(board)
+    _check_room_board(board)
     if delta not in (1, -1) or isinstance(delta, bool):
         raise InvalidInputError(_("Vote invalide."))
     if not accepts_votes(board, now):
