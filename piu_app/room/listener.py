@@ -155,6 +155,10 @@ class RoomListener:
             raise ConflictError(_("Le port %(port)d est déjà pris sur cet ordinateur (%(error)s) : fermez "
                                   "l'autre programme ou choisissez un autre port (réglage ROOM_PORT).",
                                   port=port, error=exc.strerror or exc)) from exc
+        if not windows:  # waitress's loop asks every connection at every turn: see room/loop.py
+            from .loop import idle_aware_asyncore
+
+            server.asyncore = idle_aware_asyncore()
         self.addresses, self.port = addresses, port
         self._wsgi.allowed_hosts = frozenset(f"{a.ip}:{port}" for a in addresses)
         self._server = server

@@ -393,17 +393,30 @@ def board_state_json(board_id: int, *, board_uid: str, workshop_id: int, author:
     snapshot's, read before its content: a phone never keeps older content under a newer version's tag."""
     need = board_versions.must_show(board_id, author)
     snap = room_memory.snapshot(board_id, uid=board_uid, need=need)
-    rules = snap.rules
-    if rules is None or rules.uid != board_uid or rules.deleted or rules.state == "draft" or rules.workshop_id != workshop_id:
+    if not seen_by_room(snap, board_uid, workshop_id):
         raise NotFoundError(_("Ce tableau n'existe pas ou n'est pas encore ouvert."))
     view = room_memory.phone_view(snap, author, participant, need=need)
-    head = {**_board_header(rules, snap.version, _now(now), view.my_votes), "mine": view.mine, "own": view.own,
-            "my_votes": view.my_votes, "chain": snap.chain}
+    return snap.version, state_json(snap, view, since=since, now=now)
+
+
+def seen_by_room(snap: room_memory.BoardSnapshot, board_uid: str, workshop_id: int) -> bool:
+    """Whether the snapshot's board is that board of that workshop, and the room may show it."""
+    rules = snap.rules
+    return not (rules is None or rules.uid != board_uid or rules.deleted or rules.state == "draft"
+                or rules.workshop_id != workshop_id)
+
+
+def state_json(snap: room_memory.BoardSnapshot, view: room_memory.PhoneView, *, since: Any = None,
+               now: dt.datetime | None = None) -> str:
+    """The JSON a phone's poll is answered with (see board_state_json)."""
+    assert snap.rules is not None
+    head = {**_board_header(snap.rules, snap.version, _now(now), view.my_votes), "mine": view.mine,
+            "own": view.own, "my_votes": view.my_votes, "chain": snap.chain}
     body = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
     delta = room_memory.changes_since(snap, since)
     if delta is None:
-        return snap.version, body[:-1] + ',"delta":false,"notes":' + snap.text + "}"
-    return snap.version, body[:-1] + ',"delta":true,' + delta + "}"
+        return body[:-1] + ',"delta":false,"notes":' + snap.text + "}"
+    return body[:-1] + ',"delta":true,' + delta + "}"
 
 
 def _epoch_ms(moment: dt.datetime | None) -> int | None:

@@ -187,6 +187,29 @@ def snapshot(board_id: int, *, uid: str | None = None, need: int = 0, max_age: f
         return _read(board_id, hit, keep=True)
 
 
+def kept_snapshot(board_id: int, uid: str, need: int) -> BoardSnapshot | None:
+    """The snapshot `snapshot` would answer without reading anything, or None (the room's pre-Flask poll)."""
+    hit = _same_board(_snapshots.get(board_id), uid)
+    return hit if _fits(hit, need, SHARED_MAX_AGE) else None
+
+
+def kept_phone_view(snap: BoardSnapshot, author: str, participant_id: int, need: int) -> PhoneView | None:
+    """The phone's own part `phone_view` would answer without reading anything, or None."""
+    hit = _phones.get((snap.board_id, author))
+    if (hit is not None and snap.rules is not None and hit.version >= need and hit.visible == snap.rules.visible
+            and hit.participant_id == participant_id):
+        return hit
+    return None
+
+
+def kept_workshop_id(code: str) -> int | None:
+    return _codes.get(code)
+
+
+def kept_participant_id(workshop: int, device_hash: str) -> int | None:
+    return _participants.get((workshop, device_hash))
+
+
 def _same_board(hit: BoardSnapshot | None, uid: str | None) -> BoardSnapshot | None:
     if hit is None or uid is None or (hit.rules is not None and hit.rules.uid == uid):
         return hit

@@ -145,3 +145,54 @@ def test_others_notes_may_lag_half_a_second_but_never_ones_own_nor_the_facilitat
         workshops.moderate(db.session.get(Board, room["board_id"]), bob_note, "hide")
         db.session.commit()
     assert [n["text"] for n in get(alice, board_url(room, "/state")).json["notes"]] == ["La note d'Alice"]
+
+
+def test_a_poll_from_memory_is_answered_as_flask_answers_it(app: Flask, room: dict, monkeypatch) -> None:  # noqa: F811
+    """Once the room holds everything a poll needs, the poll is answered before Flask (no request, no
+    query): the answer must be the one Flask gives, headers and body, and anything unusual goes to Flask."""
+    import gzip
+
+    def body(answer) -> dict:
+        data = gzip.decompress(answer.data) if answer.headers.get("Content-Encoding") == "gzip" else answer.data
+        return json.loads(data)
+
+    alice, alice_fk = joined(room)
+    for i in range(4):  # enough for a gzipped answer
+        assert alice.post(board_url(room, "/notes"), base_url=BASE, headers={"Accept": "application/json"},
+                          data={"fk": alice_fk, "text": f"Note {i} : " + "assez longue " * 15,
+                                "category": room["categories"][0], "client_key": f"{i}" * 20}).status_code == 201
+    headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
+    first = get(alice, board_url(room, "/state"), headers=headers)  # Flask answers, the room keeps what it read
+    assert first.headers.get("Content-Encoding") == "gzip"
+    since = body(first)
+    since = f"{since['chain']}.{since['v'] - 1}"
+    wsgi = room["wsgi"]
+    flask_app = wsgi.flask_app.wsgi_app
+    reached_flask = []
+
+    def counting(environ, start_response):
+        reached_flask.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+
+    monkeypatch.setattr(wsgi.flask_app, "wsgi_app", counting)
+    for query in ("", f"?since={since}"):
+        fast = get(alice, board_url(room, "/state" + query), headers=headers)
+        assert reached_flask == [], "a poll the room could answer from memory reached Flask"
+        monkeypatch.setattr(wsgi, "_poll_from_memory", lambda *_a: None)
+        slow = get(alice, board_url(room, "/state" + query), headers=headers)
+        monkeypatch.undo()
+        monkeypatch.setattr(wsgi.flask_app, "wsgi_app", counting)
+        assert len(reached_flask) == 1
+        reached_flask.clear()
+        assert fast.status_code == slow.status_code == 200
+        for name in ("Content-Type", "ETag", "Cache-Control", "Content-Encoding", "Vary", "Content-Security-Policy",
+                     "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
+            assert fast.headers.get(name) == slow.headers.get(name), name
+        fast_json, slow_json = body(fast), body(slow)
+        fast_json.pop("now"), slow_json.pop("now")
+        assert fast_json == slow_json
+    # A phone the room does not know, a NUL in the query, another board's uid: Flask answers (or refuses).
+    stranger, _fk = joined(room)
+    assert get(stranger, board_url(room, "/state"), headers=headers).status_code == 200
+    assert get(alice, board_url(room, "/state?since=%00"), headers=headers).status_code == 400
+    assert len([path for path in reached_flask if path.endswith("/state")]) == 2
