@@ -417,7 +417,7 @@ def main() -> int:
     parser.add_argument("--votes", type=int, default=3, help="votes per phone")
     parser.add_argument("--cut-rate", type=float, default=0.1, help="share of posts cut on their first try")
     parser.add_argument("--resend-rate", type=float, default=0.1, help="share of answered posts sent again")
-    parser.add_argument("--threads", type=int, default=4, help="room listener threads (ROOM_THREADS)")
+    parser.add_argument("--threads", type=int, default=1, help="room listener threads (ROOM_THREADS)")
     parser.add_argument("--connection-limit", type=int, default=1000)
     parser.add_argument("--windows", action="store_true", help="model Windows: select(), 500 sockets at most")
     parser.add_argument("--timeout", type=float, default=30)

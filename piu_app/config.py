@@ -47,9 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROOM_ADDRESSES", "",
             "Addresses the room listener binds, separated by commas. Empty: every private LAN address of the "
             "laptop (IPv4, not loopback, not link-local). The load benchmark uses 127.0.0.1."),
-    Setting("ROOM_THREADS", 4,
-            "Worker threads of the room listener; 4 served 500 phones with the most requests a second and the "
-            "lowest tails of 1, 2 and 4 on a 2-core machine (see bench/RESULTS.md, \"Room\")."),
+    Setting("ROOM_THREADS", 1,
+            "Worker threads of the room listener; 1 served 500 phones with p95 62 ms a post, 4 with p95 960 ms "
+            "(one Python process: the threads only compete for the interpreter; see bench/RESULTS.md, \"Room\")."),
     Setting("ROOM_CONNECTION_LIMIT", 1000,
             "Concurrent connections the room listener accepts (on Windows at most 500: select() watches 512 "
             "sockets)."),

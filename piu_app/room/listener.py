@@ -144,7 +144,7 @@ class RoomListener:
             limit = min(limit, WINDOWS_SELECT_LIMIT)
         try:
             server = create_server(self._wsgi, listen=" ".join(f"{a.ip}:{port}" for a in addresses),
-                                   threads=int(config.get("ROOM_THREADS") or 4), connection_limit=limit,
+                                   threads=int(config.get("ROOM_THREADS") or 1), connection_limit=limit,
                                    channel_timeout=60, ident="PIU-salle", clear_untrusted_proxy_headers=True,
                                    asyncore_use_poll=not windows, map={})
         except OSError as exc:
