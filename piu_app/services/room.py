@@ -45,6 +45,9 @@ _CLIENT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _UID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 NAME_MAX = 200
+# Notes one phone may post on one board: a participant writes a few, and a script posting without end
+# would fill the projector and slow every phone's poll (the facilitator types without this limit).
+NOTES_PER_PHONE = 50
 ACTOR_GROUP_VOCABULARY = "barrier_actor_group"
 
 
@@ -262,6 +265,11 @@ def post_note(board: Board, participant: WorkshopParticipant, *, author: str, te
         raise ConflictError(_("Ce tableau ne reçoit plus de notes."))
     text = _text(text, label=_("Note"), max_length=board.note_max_length, multiline=True, required=True)
     category = _category(board, category_uid)
+    written = db.session.scalar(select(func.count()).select_from(StickyNote).where(
+        StickyNote.board_id == board.id, StickyNote.author_key == author))
+    if written >= NOTES_PER_PHONE:
+        raise ConflictError(_("Vous avez déjà envoyé %(n)d notes sur ce tableau : c'est le maximum par "
+                              "participant.", n=NOTES_PER_PHONE))
     position = (db.session.scalar(select(func.max(StickyNote.position)).where(StickyNote.board_id == board.id))
                 or 0) + 1
     note = StickyNote(board_id=board.id, category_id=category.id if category else None, text=text,

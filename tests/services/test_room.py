@@ -228,3 +228,20 @@ def test_every_change_raises_the_board_version(ctx) -> None:
     _post(board, phone, key=note.client_key)  # a resend changes nothing
     db.session.commit()
     assert board_versions.current(board.id) == after_post + 1
+
+
+def test_a_phone_may_post_so_many_notes_on_a_board_and_no_more(ctx, monkeypatch) -> None:
+    """A script on a phone posting without end is refused once it reaches the limit; its notes stay, a resent
+    note still answers, and another phone may still post."""
+    monkeypatch.setattr(room, "NOTES_PER_PHONE", 3)
+    workshop = make_workshop()
+    board = make_board(workshop)
+    script, other = _phone(workshop), _phone(workshop)
+    keys = [f"script-key-{i:02d}" for i in range(3)]
+    for key in keys:
+        _post(board, script, key=key)
+    with pytest.raises(ConflictError, match="3 notes"):
+        _post(board, script, key="script-key-99")
+    assert _post(board, script, key=keys[0])[1] is False  # a resend of a note it has is still the same note
+    assert _post(board, other)[1] is True
+    assert db.session.scalar(db.select(db.func.count()).select_from(StickyNote)) == 4
