@@ -31,6 +31,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, select
@@ -271,24 +272,22 @@ def votes_of(board_id: int, participant_id: int | None) -> dict[str, int]:
     return {uid: weight for uid, weight in rows}
 
 
-def workshop_id(code: str, lookup) -> int | None:  # type: ignore[no-untyped-def]
+def workshop_id(code: str, lookup: Callable[[], int | None]) -> int | None:
     """The workshop id of a (normalised) join code, kept once found: a code never changes owner."""
-    found = _codes.get(code)
-    if found is None:
-        found = lookup()
-        if found is not None and not _wrote():
-            _codes[code] = found
-    return found
+    return _kept(_codes, code, lookup)
 
 
-def participant_id(workshop: int, device_hash: str, lookup) -> int | None:  # type: ignore[no-untyped-def]
+def participant_id(workshop: int, device_hash: str, lookup: Callable[[], int | None]) -> int | None:
     """The participant id of a device in a workshop, kept once found (until a participant is removed)."""
-    key = (workshop, device_hash)
-    found = _participants.get(key)
+    return _kept(_participants, (workshop, device_hash), lookup)
+
+
+def _kept(kept: dict[Any, int], key: Any, lookup: Callable[[], int | None]) -> int | None:
+    found = kept.get(key)
     if found is None:
         found = lookup()
-        if found is not None and not _wrote():
-            _participants[key] = found
+        if found is not None and not _wrote():  # what a writing transaction read may yet be rolled back
+            kept[key] = found
     return found
 
 
