@@ -35,10 +35,10 @@ class RoomWSGI:
         self.allowed_hosts: frozenset[str] = frozenset(allowed_hosts)
         # (code, board uid) → board id, filled by the slow path once it has checked that the board belongs to
         # the open workshop of that code; emptied when a room closes.
-        self.poll_boards: dict[tuple[str, str], int] = {}
+        self.poll_boards: dict[tuple[str, str], tuple[int, int]] = {}  # → (board id, workshop id)
         from ..services import board_versions
 
-        self._current = board_versions.current
+        self._published = board_versions.published
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("HTTP_HOST", "").lower() not in self.allowed_hosts:
@@ -48,8 +48,9 @@ class RoomWSGI:
         etag = environ.get("HTTP_IF_NONE_MATCH")
         if etag and environ.get("REQUEST_METHOD") == "GET":
             match = POLL_PATH.fullmatch(environ.get("PATH_INFO", ""))
-            board_id = self.poll_boards.get(match.groups()) if match else None  # type: ignore[call-overload]
-            if board_id is not None and etag == f'"b{self._current(board_id)}"':
+            known = self.poll_boards.get(match.groups()) if match else None  # type: ignore[call-overload]
+            if (known is not None and known[1] in self.flask_app.extensions["piu_room_open"]
+                    and etag == f'"b{self._published(known[0])}"'):
                 start_response("304 Not Modified", [("ETag", etag), ("Cache-Control", "no-cache"), *_HEADERS])
                 return [b""]
         if environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO", "").endswith("/state"):
@@ -77,9 +78,10 @@ class RoomWSGI:
         if workshop_id is None or workshop_id not in self.flask_app.extensions["piu_room_open"]:
             return None
         participant_id = room_memory.kept_participant_id(workshop_id, room_service.device_hash(token))
-        board_id = self.poll_boards.get((code, board_uid))
-        if participant_id is None or board_id is None:
+        known = self.poll_boards.get((code, board_uid))
+        if participant_id is None or known is None or known[1] != workshop_id:
             return None
+        board_id = known[0]
         author = room_service.author_key(self.flask_app.config["SECRET_KEY"], token)
         need = board_versions.must_show(board_id, author)
         snap = room_memory.kept_snapshot(board_id, board_uid, need)

@@ -175,7 +175,7 @@ def _board(workshop: Workshop | int, board_uid: str, code: str = "") -> Board:
     board = room_service.board_of(workshop, board_uid)
     join_code = code if isinstance(workshop, int) else workshop.join_code
     # From now on an unchanged poll of this board is answered before Flask (see app.RoomWSGI).
-    current_app.extensions["piu_room_wsgi"].poll_boards[(join_code, board.uid)] = board.id
+    current_app.extensions["piu_room_wsgi"].poll_boards[(join_code, board.uid)] = (board.id, board.workshop_id)
     return board
 
 
@@ -328,9 +328,9 @@ def state(code: str, board_uid: str):
     if participant_id is None:
         raise _NotJoinedError
     join_code = room_service.normalise_code(code)
-    board_id = current_app.extensions["piu_room_wsgi"].poll_boards.get((join_code, board_uid))
-    if board_id is None:
-        board_id = _board(workshop_id, board_uid, join_code).id
+    known = current_app.extensions["piu_room_wsgi"].poll_boards.get((join_code, board_uid))
+    board_id = known[0] if known is not None and known[1] == workshop_id else _board(workshop_id, board_uid,
+                                                                                       join_code).id
     version, body = room_service.board_state_json(board_id, board_uid=board_uid, workshop_id=workshop_id,
                                                   author=_author(),
                                                   participant=participant_id, since=request.args.get("since"))

@@ -45,6 +45,12 @@ def current(board_id: int) -> int:
         return _versions.setdefault(board_id, stored)
 
 
+def published(board_id: int) -> int | None:
+    """The board's version held in memory, or None if none is yet (never reads the database: for the room's
+    answers made before Flask, outside any application context)."""
+    return _versions.get(board_id)
+
+
 def bump(board: Board, *, phone: str = "") -> None:
     """Raise the board's version with the change being written (call inside the writing transaction).
 

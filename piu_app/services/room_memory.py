@@ -142,6 +142,7 @@ _reading: dict[int, threading.Lock] = {}
 _codes: dict[str, int] = {}
 _participants: dict[tuple[int, str], int] = {}
 _PARTICIPANTS_CHANGED = "piu_room_participants_changed"
+_generation = 0  # raised whenever kept things are dropped: a read that began before is not kept
 
 
 def _wrote() -> bool:
@@ -191,7 +192,8 @@ def snapshot(board_id: int, *, uid: str | None = None, need: int = 0, max_age: f
 def kept_snapshot(board_id: int, uid: str, need: int) -> BoardSnapshot | None:
     """The snapshot `snapshot` would answer without reading anything, or None (the room's pre-Flask poll)."""
     hit = _same_board(_snapshots.get(board_id), uid)
-    return hit if _fits(hit, need, SHARED_MAX_AGE) else None
+    current = board_versions.published(board_id)
+    return hit if current is not None and _fits(hit, need, SHARED_MAX_AGE, current) else None
 
 
 def kept_phone_view(snap: BoardSnapshot, author: str, participant_id: int, need: int) -> PhoneView | None:
@@ -217,16 +219,22 @@ def _same_board(hit: BoardSnapshot | None, uid: str | None) -> BoardSnapshot | N
     return None
 
 
-def _fits(hit: BoardSnapshot | None, need: int, max_age: float) -> bool:
+def _fits(hit: BoardSnapshot | None, need: int, max_age: float, current: int | None = None) -> bool:
     if hit is None or hit.version < need:
         return False
-    return hit.version >= board_versions.current(hit.board_id) or time.monotonic() - hit.read_at < max_age
+    if current is None:
+        current = board_versions.current(hit.board_id)
+    return hit.version >= current or time.monotonic() - hit.read_at < max_age
 
 
 def _read(board_id: int, previous: BoardSnapshot | None, *, keep: bool) -> BoardSnapshot:
-    version = board_versions.current(board_id)  # read first: what follows is this version or newer
-    row = db.session.execute(select(*_RULE_COLUMNS).where(Board.id == board_id)).first()
-    rules = BoardRules(*row) if row is not None else None
+    # The version is the board's stored revision, read with its rules in this transaction: the content that
+    # follows is of that version or newer. (The version published in memory is not: on SQLite a request
+    # reads the database as it was at its first SELECT, which may be before the last change it knows of.)
+    published = board_versions.current(board_id)  # also puts it in memory for the room's 304s before Flask
+    row = db.session.execute(select(Board.revision, *_RULE_COLUMNS).where(Board.id == board_id)).first()
+    version = (row[0] or 0) if row is not None else published
+    rules = BoardRules(*row[1:]) if row is not None else None
     notes = []
     if rules is not None and rules.visible:
         notes = [note_json(uid, text, cat, votes) for uid, text, cat, votes, _p
@@ -248,7 +256,8 @@ def phone_view(snap: BoardSnapshot, author: str, participant_id: int | None, *, 
     if (not wrote and hit is not None and hit.version >= need and hit.visible == rules.visible
             and hit.participant_id == participant_id):
         return hit
-    version = board_versions.current(rules.id)
+    generation = _generation
+    version = db.session.scalar(select(Board.revision).where(Board.id == rules.id)) or 0  # as in `_read`
     mine, own = [], []
     for uid, text, cat, votes, pending in note_rows(rules.id, StickyNote.author_key == author):
         if rules.visible and not pending:
@@ -259,7 +268,8 @@ def phone_view(snap: BoardSnapshot, author: str, participant_id: int | None, *, 
     made = PhoneView(version, rules.visible, participant_id, mine, own, my_votes)
     if not wrote:
         with _lock:
-            _phones[key] = made
+            if generation == _generation:  # nothing was forgotten while it was read
+                _phones[key] = made
     return made
 
 
@@ -285,9 +295,13 @@ def participant_id(workshop: int, device_hash: str, lookup: Callable[[], int | N
 def _kept(kept: dict[Any, int], key: Any, lookup: Callable[[], int | None]) -> int | None:
     found = kept.get(key)
     if found is None:
+        generation = _generation
         found = lookup()
-        if found is not None and not _wrote():  # what a writing transaction read may yet be rolled back
-            kept[key] = found
+        with _lock:
+            # Not kept if a writing transaction read it (it may roll back), or if what is kept was forgotten
+            # meanwhile (a participant removed while this was read: the read may predate the removal).
+            if found is not None and not _wrote() and generation == _generation:
+                kept[key] = found
     return found
 
 
@@ -299,7 +313,9 @@ def participants_changed() -> None:
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop(_PARTICIPANTS_CHANGED, False):
+        global _generation
         with _lock:
+            _generation += 1
             _participants.clear()
             _phones.clear()
 
@@ -311,7 +327,9 @@ def _after_rollback(session: Session) -> None:
 
 def forget() -> None:
     """Drop everything kept (tests; a restored backup; a room opened or closed)."""
+    global _generation
     with _lock:
+        _generation += 1
         _snapshots.clear()
         _phones.clear()
         _reading.clear()

@@ -179,23 +179,32 @@ def test_an_unchanged_poll_is_a_304_without_flask(room: dict, monkeypatch: pytes
     assert [n["text"] for n in changed.json["notes"]] == ["Une note"]
 
 
-def test_a_poll_is_tagged_with_the_version_read_before_its_notes(room: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A note committed while a poll is being answered raises the version: the answer must carry the
-    version read before the notes, or the phone would keep the older notes under the newer tag (every
-    later poll answered 304 until the next change)."""
-    client, fk = joined(room)
-    first = get(client, board_url(room, "/state")).headers["ETag"]
-    read_notes = []
-    real_rows = room_memory.note_rows
+def test_a_snapshot_is_tagged_with_the_version_its_content_has(app: Flask, room: dict) -> None:
+    """A request's read may begin before a change is committed and published (on SQLite it then reads the
+    database as it was): its snapshot must carry the version of what it read, never the newer published one,
+    or every phone would keep the older content under the newer tag (answered 304 until the next change)."""
+    import threading
 
-    def rows(*args, **kwargs):
-        read_notes.append(True)
-        return real_rows(*args, **kwargs)
+    author, fk = joined(room)
+    with app.test_request_context():
+        db.session.get(__import__("piu_app.models", fromlist=["Board"]).Board, room["board_id"])  # the read begins
 
-    monkeypatch.setattr(room_memory, "note_rows", rows)
-    # A post commits while the poll reads the notes: version 7 before, 8 after.
-    monkeypatch.setattr(board_versions, "current", lambda _board_id: 8 if read_notes else 7)
-    assert get(client, board_url(room, "/state")).headers["ETag"] == '"b7"' != first
+        def post() -> None:  # meanwhile a phone's note is committed and published
+            answer = author.post(board_url(room, "/notes"), base_url=BASE, headers={"Accept": "application/json"},
+                                 data={"fk": fk, "text": "Une note arrivée pendant la lecture",
+                                       "category": room["categories"][0], "client_key": "w" * 20})
+            assert answer.status_code == 201
+
+        thread = threading.Thread(target=post)
+        thread.start()
+        thread.join()
+        published = board_versions.current(room["board_id"])
+        snap = room_memory.snapshot(room["board_id"], need=0, max_age=0)
+        has_note = any(n["text"] == "Une note arrivée pendant la lecture" for n in snap.notes)
+        assert has_note == (snap.version >= published), (has_note, snap.version, published)
+        db.session.rollback()
+    state = get(author, board_url(room, "/state")).json
+    assert [n["text"] for n in state["notes"]] == ["Une note arrivée pendant la lecture"]
 
 
 def test_one_thread_reads_a_board_s_notes_per_version(app: Flask, room: dict, monkeypatch: pytest.MonkeyPatch) -> None:
