@@ -66,7 +66,7 @@ class RoomWSGI:
         """A poll's answer from memory, the same as participate.state's, or None to let Flask answer."""
         from ..services import board_versions, room_memory
         from ..services import room as room_service
-        from .participate import DEVICE_COOKIE, GZIP_MIN_BYTES
+        from .participate import DEVICE_COOKIE, GZIP_MIN_BYTES, JSON_GZIP_LEVEL
 
         query = environ.get("QUERY_STRING", "")
         if "\x00" in query or "%00" in query:
@@ -97,7 +97,7 @@ class RoomWSGI:
         body = room_service.state_json(snap, view, since=since).encode()
         headers = [("Content-Type", "application/json"), ("ETag", etag), ("Cache-Control", "no-cache"), *_HEADERS]
         if len(body) >= GZIP_MIN_BYTES and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)  # as participate._compressed does for JSON
+            body = gzip.compress(body, compresslevel=JSON_GZIP_LEVEL)  # as participate._compressed does
             headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
         headers.append(("Content-Length", str(len(body))))
         return "200 OK", headers, body

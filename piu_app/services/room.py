@@ -340,11 +340,6 @@ def vote(board: Board, participant: WorkshopParticipant, *, note_uid: Any, delta
     return weight
 
 
-def votes_used(board: Board, participant: WorkshopParticipant | int | None) -> dict[str, int]:
-    """Return {note uid: dots} this participant (or participant id) put on the board's notes."""
-    return room_memory.votes_of(board.id, _participant_id(participant))
-
-
 def forget_shared() -> None:
     """Drop what the room keeps in memory (tests; a restored backup)."""
     room_memory.forget()
